@@ -1,0 +1,107 @@
+//! `items-api`: REST CRUD for items behind API Gateway (proxy integration).
+//!
+//! Routes (template.yaml `ItemsApiFunction` events):
+//! `POST /items`, `GET /items`, `GET|PUT|DELETE /items/{id}`. Everything else is a JSON 404/405.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use shared::ApiError;
+use shared::config::{self, ConfigError, EnvSource};
+use shared::items::{CreateItemRequest, ItemsRepo, ListParams, ListRequest, UpdateItemRequest};
+use shared::rest::{self, Responder};
+use shared::validate;
+
+/// Everything the handler needs, built once per process.
+#[derive(Debug, Clone)]
+pub struct App {
+    items: ItemsRepo,
+    responder: Responder,
+}
+
+impl App {
+    pub fn new(items: ItemsRepo, responder: Responder) -> Self {
+        Self { items, responder }
+    }
+
+    /// Reads `ITEMS_TABLE` and `CORS_ALLOW_ORIGIN` (set by template.yaml).
+    pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let table = config::required(env, "ITEMS_TABLE")?;
+        let origin = config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into());
+        Ok(Self::new(
+            ItemsRepo::new(aws_sdk_dynamodb::Client::new(sdk), table),
+            Responder::new(&origin),
+        ))
+    }
+
+    /// Never fails: every outcome, including bad input, is an HTTP response.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        self.responder.finish(self.route(&req).await)
+    }
+
+    async fn route(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let method = req.method().clone();
+        if method == Method::OPTIONS {
+            return Ok(rest::preflight());
+        }
+        let segments = rest::path_segments(req);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match segments.as_slice() {
+            ["items"] => match method {
+                Method::POST => self.create(req).await,
+                Method::GET => self.list(req).await,
+                _ => Err(ApiError::method_not_allowed("GET, POST, OPTIONS")),
+            },
+            ["items", id] => {
+                let id = validate::uuid("id", id)?;
+                match method {
+                    Method::GET => Ok(rest::json(StatusCode::OK, &self.items.get(&id).await?)),
+                    Method::PUT => self.update(req, &id).await,
+                    Method::DELETE => {
+                        self.items.delete(&id).await?;
+                        Ok(rest::no_content())
+                    }
+                    _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE, OPTIONS")),
+                }
+            }
+            _ => Err(ApiError::route_not_found(method.as_str(), req.uri().path())),
+        }
+    }
+
+    async fn create(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let key = rest::header_str(req, "idempotency-key")?
+            .map(shared::items::idempotency_key)
+            .transpose()?;
+        let new = rest::parse_json::<CreateItemRequest>(req)?.validate()?;
+        let created = self.items.create(new, key.as_deref()).await?;
+        let mut response = rest::json(StatusCode::CREATED, &created.item);
+        if created.replayed {
+            response.headers_mut().insert(
+                "idempotent-replayed",
+                http::HeaderValue::from_static("true"),
+            );
+        }
+        Ok(response)
+    }
+
+    async fn update(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let patch = rest::parse_json::<UpdateItemRequest>(req)?.validate()?;
+        Ok(rest::json(
+            StatusCode::OK,
+            &self.items.update(id, patch).await?,
+        ))
+    }
+
+    async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        rest::reject_unknown_query_params(req, &ListParams::NAMES)?;
+        let params = ListParams {
+            limit: rest::query_param(req, "limit")?,
+            cursor: rest::query_param(req, "cursor")?,
+            status: rest::query_param(req, "status")?,
+            email: rest::query_param(req, "email")?,
+            from: rest::query_param(req, "from")?,
+            to: rest::query_param(req, "to")?,
+        };
+        let page = self.items.list(&ListRequest::parse(&params)?).await?;
+        Ok(rest::json(StatusCode::OK, &page))
+    }
+}

@@ -1,0 +1,498 @@
+//! template.yaml, read as data: resources, parameters, globals, and intrinsic functions.
+//!
+//! YAML short forms (`!Ref`, `!GetAtt`, `!Sub`, ...) are normalised to their long JSON forms
+//! (`{"Ref": ..}`, `{"Fn::GetAtt": [..]}`) so everything downstream works on `serde_json::Value`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("template has no resource `{0}`")]
+    NoSuchResource(String),
+    #[error("cannot resolve {0}")]
+    Unresolved(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub kind: String,
+    pub properties: Value,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub resources: BTreeMap<String, Resource>,
+    pub parameter_defaults: BTreeMap<String, String>,
+    pub globals: Value,
+}
+
+impl Template {
+    /// The repository's template.yaml, found from this crate's location (or `KIT_TEMPLATE`).
+    pub fn load_project() -> Result<Self, TemplateError> {
+        Self::load(&project_template_path())
+    }
+
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let yaml: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
+        let doc = to_json(yaml);
+        let mut resources = BTreeMap::new();
+        for (id, body) in doc
+            .get("Resources")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            resources.insert(
+                id.clone(),
+                Resource {
+                    kind: body
+                        .get("Type")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    properties: body
+                        .get("Properties")
+                        .cloned()
+                        .unwrap_or(Value::Object(Map::new())),
+                    metadata: body.get("Metadata").cloned().unwrap_or(Value::Null),
+                },
+            );
+        }
+        let mut parameter_defaults = BTreeMap::new();
+        for (name, body) in doc
+            .get("Parameters")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(default) = body.get("Default") {
+                parameter_defaults.insert(name.clone(), scalar_string(default).unwrap_or_default());
+            }
+        }
+        Ok(Self {
+            resources,
+            parameter_defaults,
+            globals: doc.get("Globals").cloned().unwrap_or(Value::Null),
+        })
+    }
+
+    pub fn resource(&self, id: &str) -> Result<&Resource, TemplateError> {
+        self.resources
+            .get(id)
+            .ok_or_else(|| TemplateError::NoSuchResource(id.to_string()))
+    }
+
+    pub fn resources_of_kind<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Resource)> + 'a {
+        self.resources.iter().filter(move |(_, r)| r.kind == kind)
+    }
+
+    /// A function's environment as the template declares it: `Globals.Function` variables
+    /// overlaid by the function's own, still unresolved.
+    pub fn function_environment(
+        &self,
+        function_id: &str,
+    ) -> Result<Map<String, Value>, TemplateError> {
+        let function = self.resource(function_id)?;
+        let mut vars = self
+            .globals
+            .pointer("/Function/Environment/Variables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(own) = function
+            .properties
+            .pointer("/Environment/Variables")
+            .and_then(Value::as_object)
+        {
+            vars.extend(own.clone());
+        }
+        Ok(vars)
+    }
+
+    /// A function property, falling back to `Globals.Function` (e.g. `Timeout`).
+    pub fn function_property(&self, function_id: &str, name: &str) -> Option<Value> {
+        let function = self.resources.get(function_id)?;
+        function
+            .properties
+            .get(name)
+            .cloned()
+            .or_else(|| self.globals.pointer(&format!("/Function/{name}")).cloned())
+    }
+
+    /// The cargo binary that implements a function (`Metadata.BuildProperties.Binary`).
+    pub fn function_binary(&self, function_id: &str) -> Result<String, TemplateError> {
+        self.resource(function_id)?
+            .metadata
+            .pointer("/BuildProperties/Binary")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                TemplateError::Unsupported(format!(
+                    "{function_id} has no Metadata.BuildProperties.Binary"
+                ))
+            })
+    }
+
+    /// The logical ids of resources a value refers to (Ref, GetAtt, Sub), parameters excluded.
+    pub fn references(&self, value: &Value) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        collect_refs(value, &mut out);
+        out.retain(|id| self.resources.contains_key(id));
+        out
+    }
+}
+
+pub fn project_template_path() -> PathBuf {
+    if let Ok(path) = std::env::var("KIT_TEMPLATE") {
+        return PathBuf::from(path);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("template.yaml")
+}
+
+fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// YAML -> JSON, turning CloudFormation short-form tags into long-form intrinsics.
+fn to_json(value: serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or_default())
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    other => scalar_string(&to_json(other)).unwrap_or_default(),
+                };
+                out.insert(key, to_json(v));
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let inner = to_json(tagged.value);
+            let (key, inner) = match tag {
+                "Ref" => ("Ref".to_string(), inner),
+                "Condition" => ("Condition".to_string(), inner),
+                "GetAtt" => {
+                    // `!GetAtt A.B` is a string; the long form is a list.
+                    let inner = match inner {
+                        Value::String(s) => match s.split_once('.') {
+                            Some((a, b)) => Value::Array(vec![Value::from(a), Value::from(b)]),
+                            None => Value::String(s),
+                        },
+                        other => other,
+                    };
+                    ("Fn::GetAtt".to_string(), inner)
+                }
+                other => (format!("Fn::{other}"), inner),
+            };
+            let mut out = Map::new();
+            out.insert(key, inner);
+            Value::Object(out)
+        }
+    }
+}
+
+fn collect_refs(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("Ref") {
+                out.insert(target.clone());
+            }
+            if let Some(Value::Array(parts)) = map.get("Fn::GetAtt")
+                && let Some(Value::String(target)) = parts.first()
+            {
+                out.insert(target.clone());
+            }
+            if let Some(sub) = map.get("Fn::Sub") {
+                let text = match sub {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Array(parts) => parts.first().and_then(Value::as_str),
+                    _ => None,
+                };
+                for var in text.map(sub_variables).unwrap_or_default() {
+                    out.insert(var.split('.').next().unwrap_or_default().to_string());
+                }
+            }
+            for v in map.values() {
+                collect_refs(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+fn sub_variables(text: &str) -> Vec<String> {
+    let mut vars = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        if let Some(literal) = after.strip_prefix('!') {
+            rest = literal;
+            continue;
+        }
+        match after.find('}') {
+            Some(end) => {
+                vars.push(after[..end].trim().to_string());
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    vars
+}
+
+/// What a provisioned resource answers to `Ref` and `Fn::GetAtt`.
+#[derive(Debug, Clone, Default)]
+pub struct Physical {
+    pub reference: String,
+    pub attributes: HashMap<String, String>,
+}
+
+/// Evaluates intrinsic functions against provisioned resources and parameter values.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    pub physical: HashMap<String, Physical>,
+    pub parameters: BTreeMap<String, String>,
+    pub region: String,
+    pub account_id: String,
+    pub stack_name: String,
+}
+
+impl Resolver {
+    pub fn resolve(&self, value: &Value) -> Result<Value, TemplateError> {
+        match value {
+            Value::Object(map) if map.len() == 1 => {
+                let (key, arg) = map.iter().next().expect("len is 1");
+                match key.as_str() {
+                    "Ref" => self
+                        .reference(arg.as_str().unwrap_or_default())
+                        .map(Value::String),
+                    "Fn::GetAtt" => {
+                        let parts: Vec<&str> = arg
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        match parts.as_slice() {
+                            [id, attr] => self.attribute(id, attr).map(Value::String),
+                            _ => Err(TemplateError::Unresolved(format!("Fn::GetAtt {arg}"))),
+                        }
+                    }
+                    "Fn::Sub" => self.sub(arg).map(Value::String),
+                    "Fn::Join" => {
+                        let parts = arg
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::Join {arg}")))?;
+                        let sep = parts[0].as_str().unwrap_or_default();
+                        let items = self.resolve(&parts[1])?;
+                        let strings: Vec<String> = items
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(scalar_string)
+                            .collect();
+                        Ok(Value::String(strings.join(sep)))
+                    }
+                    _ if key.starts_with("Fn::") => Err(TemplateError::Unsupported(format!(
+                        "intrinsic {key} is not supported locally"
+                    ))),
+                    _ => Ok(Value::Object(
+                        map.iter()
+                            .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
+                            .collect::<Result<_, TemplateError>>()?,
+                    )),
+                }
+            }
+            Value::Object(map) => Ok(Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            )),
+            Value::Array(items) => Ok(Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.resolve(v))
+                    .collect::<Result<_, _>>()?,
+            )),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Resolves to a string (numbers and booleans rendered as text).
+    pub fn resolve_string(&self, value: &Value) -> Result<String, TemplateError> {
+        let resolved = self.resolve(value)?;
+        scalar_string(&resolved)
+            .ok_or_else(|| TemplateError::Unresolved(format!("{value} is not a scalar")))
+    }
+
+    fn reference(&self, name: &str) -> Result<String, TemplateError> {
+        match name {
+            "AWS::Region" => return Ok(self.region.clone()),
+            "AWS::AccountId" => return Ok(self.account_id.clone()),
+            "AWS::Partition" => return Ok("aws".into()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
+            "AWS::StackName" => return Ok(self.stack_name.clone()),
+            _ => {}
+        }
+        if let Some(value) = self.parameters.get(name) {
+            return Ok(value.clone());
+        }
+        self.physical
+            .get(name)
+            .map(|p| p.reference.clone())
+            .ok_or_else(|| TemplateError::Unresolved(format!("Ref {name} (not provisioned)")))
+    }
+
+    fn attribute(&self, id: &str, attr: &str) -> Result<String, TemplateError> {
+        self.physical
+            .get(id)
+            .and_then(|p| p.attributes.get(attr))
+            .cloned()
+            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::GetAtt {id}.{attr}")))
+    }
+
+    fn sub(&self, arg: &Value) -> Result<String, TemplateError> {
+        let (text, vars) = match arg {
+            Value::String(s) => (s.as_str(), Map::new()),
+            Value::Array(parts) if parts.len() == 2 => (
+                parts[0].as_str().unwrap_or_default(),
+                parts[1].as_object().cloned().unwrap_or_default(),
+            ),
+            _ => return Err(TemplateError::Unresolved(format!("Fn::Sub {arg}"))),
+        };
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            if let Some(literal) = after.strip_prefix('!') {
+                out.push_str("${");
+                rest = literal;
+                continue;
+            }
+            let end = after
+                .find('}')
+                .ok_or_else(|| TemplateError::Unresolved(format!("Fn::Sub {text}")))?;
+            let name = after[..end].trim();
+            let value = if let Some(v) = vars.get(name) {
+                self.resolve_string(v)?
+            } else if let Some((id, attr)) = name
+                .split_once('.')
+                .filter(|(id, _)| !id.starts_with("AWS:"))
+            {
+                self.attribute(id, attr)?
+            } else {
+                self.reference(name)?
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+Parameters:
+  Stage: { Type: String, Default: prod }
+Globals:
+  Function:
+    Environment: { Variables: { SHARED: "1" } }
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: fn-bin } }
+    Properties:
+      Environment:
+        Variables:
+          TABLE: !Ref Table
+          STREAM: !GetAtt Table.StreamArn
+          URL: !Sub "https://${Table}.example/${Stage}/${AWS::Region}/${!Literal}"
+"#;
+
+    #[test]
+    fn normalises_tags_and_resolves_environment() {
+        let template = Template::parse(SAMPLE).unwrap();
+        let env = template.function_environment("Fn").unwrap();
+        assert_eq!(
+            template.references(&Value::Object(env.clone())),
+            BTreeSet::from(["Table".to_string()])
+        );
+        let resolver = Resolver {
+            physical: HashMap::from([(
+                "Table".into(),
+                Physical {
+                    reference: "t1".into(),
+                    attributes: HashMap::from([("StreamArn".into(), "arn:s".into())]),
+                },
+            )]),
+            parameters: template.parameter_defaults.clone(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            stack_name: "s".into(),
+        };
+        let get = |k: &str| resolver.resolve_string(&env[k]).unwrap();
+        assert_eq!(get("SHARED"), "1");
+        assert_eq!(get("TABLE"), "t1");
+        assert_eq!(get("STREAM"), "arn:s");
+        assert_eq!(get("URL"), "https://t1.example/prod/us-east-1/${Literal}");
+        assert_eq!(template.function_binary("Fn").unwrap(), "fn-bin");
+    }
+}

@@ -1,0 +1,14 @@
+//! The domain crate every Lambda in this workspace depends on.
+//!
+//! Functions' `main.rs` only wire clients; their `lib.rs` route and call into here. Validation,
+//! key design, error mapping and response shaping live in this crate, once.
+
+pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod items;
+pub mod rest;
+pub mod timestamp;
+pub mod validate;
+
+pub use error::ApiError;
