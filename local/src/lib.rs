@@ -7,6 +7,7 @@
 
 pub mod emulator;
 pub mod provision;
+pub mod queues;
 pub mod streams;
 pub mod template;
 

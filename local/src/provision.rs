@@ -155,7 +155,25 @@ impl Stack {
             "AWS::DynamoDB::Table" => self.create_table(id, &props).await,
             "AWS::SQS::Queue" => self.create_queue(id, &props).await,
             "AWS::SNS::Topic" => self.create_topic(id).await,
-            "AWS::S3::Bucket" => self.create_bucket(id).await,
+            "AWS::S3::Bucket" => self.create_bucket(id, &props).await,
+            // Policies and APIs have no emulator counterpart that changes behaviour; they resolve
+            // to a stable local name so environments that mention them still resolve.
+            "AWS::SQS::QueuePolicy" | "AWS::S3::BucketPolicy" | "AWS::SNS::TopicPolicy" => {
+                Ok(Physical {
+                    reference: self.physical_name(id, 128),
+                    attributes: HashMap::new(),
+                })
+            }
+            "AWS::Serverless::Api" | "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api" => {
+                let api_id = format!("{}{}", self.prefix, id.to_ascii_lowercase())
+                    .chars()
+                    .take(10)
+                    .collect::<String>();
+                Ok(Physical {
+                    reference: api_id.clone(),
+                    attributes: HashMap::from([("ApiId".into(), api_id)]),
+                })
+            }
             _ => Err(ProvisionError::Unsupported {
                 id: id.into(),
                 kind: kind.into(),
@@ -371,20 +389,62 @@ impl Stack {
         })
     }
 
-    async fn create_bucket(&self, id: &str) -> Result<Physical, ProvisionError> {
-        let name = self.physical_name(id, 63).to_ascii_lowercase();
-        aws_sdk_s3::Client::new(&self.sdk)
-            .create_bucket()
+    async fn create_bucket(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
+        let kind = "AWS::S3::Bucket";
+        let name = props
+            .get("BucketName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| self.physical_name(id, 63))
+            .to_ascii_lowercase();
+        let s3 = aws_sdk_s3::Client::new(&self.sdk);
+        s3.create_bucket()
             .bucket(&name)
             .send()
             .await
-            .map_err(|e| {
-                create_err(
-                    id,
-                    "AWS::S3::Bucket",
-                    aws_sdk_s3::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| create_err(id, kind, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        if let Some(queues) = props
+            .pointer("/NotificationConfiguration/QueueConfigurations")
+            .and_then(Value::as_array)
+        {
+            use aws_sdk_s3::types::{
+                Event, FilterRule, FilterRuleName, NotificationConfiguration,
+                NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+            };
+            let mut config = NotificationConfiguration::builder();
+            for queue in queues {
+                let rules = queue
+                    .pointer("/Filter/S3Key/Rules")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        FilterRule::builder()
+                            .name(FilterRuleName::from(r["Name"].as_str().unwrap_or_default()))
+                            .value(r["Value"].as_str().unwrap_or_default())
+                            .build()
+                    })
+                    .collect::<Vec<_>>();
+                let mut target = QueueConfiguration::builder()
+                    .queue_arn(queue["Queue"].as_str().unwrap_or_default())
+                    .events(Event::from(queue["Event"].as_str().unwrap_or_default()));
+                if !rules.is_empty() {
+                    target = target.filter(
+                        NotificationConfigurationFilter::builder()
+                            .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                            .build(),
+                    );
+                }
+                config = config
+                    .queue_configurations(target.build().map_err(|e| create_err(id, kind, e))?);
+            }
+            s3.put_bucket_notification_configuration()
+                .bucket(&name)
+                .notification_configuration(config.build())
+                .send()
+                .await
+                .map_err(|e| create_err(id, kind, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        }
         Ok(Physical {
             reference: name.clone(),
             attributes: HashMap::from([

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod items;
+pub mod photos;
 pub mod rest;
 pub mod timestamp;
 pub mod validate;

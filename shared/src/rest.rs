@@ -4,8 +4,8 @@
 //! `{"error": {"code", "message"}}`. Handlers return `Result<Response, ApiError>` and call
 //! [`Responder::finish`] once, so no route can forget the headers or leak a panic-shaped 500.
 
+use http::StatusCode;
 use http::header::{self, HeaderValue};
-use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -215,31 +215,9 @@ pub fn path_segments(req: &Request) -> Vec<String> {
 }
 
 fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// The request method, with OPTIONS (CORS preflight) recognised by callers first.
-pub fn method(req: &Request) -> &Method {
-    req.method()
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -306,5 +284,6 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("%E2%9C%93"), "✓");
     }
 }

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 pub use local_stack;
 
+pub mod samples;
+
 /// The project template, parsed once per test binary.
 pub fn template() -> Arc<Template> {
     static TEMPLATE: OnceLock<Arc<Template>> = OnceLock::new();

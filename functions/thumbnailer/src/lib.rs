@@ -1,0 +1,193 @@
+//! `thumbnailer`: S3 upload notifications (through SQS) -> 200 px JPEG thumbnails + SNS notice.
+//!
+//! Per message: a transient failure (throttling, network, a dependency down) is reported as a
+//! batch item failure, so SQS redelivers just that message (and after 3 receives moves it to the
+//! DLQ). A permanent failure (not an image, truncated, too large) is recorded as a marker object
+//! next to the thumbnails and the message is consumed: retrying cannot fix it.
+
+pub mod render;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_s3::primitives::ByteStream;
+use render::{RenderOptions, Thumbnail};
+use shared::config::{self, ConfigError, EnvSource};
+use shared::error::{BackendError, classify_sdk_error};
+use shared::photos::{self, CreatedObject, FailureMarker, S3Notification, ThumbnailNotice};
+
+#[derive(Debug, Clone)]
+pub struct Thumbnailer {
+    s3: aws_sdk_s3::Client,
+    sns: aws_sdk_sns::Client,
+    thumbnails_bucket: String,
+    topic_arn: String,
+    link_base: String,
+    max_source_bytes: u64,
+    options: RenderOptions,
+}
+
+/// A failure worth retrying; everything else is handled (or recorded) in place.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Transient(#[from] BackendError);
+
+impl Thumbnailer {
+    /// Reads `THUMBNAIL_BUCKET`, `THUMBNAIL_TOPIC_ARN`, `THUMBNAIL_LINK_BASE`, and optionally
+    /// `THUMBNAIL_WIDTH` (200) and `MAX_SOURCE_BYTES` (50 MiB).
+    pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let options = RenderOptions {
+            width: config::parsed_or(env, "THUMBNAIL_WIDTH", 200)?,
+            ..RenderOptions::default()
+        };
+        Ok(Self {
+            s3: aws_sdk_s3::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            thumbnails_bucket: config::required(env, "THUMBNAIL_BUCKET")?,
+            topic_arn: config::required(env, "THUMBNAIL_TOPIC_ARN")?,
+            link_base: config::required(env, "THUMBNAIL_LINK_BASE")?
+                .trim_end_matches('/')
+                .to_string(),
+            max_source_bytes: config::parsed_or(env, "MAX_SOURCE_BYTES", 50 * 1024 * 1024)?,
+            options,
+        })
+    }
+
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in &event.records {
+            if let Err(err) = self.process_message(message).await {
+                tracing::warn!(message_id = ?message.message_id, error = %err, "message will be retried");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message.message_id.clone().unwrap_or_default();
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    async fn process_message(&self, message: &SqsMessage) -> Result<(), Transient> {
+        let body = message.body.as_deref().unwrap_or_default();
+        match photos::parse_s3_notification(body) {
+            Ok(S3Notification::TestEvent) => Ok(()),
+            Ok(S3Notification::Created(objects)) => {
+                for object in objects {
+                    self.process_object(&object).await?;
+                }
+                Ok(())
+            }
+            // Not ours to interpret: let redrive move it to the DLQ for a human to look at.
+            Err(err) => {
+                Err(BackendError::failed("sqs", format!("unreadable message: {err}")).into())
+            }
+        }
+    }
+
+    /// Thumbnails one object. Ok also for permanent failures, which leave a marker instead.
+    pub async fn process_object(&self, object: &CreatedObject) -> Result<(), Transient> {
+        let id = photos::thumbnail_id(&object.key);
+        let got = self
+            .s3
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .send()
+            .await;
+        let output = match got {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                tracing::info!(key = %object.key, "object is gone; nothing to thumbnail");
+                return Ok(());
+            }
+            Err(err) => return Err(classify_sdk_error("s3", &err).into()),
+        };
+        let length = output.content_length.unwrap_or_default().max(0) as u64;
+        if length > self.max_source_bytes {
+            return self
+                .record_failure(
+                    object,
+                    &id,
+                    format!(
+                        "object is {length} bytes, over the {} limit",
+                        self.max_source_bytes
+                    ),
+                )
+                .await;
+        }
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| BackendError::failed("s3", e))?
+            .into_bytes();
+        let options = self.options.clone();
+        let rendered = tokio::task::spawn_blocking(move || render::render(&bytes, &options))
+            .await
+            .map_err(|e| BackendError::failed("render", e))?;
+        match rendered {
+            Ok(thumbnail) => self.store_and_announce(object, &id, thumbnail).await,
+            Err(err) => self.record_failure(object, &id, err.to_string()).await,
+        }
+    }
+
+    async fn store_and_announce(
+        &self,
+        object: &CreatedObject,
+        id: &str,
+        thumbnail: Thumbnail,
+    ) -> Result<(), Transient> {
+        let key = photos::thumbnail_key(id);
+        self.s3
+            .put_object()
+            .bucket(&self.thumbnails_bucket)
+            .key(&key)
+            .content_type("image/jpeg")
+            .cache_control("public, max-age=31536000, immutable")
+            .body(ByteStream::from(thumbnail.jpeg))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("s3", &e))?;
+        let notice = ThumbnailNotice {
+            source_bucket: object.bucket.clone(),
+            source_key: object.key.clone(),
+            thumbnail_key: key,
+            url: format!("{}/{id}", self.link_base),
+            width: thumbnail.width,
+            height: thumbnail.height,
+        };
+        let message = serde_json::to_string(&notice).map_err(|e| BackendError::failed("sns", e))?;
+        self.sns
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject("New photo thumbnail")
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("sns", &e))?;
+        tracing::info!(source_key = %object.key, width = thumbnail.width, height = thumbnail.height, "thumbnail written");
+        Ok(())
+    }
+
+    async fn record_failure(
+        &self,
+        object: &CreatedObject,
+        id: &str,
+        reason: String,
+    ) -> Result<(), Transient> {
+        tracing::warn!(source_key = %object.key, %reason, "upload cannot be thumbnailed; recording a failure marker");
+        let marker = FailureMarker {
+            source_bucket: object.bucket.clone(),
+            source_key: object.key.clone(),
+            reason,
+        };
+        let body = serde_json::to_vec(&marker).map_err(|e| BackendError::failed("s3", e))?;
+        self.s3
+            .put_object()
+            .bucket(&self.thumbnails_bucket)
+            .key(photos::failure_marker_key(id))
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("s3", &e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,356 @@
+//! Photo pipeline domain: upload requests and keys, S3 notifications as they arrive through SQS,
+//! and where thumbnails and failure markers live.
+//!
+//! Keys: clients never choose them. An upload goes to `uploads/<uuid>/<sanitised filename>`; its
+//! thumbnail to `thumbnails/<uuid>.jpg` and, if the upload is not a usable image, a marker to
+//! `failed/<uuid>.json` (both in the thumbnails bucket). Deterministic keys make reprocessing
+//! idempotent.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::s3::S3Event;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::validate;
+
+pub const UPLOAD_PREFIX: &str = "uploads/";
+pub const ALLOWED_CONTENT_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/gif"];
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 20 * 1024 * 1024;
+pub const DEFAULT_PRESIGN_SECONDS: u64 = 300;
+const FILENAME_MAX: usize = 100;
+
+/// Body of `POST /uploads`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// A validated upload: the key we chose and what the signature will bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPlan {
+    pub key: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+impl UploadRequest {
+    pub fn validate(self, max_bytes: u64) -> Result<UploadPlan, ApiError> {
+        let filename = validate::text("filename", &self.filename, 1, 255)?;
+        let content_type = self.content_type.trim().to_ascii_lowercase();
+        if !ALLOWED_CONTENT_TYPES.contains(&content_type.as_str()) {
+            return Err(ApiError::validation(format!(
+                "content_type must be one of {}",
+                ALLOWED_CONTENT_TYPES.join(", ")
+            )));
+        }
+        if self.size == 0 || self.size > max_bytes {
+            return Err(ApiError::validation(format!(
+                "size must be 1 to {max_bytes} bytes"
+            )));
+        }
+        Ok(UploadPlan {
+            key: upload_key(uuid::Uuid::new_v4(), &filename),
+            content_type,
+            size: self.size,
+        })
+    }
+}
+
+/// A filename safe in a key and a URL: ASCII letters, digits, `.`, `-`, `_`; runs of anything
+/// else become one `_`; no leading dots; at most 100 characters, extension kept.
+pub fn sanitise_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let (stem, ext) = match base.rfind('.') {
+        Some(i) if i > 0 => (&base[..i], clean_part(&base[i + 1..])),
+        _ => (base, String::new()),
+    };
+    let mut stem = clean_part(stem);
+    if stem.is_empty() {
+        stem = "upload".into();
+    }
+    let ext = if ext.is_empty() || ext.len() > 10 {
+        String::new()
+    } else {
+        format!(".{ext}")
+    };
+    stem.truncate(FILENAME_MAX - ext.len());
+    stem + &ext
+}
+
+/// ASCII letters, digits, `-`, `_` and inner dots; runs of anything else become one `_`.
+fn clean_part(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    for c in part.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches(['.', '_']).to_string()
+}
+
+pub fn upload_key(upload_id: uuid::Uuid, filename: &str) -> String {
+    format!("{UPLOAD_PREFIX}{upload_id}/{}", sanitise_filename(filename))
+}
+
+/// The id a source object's thumbnail is filed under: the upload's uuid for keys we issued,
+/// otherwise a hash of the key (objects put into the bucket some other way).
+pub fn thumbnail_id(source_key: &str) -> String {
+    if let Some(rest) = source_key.strip_prefix(UPLOAD_PREFIX)
+        && let Some((id, _)) = rest.split_once('/')
+        && let Ok(uuid) = uuid::Uuid::parse_str(id)
+    {
+        return uuid.hyphenated().to_string();
+    }
+    Sha256::digest(source_key.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn thumbnail_key(id: &str) -> String {
+    format!("thumbnails/{id}.jpg")
+}
+
+pub fn failure_marker_key(id: &str) -> String {
+    format!("failed/{id}.json")
+}
+
+/// A thumbnail id from a URL path: a uuid or a 32-hex-digit hash, nothing else.
+pub fn parse_thumbnail_id(raw: &str) -> Result<String, ApiError> {
+    if let Ok(uuid) = uuid::Uuid::parse_str(raw)
+        && raw.len() == 36
+    {
+        return Ok(uuid.hyphenated().to_string());
+    }
+    if raw.len() == 32
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Ok(raw.to_string());
+    }
+    Err(ApiError::validation(
+        "thumbnail id must be a UUID or a 32-digit hex id",
+    ))
+}
+
+/// The answer to `POST /uploads`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadTicket {
+    pub upload_url: String,
+    pub method: &'static str,
+    /// Send exactly these headers with the PUT: they are part of the signature.
+    pub headers: BTreeMap<String, String>,
+    pub key: String,
+    pub expires_at: String,
+}
+
+/// The SNS message published for each thumbnail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThumbnailNotice {
+    pub source_bucket: String,
+    pub source_key: String,
+    pub thumbnail_key: String,
+    /// A stable link (an API route that redirects to a fresh presigned GET), not a presigned URL
+    /// that would die with the Lambda role's temporary credentials.
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The marker left for an upload that can never become a thumbnail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureMarker {
+    pub source_bucket: String,
+    pub source_key: String,
+    pub reason: String,
+}
+
+/// One object an S3 notification reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedObject {
+    pub bucket: String,
+    pub key: String,
+    pub size: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum S3Notification {
+    /// Sent once when a notification configuration is saved; nothing to do.
+    TestEvent,
+    Created(Vec<CreatedObject>),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not an S3 notification: {0}")]
+pub struct NotificationError(pub String);
+
+/// Parses the body of an SQS message that S3 sent. Fields the emulator omits
+/// (`userIdentity`, `requestParameters`) are filled in so the standard event type applies.
+pub fn parse_s3_notification(body: &str) -> Result<S3Notification, NotificationError> {
+    let mut value: Value =
+        serde_json::from_str(body).map_err(|e| NotificationError(e.to_string()))?;
+    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(S3Notification::TestEvent);
+    }
+    let records = value
+        .get_mut("Records")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| NotificationError("no Records".into()))?;
+    for record in records.iter_mut() {
+        if let Some(map) = record.as_object_mut() {
+            map.entry("userIdentity")
+                .or_insert_with(|| serde_json::json!({}));
+            map.entry("requestParameters")
+                .or_insert_with(|| serde_json::json!({}));
+        }
+    }
+    let event: S3Event =
+        serde_json::from_value(value).map_err(|e| NotificationError(e.to_string()))?;
+    let mut objects = Vec::new();
+    for record in event.records {
+        if !record
+            .event_name
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("ObjectCreated:")
+        {
+            continue;
+        }
+        let bucket = record
+            .s3
+            .bucket
+            .name
+            .ok_or_else(|| NotificationError("record without bucket".into()))?;
+        let raw_key = record
+            .s3
+            .object
+            .key
+            .ok_or_else(|| NotificationError("record without key".into()))?;
+        objects.push(CreatedObject {
+            bucket,
+            key: decode_event_key(&raw_key),
+            size: record.s3.object.size,
+        });
+    }
+    Ok(S3Notification::Created(objects))
+}
+
+/// S3 event keys are form-URL-encoded: `+` is a space, `%XX` a byte.
+pub fn decode_event_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_are_sanitised() {
+        assert_eq!(sanitise_filename("My Holiday (1).JPG"), "My_Holiday_1.JPG");
+        assert_eq!(sanitise_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitise_filename("..hidden.png"), "hidden.png");
+        assert_eq!(sanitise_filename("???"), "upload");
+        assert_eq!(sanitise_filename("사진.jpg"), "upload.jpg");
+        assert_eq!(sanitise_filename("noext"), "noext");
+        let long = format!("{}.jpeg", "a".repeat(300));
+        let clean = sanitise_filename(&long);
+        assert_eq!(clean.len(), 100);
+        assert!(clean.ends_with(".jpeg"));
+    }
+
+    #[test]
+    fn upload_requests_are_validated() {
+        let ok = UploadRequest {
+            filename: "a.png".into(),
+            content_type: "IMAGE/PNG".into(),
+            size: 10,
+        }
+        .validate(100)
+        .unwrap();
+        assert!(ok.key.starts_with("uploads/") && ok.key.ends_with("/a.png"));
+        assert_eq!(ok.content_type, "image/png");
+        for bad in [
+            UploadRequest {
+                filename: "a.svg".into(),
+                content_type: "image/svg+xml".into(),
+                size: 10,
+            },
+            UploadRequest {
+                filename: "a.png".into(),
+                content_type: "image/png".into(),
+                size: 0,
+            },
+            UploadRequest {
+                filename: "a.png".into(),
+                content_type: "image/png".into(),
+                size: 101,
+            },
+            UploadRequest {
+                filename: " ".into(),
+                content_type: "image/png".into(),
+                size: 1,
+            },
+        ] {
+            assert!(bad.validate(100).is_err());
+        }
+    }
+
+    #[test]
+    fn thumbnail_ids_follow_upload_keys() {
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(thumbnail_id(&upload_key(id, "x.jpg")), id.to_string());
+        let other = thumbnail_id("elsewhere/photo.jpg");
+        assert_eq!(other.len(), 32);
+        assert_eq!(parse_thumbnail_id(&other).unwrap(), other);
+        assert_eq!(parse_thumbnail_id(&id.to_string()).unwrap(), id.to_string());
+        for bad in ["", "../x", "ZZ", &"a".repeat(33)] {
+            assert!(parse_thumbnail_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn event_keys_are_form_decoded() {
+        assert_eq!(
+            decode_event_key("uploads/a+b%2Fc%25d.jpg"),
+            "uploads/a b/c%d.jpg"
+        );
+        assert_eq!(decode_event_key("x%zz"), "x%zz");
+        assert_eq!(decode_event_key("%E2%9C%93"), "✓");
+    }
+
+    #[test]
+    fn notifications_tolerate_missing_optional_fields() {
+        let body = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1",
+            "eventTime":"2026-11-21T15:04:05.000Z","eventName":"ObjectCreated:Put",
+            "s3":{"s3SchemaVersion":"1.0","configurationId":"c","bucket":{"name":"b","arn":"arn:aws:s3:::b"},
+            "object":{"key":"uploads/x+y.jpg","size":12,"eTag":"e"}}}]}"#;
+        assert_eq!(
+            parse_s3_notification(body).unwrap(),
+            S3Notification::Created(vec![CreatedObject {
+                bucket: "b".into(),
+                key: "uploads/x y.jpg".into(),
+                size: Some(12)
+            }])
+        );
+        let test = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-21T15:04:05.000Z","Bucket":"b"}"#;
+        assert_eq!(
+            parse_s3_notification(test).unwrap(),
+            S3Notification::TestEvent
+        );
+        assert!(parse_s3_notification("not json").is_err());
+        assert!(parse_s3_notification("{}").is_err());
+    }
+}

@@ -1,0 +1,567 @@
+//! Photo pipeline: the render core on every input kind (no server), and the whole path against
+//! the emulator: presign -> HTTP PUT -> S3 notification on SQS -> thumbnailer -> thumbnail + SNS
+//! notice -> stable link redirect.
+
+use std::time::Duration;
+
+use integration_tests::samples::{self, BLUE, RED, near};
+use integration_tests::{Rest, assert_error, fixture, parts, stack};
+use local_stack::Stack;
+use local_stack::queues;
+use serde_json::{Value, json};
+use shared::config::EnvSource;
+use shared::photos::ThumbnailNotice;
+use thumbnailer::render::{RenderError, RenderOptions, render};
+
+// ---- render core -------------------------------------------------------------------------------
+
+fn thumb(bytes: &[u8]) -> image::RgbImage {
+    samples::decode(
+        &render(bytes, &RenderOptions::default())
+            .expect("renders")
+            .jpeg,
+    )
+}
+
+/// Top red, bottom blue, in the displayed orientation.
+fn assert_upright(image: &image::RgbImage) {
+    let (w, h) = image.dimensions();
+    assert!(
+        near(image.get_pixel(w / 2, h / 8), RED),
+        "top is {:?}",
+        image.get_pixel(w / 2, h / 8)
+    );
+    assert!(
+        near(image.get_pixel(w / 2, h - 1 - h / 8), BLUE),
+        "bottom is {:?}",
+        image.get_pixel(w / 2, h - 1 - h / 8)
+    );
+}
+
+#[test]
+fn every_accepted_kind_becomes_a_200px_jpeg() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("baseline jpeg", samples::jpeg(1600, 1200)),
+        ("progressive jpeg", samples::progressive_jpeg(1600, 1200)),
+        ("grayscale jpeg", samples::grayscale_jpeg(1600, 1200)),
+        ("png 8-bit", samples::png(800, 600)),
+        ("png 16-bit", samples::png16(800, 600)),
+        ("webp", samples::webp(800, 600)),
+        ("gif", samples::gif(800, 600)),
+    ];
+    for (name, bytes) in cases {
+        let out =
+            render(&bytes, &RenderOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((out.width, out.height), (200, 150), "{name}");
+        let image = samples::decode(&out.jpeg);
+        assert_eq!(image.dimensions(), (200, 150), "{name}");
+        if name != "grayscale jpeg" {
+            assert_upright(&image);
+        }
+    }
+}
+
+#[test]
+fn cmyk_jpegs_keep_their_colours() {
+    assert_upright(&thumb(&samples::cmyk_jpeg(800, 600)));
+}
+
+#[test]
+fn alpha_is_flattened_on_white() {
+    let image = thumb(&samples::png_with_alpha(800, 600));
+    assert!(
+        near(image.get_pixel(20, 20), [255, 255, 255]),
+        "transparent part is white: {:?}",
+        image.get_pixel(20, 20)
+    );
+    assert!(near(image.get_pixel(180, 20), RED));
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    // Stored 1200x800 with "rotate 90 CW": displayed 800 wide, 1200 tall; red (top) goes right.
+    let out = render(
+        &samples::jpeg_with_orientation(1200, 800, 6),
+        &RenderOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((out.width, out.height), (200, 300));
+    let image = samples::decode(&out.jpeg);
+    assert!(
+        near(image.get_pixel(190, 150), RED),
+        "right is {:?}",
+        image.get_pixel(190, 150)
+    );
+    assert!(
+        near(image.get_pixel(10, 150), BLUE),
+        "left is {:?}",
+        image.get_pixel(10, 150)
+    );
+    // Orientation 3 (180 degrees): red at the bottom.
+    let image = thumb(&samples::jpeg_with_orientation(800, 600, 3));
+    assert!(near(image.get_pixel(100, 140), RED));
+}
+
+#[test]
+fn narrow_images_are_never_upscaled() {
+    for bytes in [samples::jpeg(120, 90), samples::png(120, 90)] {
+        let out = render(&bytes, &RenderOptions::default()).unwrap();
+        assert_eq!((out.width, out.height), (120, 90));
+    }
+}
+
+#[test]
+fn hostile_inputs_fail_permanently() {
+    let options = RenderOptions::default();
+    assert_eq!(render(b"", &options).unwrap_err(), RenderError::Empty);
+    assert_eq!(
+        render(b"just some text", &options).unwrap_err(),
+        RenderError::UnsupportedFormat
+    );
+    let truncated = samples::jpeg(800, 600)[..2000].to_vec();
+    assert!(
+        matches!(render(&truncated, &options), Err(RenderError::Decode(_))),
+        "truncated JPEG"
+    );
+    let png = samples::png(400, 300);
+    assert!(
+        matches!(
+            render(&png[..png.len() / 2], &options),
+            Err(RenderError::Decode(_))
+        ),
+        "truncated PNG"
+    );
+    assert!(matches!(
+        render(&samples::jpeg_claiming(60_000, 60_000), &options),
+        Err(RenderError::TooLarge { .. })
+    ));
+    let small_limit = RenderOptions {
+        max_pixels: 10_000,
+        ..RenderOptions::default()
+    };
+    assert!(matches!(
+        render(&samples::png(400, 300), &small_limit),
+        Err(RenderError::TooLarge { .. })
+    ));
+}
+
+// ---- against the emulator ------------------------------------------------------------------------
+
+struct Pipeline {
+    stack: Stack,
+    presigner: presigner::App,
+    thumbnailer: thumbnailer::Thumbnailer,
+    queue_url: String,
+    queue_arn: String,
+    thumbnails: String,
+    notices: String,
+}
+
+async fn pipeline() -> Pipeline {
+    let mut stack = stack().await;
+    // The uploads bucket (with its notification to the queue) is not in any function's
+    // environment, so provision it explicitly, as a deployment would.
+    stack.ensure(&["PhotoUploadsBucket"]).await.unwrap();
+    let presigner_env = stack.function_env("PresignerFunction").await.unwrap();
+    let thumbnailer_env = stack.function_env("ThumbnailerFunction").await.unwrap();
+    let notices = subscribe_queue(&stack, &thumbnailer_env["THUMBNAIL_TOPIC_ARN"]).await;
+    Pipeline {
+        presigner: presigner::App::from_env(&stack.sdk, &presigner_env as &dyn EnvSource).unwrap(),
+        thumbnailer: thumbnailer::Thumbnailer::from_env(
+            &stack.sdk,
+            &thumbnailer_env as &dyn EnvSource,
+        )
+        .unwrap(),
+        queue_url: stack.reference("PhotoUploadQueue").unwrap(),
+        queue_arn: stack.attribute("PhotoUploadQueue", "Arn").unwrap(),
+        thumbnails: thumbnailer_env["THUMBNAIL_BUCKET"].clone(),
+        notices,
+        stack,
+    }
+}
+
+async fn subscribe_queue(stack: &Stack, topic_arn: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let name = format!("{}-notices", stack.prefix);
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    aws_sdk_sns::Client::new(&stack.sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}"))
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+impl Pipeline {
+    /// Asks the presigner for a ticket and uploads `bytes` with exactly what it says.
+    async fn upload(&self, filename: &str, content_type: &str, bytes: Vec<u8>) -> Value {
+        let request = Rest::post("/uploads")
+            .json(json!({"filename": filename, "content_type": content_type, "size": bytes.len()}));
+        let (status, ticket) = parts(&self.presigner.handle(request.request()).await);
+        assert_eq!(status, 201, "{ticket}");
+        let client = reqwest::Client::new();
+        let mut put = client
+            .put(ticket["upload_url"].as_str().unwrap())
+            .body(bytes);
+        for (name, value) in ticket["headers"].as_object().unwrap() {
+            put = put.header(name.as_str(), value.as_str().unwrap());
+        }
+        let response = put.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "upload failed: {}",
+            response.status()
+        );
+        ticket
+    }
+
+    /// Receives what S3 has put on the queue (S3 test events included) as one Lambda event.
+    async fn receive(&self, at_least: usize) -> aws_lambda_events::event::sqs::SqsEvent {
+        let sqs = aws_sdk_sqs::Client::new(&self.stack.sdk);
+        let mut messages = Vec::new();
+        for _ in 0..50 {
+            let out = sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            messages.extend(out.messages.unwrap_or_default());
+            let uploads = messages
+                .iter()
+                .filter(|m| {
+                    m.body
+                        .as_deref()
+                        .is_some_and(|b| b.contains("ObjectCreated"))
+                })
+                .count();
+            if uploads >= at_least {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        queues::to_lambda_event(&messages, &self.queue_arn)
+    }
+
+    async fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let out = aws_sdk_s3::Client::new(&self.stack.sdk)
+            .get_object()
+            .bucket(&self.thumbnails)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+    }
+
+    async fn notices(&self) -> Vec<ThumbnailNotice> {
+        let sqs = aws_sdk_sqs::Client::new(&self.stack.sdk);
+        let out = sqs
+            .receive_message()
+            .queue_url(&self.notices)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        out.messages
+            .unwrap_or_default()
+            .iter()
+            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn upload_through_presigned_url_becomes_a_thumbnail_with_a_notice_and_a_link() {
+    let p = pipeline().await;
+    let ticket = p
+        .upload(
+            "Holiday photo (1).jpg",
+            "image/jpeg",
+            samples::jpeg(1600, 1200),
+        )
+        .await;
+    let key = ticket["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("uploads/") && key.ends_with("/Holiday_photo_1.jpg"),
+        "{key}"
+    );
+
+    let event = p.receive(1).await;
+    let response = p.thumbnailer.handle(event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+
+    let id = shared::photos::thumbnail_id(key);
+    let jpeg = p
+        .object(&shared::photos::thumbnail_key(&id))
+        .await
+        .expect("thumbnail written");
+    assert_eq!(samples::decode(&jpeg).dimensions(), (200, 150));
+
+    let notices = p.notices().await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].source_key, key);
+    assert_eq!((notices[0].width, notices[0].height), (200, 150));
+    assert!(
+        notices[0].url.ends_with(&format!("/thumbnails/{id}")),
+        "{}",
+        notices[0].url
+    );
+
+    // The stable link redirects to a fresh presigned GET that serves the thumbnail.
+    let link = Rest::get(&format!("/thumbnails/{id}")).resource("/thumbnails/{id}");
+    let redirect = p.presigner.handle(link.request()).await;
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(redirect.headers()["cache-control"], "no-store");
+    let location = redirect.headers()["location"].to_str().unwrap();
+    let served = reqwest::get(location).await.unwrap();
+    assert!(served.status().is_success());
+    assert_eq!(served.bytes().await.unwrap().to_vec(), jpeg);
+}
+
+#[tokio::test]
+async fn presigned_uploads_sign_type_and_length_and_expire() {
+    let p = pipeline().await;
+    let request = Rest::post("/uploads")
+        .json(json!({"filename": "a.png", "content_type": "image/png", "size": 1234}));
+    let (status, ticket) = parts(&p.presigner.handle(request.request()).await);
+    assert_eq!(status, 201);
+    assert_eq!(ticket["method"], "PUT");
+    assert_eq!(ticket["headers"]["content-type"], "image/png");
+    assert_eq!(ticket["headers"]["content-length"], "1234");
+    let url = reqwest::Url::parse(ticket["upload_url"].as_str().unwrap()).unwrap();
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let signed: Vec<&str> = query["X-Amz-SignedHeaders"].split(';').collect();
+    assert!(
+        signed.contains(&"content-type") && signed.contains(&"content-length"),
+        "{signed:?}"
+    );
+    assert_eq!(query["X-Amz-Expires"], "300");
+    let expires = shared::timestamp::parse(ticket["expires_at"].as_str().unwrap()).unwrap();
+    let remaining = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        remaining > time::Duration::seconds(290) && remaining <= time::Duration::seconds(300),
+        "{remaining}"
+    );
+}
+
+#[tokio::test]
+async fn presigner_rejects_bad_requests() {
+    let p = pipeline().await;
+    let cases: Vec<(Rest, u16, &str)> = vec![
+        (Rest::post("/uploads").json(json!({"filename": "a.svg", "content_type": "image/svg+xml", "size": 10})), 400, "validation_error"),
+        (Rest::post("/uploads").json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": 0})), 400, "validation_error"),
+        (Rest::post("/uploads").json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": 20 * 1024 * 1024 + 1})), 400, "validation_error"),
+        (Rest::post("/uploads").json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": -1})), 400, "validation_error"),
+        (Rest::post("/uploads").json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": "10"})), 400, "validation_error"),
+        (Rest::post("/uploads").json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": 10, "key": "mine"})), 400, "validation_error"),
+        (Rest::post("/uploads").json(json!({"content_type": "image/jpeg", "size": 10})), 400, "validation_error"),
+        (Rest::post("/uploads").raw_body("{"), 400, "malformed_json"),
+        (Rest::get("/uploads"), 405, "method_not_allowed"),
+        (Rest::get("/thumbnails/not-an-id").resource("/thumbnails/{id}"), 400, "validation_error"),
+        (Rest::get(&format!("/thumbnails/{}", uuid::Uuid::new_v4())).resource("/thumbnails/{id}"), 404, "not_found"),
+        (Rest::get("/elsewhere"), 404, "route_not_found"),
+    ];
+    for (request, status, code) in cases {
+        assert_error(&p.presigner.handle(request.request()).await, status, code);
+    }
+}
+
+#[tokio::test]
+async fn a_mixed_batch_thumbnails_the_good_and_records_the_bad() {
+    let p = pipeline().await;
+    let good = [
+        p.upload("a.jpg", "image/jpeg", samples::progressive_jpeg(900, 600))
+            .await,
+        p.upload("b.png", "image/png", samples::png_with_alpha(300, 300))
+            .await,
+        p.upload("c.gif", "image/gif", samples::gif(100, 80)).await,
+        p.upload("d.webp", "image/webp", samples::webp(640, 480))
+            .await,
+    ];
+    let corrupt = p
+        .upload(
+            "broken.jpg",
+            "image/jpeg",
+            samples::jpeg(800, 600)[..3000].to_vec(),
+        )
+        .await;
+    let text = p
+        .upload("note.png", "image/png", b"this is not a picture".to_vec())
+        .await;
+
+    let event = p.receive(6).await;
+    assert!(event.records.len() >= 6);
+    let response = p.thumbnailer.handle(event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "permanent failures are not retried: {:?}",
+        response.batch_item_failures
+    );
+
+    let widths: Vec<u32> = {
+        let mut out = Vec::new();
+        for ticket in &good {
+            let id = shared::photos::thumbnail_id(ticket["key"].as_str().unwrap());
+            let jpeg = p
+                .object(&shared::photos::thumbnail_key(&id))
+                .await
+                .expect("thumbnail of a good upload");
+            out.push(samples::decode(&jpeg).width());
+        }
+        out
+    };
+    assert_eq!(
+        widths,
+        [200, 200, 100, 200],
+        "the 100 px GIF keeps its width"
+    );
+    for ticket in [&corrupt, &text] {
+        let id = shared::photos::thumbnail_id(ticket["key"].as_str().unwrap());
+        assert!(
+            p.object(&shared::photos::thumbnail_key(&id))
+                .await
+                .is_none()
+        );
+        let marker: Value = serde_json::from_slice(
+            &p.object(&shared::photos::failure_marker_key(&id))
+                .await
+                .expect("failure marker"),
+        )
+        .unwrap();
+        assert_eq!(marker["source_key"], ticket["key"]);
+        assert!(!marker["reason"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(p.notices().await.len(), 4, "one notice per thumbnail");
+}
+
+#[tokio::test]
+async fn transient_failures_are_reported_per_message_and_end_in_the_dlq() {
+    let mut p = pipeline().await;
+    let env = p.stack.function_env("ThumbnailerFunction").await.unwrap();
+    let mut broken_env = env.clone();
+    broken_env.insert(
+        "THUMBNAIL_BUCKET".into(),
+        format!("{}-missing-bucket", p.stack.prefix),
+    );
+    let broken =
+        thumbnailer::Thumbnailer::from_env(&p.stack.sdk, &broken_env as &dyn EnvSource).unwrap();
+    p.upload("x.jpg", "image/jpeg", samples::jpeg(400, 300))
+        .await;
+
+    let sqs = aws_sdk_sqs::Client::new(&p.stack.sdk);
+    let dlq_url = p.stack.reference("PhotoUploadDLQ").unwrap();
+    // Lambda's poller: receive, invoke, delete what succeeded, leave failures to reappear.
+    for receive in 1..=3 {
+        let event = p.receive(1).await;
+        let upload: Vec<_> = event
+            .records
+            .iter()
+            .filter(|r| {
+                r.body
+                    .as_deref()
+                    .is_some_and(|b| b.contains("ObjectCreated"))
+            })
+            .collect();
+        assert_eq!(
+            upload.len(),
+            1,
+            "receive {receive}: the upload message is back"
+        );
+        let response = broken.handle(event.clone()).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            [upload[0].message_id.as_deref().unwrap()],
+            "only the upload is retried, not the S3 test event"
+        );
+        for record in &event.records {
+            let handle = record.receipt_handle.clone().unwrap();
+            if failed.contains(&record.message_id.as_deref().unwrap()) {
+                sqs.change_message_visibility()
+                    .queue_url(&p.queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                sqs.delete_message()
+                    .queue_url(&p.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    // maxReceiveCount is 3 (template): the next receive moves it to the DLQ.
+    let out = sqs
+        .receive_message()
+        .queue_url(&p.queue_url)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.messages.unwrap_or_default().is_empty());
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].body.as_deref().unwrap().contains("ObjectCreated"));
+}
+
+#[tokio::test]
+async fn fixtures_match_the_functions() {
+    let p = pipeline().await;
+    let ticket = p
+        .presigner
+        .handle(lambda_http::request::from_str(&fixture("presigner/create-upload.json")).unwrap())
+        .await;
+    assert_eq!(ticket.status(), 201);
+    let missing = p
+        .presigner
+        .handle(lambda_http::request::from_str(&fixture("presigner/thumbnail-link.json")).unwrap())
+        .await;
+    assert_error(&missing, 404, "not_found");
+    // Point the fixture at this test's bucket; the object it names does not exist, so the
+    // message is consumed without a retry (and the S3 test event is skipped).
+    let bucket = p.stack.reference("PhotoUploadsBucket").unwrap();
+    let text = fixture("thumbnailer/s3-upload.json").replace(
+        "serverless-rust-kit-uploads-123456789012-eu-west-1",
+        &bucket,
+    );
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(&text).unwrap();
+    assert!(
+        p.thumbnailer
+            .handle(event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+}
