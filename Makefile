@@ -26,6 +26,8 @@ help:
 	@echo "make emulator   start only the emulator in the foreground (prints AWS_ENDPOINT_URL)"
 	@echo "make build      sam build (arm64 release binaries)"
 	@echo "make lint       cfn-lint + sam validate --lint"
+	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
+	@echo "make bench-fanout      chat fan-out to 1,000 connections at 5 ms per post"
 	@echo "make clean      remove build output and virtualenvs"
 
 # --- virtualenvs: pinned, project-local, emulator and SAM CLI kept apart -------------------------
@@ -62,6 +64,26 @@ test: fmt-check clippy unit-and-integration lint
 	@echo "make test: all checks passed"
 
 # --- build and run -----------------------------------------------------------------------------
+# --- benchmarks (numbers go to docs/benchmarks.md; never timed tests) --------------------------
+BENCH_VENV := $(ROOT)/.venv-bench
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+bench/node_modules/.installed: bench/package.json
+	cd bench && npm install --no-audit --no-fund --silent
+	touch $@
+
+.PHONY: bench-thumbnails
+bench-thumbnails: $(BENCH_VENV)/.installed bench/node_modules/.installed
+	cargo build --release --locked -p thumbnailer --example thumbnail_file
+	cargo bench --locked -p thumbnailer --bench thumbnails
+
+.PHONY: bench-fanout
+bench-fanout:
+	cargo bench --locked -p integration-tests --bench fanout
+
 .PHONY: arm64-target build emulator dev clean
 arm64-target:
 	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
@@ -80,4 +102,4 @@ dev: $(EMU_VENV)/.installed $(SAM_VENV)/.installed
 	  local/dev.sh
 
 clean:
-	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV)
+	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(BENCH_VENV) bench/node_modules

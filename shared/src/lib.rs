@@ -3,6 +3,8 @@
 //! Functions' `main.rs` only wire clients; their `lib.rs` route and call into here. Validation,
 //! key design, error mapping and response shaping live in this crate, once.
 
+pub mod approval;
+pub mod chat;
 pub mod config;
 pub mod cursor;
 pub mod error;

@@ -205,6 +205,14 @@ pub fn header_str<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, A
     }
 }
 
+/// The connection id of a WebSocket API event (`None` for REST events).
+pub fn websocket_connection_id(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::WebSocket(ctx)) => ctx.connection_id.clone(),
+        _ => None,
+    }
+}
+
 /// The request path without the API Gateway stage, split into non-empty segments.
 pub fn path_segments(req: &Request) -> Vec<String> {
     req.raw_http_path()

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 pub use local_stack;
 
+pub mod fake_connections;
 pub mod samples;
 
 /// The project template, parsed once per test binary.
@@ -192,4 +193,50 @@ pub fn fixture(name: &str) -> String {
         .join("events")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// An API Gateway WebSocket event (`$connect`, `$disconnect` or a message route) as a request.
+pub fn websocket(
+    route_key: &str,
+    connection_id: &str,
+    query: &[(&str, &str)],
+    body: Option<Value>,
+) -> Request {
+    let event_type = match route_key {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let mut event = json!({
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "stage": "prod",
+            "connectedAt": 0,
+            "requestTimeEpoch": 0,
+            "identity": { "sourceIp": "127.0.0.1" },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "domainName": "localhost",
+            "connectionId": connection_id,
+            "apiId": "localws"
+        },
+        "isBase64Encoded": false
+    });
+    if !query.is_empty() {
+        let single: serde_json::Map<String, Value> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let multi: serde_json::Map<String, Value> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!([v])))
+            .collect();
+        event["queryStringParameters"] = Value::Object(single);
+        event["multiValueQueryStringParameters"] = Value::Object(multi);
+    }
+    if let Some(body) = body {
+        event["body"] = Value::String(body.to_string());
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("WebSocket event parses")
 }

@@ -1,0 +1,61 @@
+//! `chat-get`: `GET /rooms/{room}/messages?limit=&before=` -> a page of the room's history,
+//! newest first; `before` is the previous page's `next_cursor`.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use shared::ApiError;
+use shared::chat::{self, Messages};
+use shared::config::{self, ConfigError, EnvSource};
+use shared::rest::{self, Responder};
+
+#[derive(Debug, Clone)]
+pub struct App {
+    messages: Messages,
+    responder: Responder,
+}
+
+impl App {
+    /// Reads `CHAT_MESSAGES_TABLE` and optionally `CORS_ALLOW_ORIGIN`.
+    pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let messages = Messages::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config::required(env, "CHAT_MESSAGES_TABLE")?,
+        );
+        let origin = config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into());
+        Ok(Self {
+            messages,
+            responder: Responder::new(&origin),
+        })
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        self.responder.finish(self.history(&req).await)
+    }
+
+    async fn history(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let method = req.method().clone();
+        if method == Method::OPTIONS {
+            return Ok(rest::preflight());
+        }
+        let segments = rest::path_segments(req);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let ["rooms", room, "messages"] = segments.as_slice() else {
+            return Err(ApiError::route_not_found(method.as_str(), req.uri().path()));
+        };
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed("GET, OPTIONS"));
+        }
+        rest::reject_unknown_query_params(req, &["limit", "before"])?;
+        let room = chat::room(room)?;
+        let limit = shared::validate::limit(
+            rest::query_param(req, "limit")?.as_deref(),
+            chat::DEFAULT_HISTORY_PAGE,
+            chat::MAX_HISTORY_PAGE,
+        )?;
+        let page = self
+            .messages
+            .history(&room, limit, rest::query_param(req, "before")?.as_deref())
+            .await?;
+        Ok(rest::json(StatusCode::OK, &page))
+    }
+}

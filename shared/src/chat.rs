@@ -1,0 +1,482 @@
+//! Chat domain: rooms, users and messages; WebSocket connections per room; history paging; and
+//! the fan-out of a message to every connection of its room.
+//!
+//! Tables (template.yaml):
+//! - `ChatConnectionsTable`: `connection_id` (HASH), [`ROOM_INDEX`] = `room` (HASH) +
+//!   `connection_id` (RANGE), keys only; TTL on `expires_at` (API Gateway closes sockets at 2 h).
+//! - `ChatMessagesTable`: `room` (HASH) + `sort_key` (RANGE) = `<sent_at>#<id>`: time-ordered, and
+//!   two messages in the same millisecond never collide.
+
+use std::collections::HashMap;
+
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::cursor;
+use crate::error::{ApiError, BackendError, classify_sdk_error};
+use crate::items::Page;
+use crate::timestamp;
+use crate::validate;
+
+pub const ROOM_INDEX: &str = "RoomIndex";
+pub const TEXT_MAX: usize = 4000;
+pub const DEFAULT_HISTORY_PAGE: usize = 50;
+pub const MAX_HISTORY_PAGE: usize = 100;
+/// API Gateway closes WebSocket connections after 2 hours; records expire a little later.
+pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
+pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
+
+fn identifier(field: &str, raw: &str, max: usize, extra: &[char]) -> Result<String, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.chars().count() <= max
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        let allowed: String = extra.iter().collect();
+        Err(ApiError::validation(format!(
+            "{field} must be 1-{max} characters of letters, digits and {allowed}"
+        )))
+    }
+}
+
+/// A room name: 1-64 of `A-Z a-z 0-9 - _`.
+pub fn room(raw: &str) -> Result<String, ApiError> {
+    identifier("room", raw, 64, &['-', '_'])
+}
+
+/// A user (display) name: 1-32 of `A-Z a-z 0-9 - _ .`.
+pub fn user(raw: &str) -> Result<String, ApiError> {
+    identifier("user", raw, 32, &['-', '_', '.'])
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub connection_id: String,
+    pub room: String,
+    pub user: String,
+    pub connected_at: String,
+    /// Epoch seconds; DynamoDB TTL removes records whose disconnect never arrived.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub room: String,
+    pub user: String,
+    pub text: String,
+    pub sent_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredMessage {
+    #[serde(flatten)]
+    message: Message,
+    sort_key: String,
+}
+
+/// Body of `POST /rooms/{room}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessageRequest {
+    pub user: String,
+    pub text: String,
+}
+
+impl PostMessageRequest {
+    pub fn validate(self) -> Result<(String, String), ApiError> {
+        Ok((
+            user(&self.user)?,
+            validate::text("text", &self.text, 1, TEXT_MAX)?,
+        ))
+    }
+}
+
+/// A message sent over the socket: `{"action": "sendmessage", "text": "..."}`; room and user are
+/// those the connection joined with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketMessage {
+    pub action: String,
+    pub text: String,
+}
+
+/// What a post did: the stored message and how the fan-out went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostOutcome {
+    pub message: Message,
+    pub delivered: usize,
+    pub pruned: usize,
+    pub failed: usize,
+}
+
+/// The frame every connection of the room receives.
+pub fn message_frame(message: &Message) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"type": "message", "message": message}))
+        .expect("plain struct serialises")
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FanoutReport {
+    pub delivered: usize,
+    /// Connections API Gateway answered 410 Gone for: stale, to be deleted.
+    pub gone: Vec<String>,
+    pub failed: usize,
+}
+
+/// Posts `payload` to every connection, at most `concurrency` requests in flight.
+pub async fn broadcast(
+    client: &aws_sdk_apigatewaymanagement::Client,
+    connection_ids: Vec<String>,
+    payload: &[u8],
+    concurrency: usize,
+) -> FanoutReport {
+    let sends = futures::stream::iter(connection_ids).map(|id| async move {
+        let result = client
+            .post_to_connection()
+            .connection_id(&id)
+            .data(Blob::new(payload.to_vec()))
+            .send()
+            .await;
+        (id, result)
+    });
+    let mut results = sends.buffer_unordered(concurrency.max(1));
+    let mut report = FanoutReport::default();
+    while let Some((id, result)) = results.next().await {
+        match result {
+            Ok(_) => report.delivered += 1,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_gone_exception()) =>
+            {
+                report.gone.push(id)
+            }
+            Err(err) => {
+                tracing::warn!(connection_id = %id, error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err), "post to connection failed");
+                report.failed += 1;
+            }
+        }
+    }
+    report
+}
+
+/// The management API client for a WebSocket stage's callback URL
+/// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
+pub fn management_client(
+    sdk: &aws_config::SdkConfig,
+    callback_url: &str,
+) -> aws_sdk_apigatewaymanagement::Client {
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+        .endpoint_url(callback_url)
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
+}
+
+/// The connections table: who is connected to which room.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    db: DynamoDb,
+    table: String,
+}
+
+impl Connections {
+    pub fn new(db: DynamoDb, table: impl Into<String>) -> Self {
+        Self {
+            db,
+            table: table.into(),
+        }
+    }
+
+    pub async fn add_connection(
+        &self,
+        connection_id: &str,
+        room: &str,
+        user: &str,
+    ) -> Result<Connection, BackendError> {
+        let now = time::OffsetDateTime::now_utc();
+        let connection = Connection {
+            connection_id: connection_id.into(),
+            room: room.into(),
+            user: user.into(),
+            connected_at: timestamp::format(now),
+            expires_at: now.unix_timestamp() + CONNECTION_TTL_SECONDS,
+        };
+        let item =
+            serde_dynamo::to_item(&connection).map_err(|e| BackendError::failed("dynamodb", e))?;
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        Ok(connection)
+    }
+
+    /// Idempotent: removing an unknown connection is not an error.
+    pub async fn remove_connection(&self, connection_id: &str) -> Result<(), BackendError> {
+        self.db
+            .delete_item()
+            .table_name(&self.table)
+            .key("connection_id", AttributeValue::S(connection_id.into()))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        Ok(())
+    }
+
+    pub async fn connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<Connection>, BackendError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("connection_id", AttributeValue::S(connection_id.into()))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        out.item
+            .map(|i| serde_dynamo::from_item(i).map_err(|e| BackendError::failed("dynamodb", e)))
+            .transpose()
+    }
+
+    /// Every connection id in a room: a query on the room index, all pages.
+    pub async fn room_connections(&self, room: &str) -> Result<Vec<String>, BackendError> {
+        let mut ids = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(ROOM_INDEX)
+                .key_condition_expression("#room = :room")
+                .expression_attribute_names("#room", "room")
+                .expression_attribute_values(":room", AttributeValue::S(room.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(id)) = item.get("connection_id") {
+                    ids.push(id.clone());
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(ids),
+            }
+        }
+    }
+}
+
+/// The messages table: each room's history.
+#[derive(Debug, Clone)]
+pub struct Messages {
+    db: DynamoDb,
+    table: String,
+}
+
+impl Messages {
+    pub fn new(db: DynamoDb, table: impl Into<String>) -> Self {
+        Self {
+            db,
+            table: table.into(),
+        }
+    }
+
+    pub async fn save(&self, room: &str, user: &str, text: &str) -> Result<Message, BackendError> {
+        let sent_at = timestamp::now();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let message = Message {
+            id: id.clone(),
+            room: room.into(),
+            user: user.into(),
+            text: text.into(),
+            sent_at: sent_at.clone(),
+        };
+        let stored = StoredMessage {
+            message,
+            sort_key: format!("{sent_at}#{id}"),
+        };
+        let item =
+            serde_dynamo::to_item(&stored).map_err(|e| BackendError::failed("dynamodb", e))?;
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sort_key)")
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        Ok(stored.message)
+    }
+
+    /// A page of a room's history, newest first; `before` is the previous page's cursor.
+    pub async fn history(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Page<Message>, ApiError> {
+        let scope = format!("chat/{room}");
+        let start = before
+            .map(|c| cursor::decode(&scope, c, &["room", "sort_key"]))
+            .transpose()?;
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", "room")
+            .expression_attribute_values(":room", AttributeValue::S(room.into()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| ApiError::from(classify_sdk_error("dynamodb", &e)))?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| serde_dynamo::from_item::<_, StoredMessage>(i).map(|s| s.message))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::from(BackendError::failed("dynamodb", e)))?;
+        let next_cursor = out
+            .last_evaluated_key
+            .filter(|k| !k.is_empty())
+            .and_then(|k| cursor::encode(&scope, &k));
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// Storing a message and pushing it to its room: the one code path for REST and socket posts.
+#[derive(Debug, Clone)]
+pub struct ChatService {
+    pub connections: Connections,
+    pub messages: Messages,
+    management: aws_sdk_apigatewaymanagement::Client,
+    concurrency: usize,
+}
+
+impl ChatService {
+    pub fn new(
+        connections: Connections,
+        messages: Messages,
+        management: aws_sdk_apigatewaymanagement::Client,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            connections,
+            messages,
+            management,
+            concurrency,
+        }
+    }
+
+    /// Stores, then fans out. Once stored the post succeeds: send errors are counted, stale
+    /// connections (410) are deleted, and nothing else fails the request.
+    pub async fn post(
+        &self,
+        room: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<PostOutcome, BackendError> {
+        let message = self.messages.save(room, user, text).await?;
+        let connections = match self.connections.room_connections(room).await {
+            Ok(ids) => ids,
+            Err(err) => {
+                tracing::error!(error = %err, "listing room connections failed; message stored but not pushed");
+                return Ok(PostOutcome {
+                    message,
+                    delivered: 0,
+                    pruned: 0,
+                    failed: 0,
+                });
+            }
+        };
+        let report = broadcast(
+            &self.management,
+            connections,
+            &message_frame(&message),
+            self.concurrency,
+        )
+        .await;
+        let mut pruned = 0;
+        for id in &report.gone {
+            match self.connections.remove_connection(id).await {
+                Ok(()) => pruned += 1,
+                Err(err) => {
+                    tracing::warn!(connection_id = %id, error = %err, "could not prune stale connection")
+                }
+            }
+        }
+        Ok(PostOutcome {
+            message,
+            delivered: report.delivered,
+            pruned,
+            failed: report.failed + report.gone.len() - pruned,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_and_users() {
+        assert_eq!(room("general-1_a").unwrap(), "general-1_a");
+        assert_eq!(user("ann.b").unwrap(), "ann.b");
+        for bad in ["", "has space", "semi;colon", &"r".repeat(65)] {
+            assert!(room(bad).is_err(), "{bad}");
+        }
+        assert!(user(&"u".repeat(33)).is_err());
+        assert!(user("a/b").is_err());
+    }
+
+    #[test]
+    fn post_requests() {
+        let ok = PostMessageRequest {
+            user: "ann".into(),
+            text: "  hi  ".into(),
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(ok, ("ann".to_string(), "hi".to_string()));
+        assert!(
+            PostMessageRequest {
+                user: "ann".into(),
+                text: "".into()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            PostMessageRequest {
+                user: "ann".into(),
+                text: "x".repeat(TEXT_MAX + 1)
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            PostMessageRequest {
+                user: "a b".into(),
+                text: "x".into()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}
