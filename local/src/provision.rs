@@ -37,6 +37,15 @@ pub struct Stack {
     pub resolver: Resolver,
 }
 
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 fn create_err(id: &str, kind: &str, err: impl std::fmt::Display) -> ProvisionError {
     ProvisionError::Create {
         id: id.into(),
@@ -51,6 +60,7 @@ impl Stack {
         let resolver = Resolver {
             physical: HashMap::new(),
             parameters: template.parameter_defaults.clone(),
+            conditions: template.conditions.clone(),
             region: REGION.into(),
             account_id: ACCOUNT_ID.into(),
             stack_name: prefix.clone(),
@@ -89,6 +99,11 @@ impl Stack {
             .ok_or_else(|| TemplateError::Unresolved(format!("{id}.{attr}")))
     }
 
+    /// Overrides a template parameter (before provisioning what depends on it).
+    pub fn set_parameter(&mut self, name: &str, value: &str) {
+        self.resolver.parameters.insert(name.into(), value.into());
+    }
+
     /// Provisions `ids` and everything their properties refer to, dependencies first.
     pub async fn ensure(&mut self, ids: &[&str]) -> Result<(), ProvisionError> {
         let mut order = Vec::new();
@@ -115,6 +130,10 @@ impl Stack {
             return Ok(());
         }
         let resource = self.template.resource(id)?;
+        // Resources whose condition is false do not exist; `Fn::If` never resolves to them.
+        if !self.resolver.exists(resource)? {
+            return Ok(());
+        }
         for dep in self.template.references(&resource.properties) {
             self.visit(&dep, seen, order)?;
         }
@@ -136,9 +155,13 @@ impl Stack {
             .collect();
         self.ensure(&deps.iter().map(String::as_str).collect::<Vec<_>>())
             .await?;
-        vars.iter()
-            .map(|(k, v)| Ok((k.clone(), self.resolver.resolve_string(v)?)))
-            .collect()
+        let resolved = self.resolver.resolve(&Value::Object(vars))?;
+        Ok(resolved
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| scalar(v).map(|v| (k.clone(), v)))
+            .collect())
     }
 
     fn physical_name(&self, id: &str, max: usize) -> String {
@@ -156,6 +179,9 @@ impl Stack {
             "AWS::SQS::Queue" => self.create_queue(id, &props).await,
             "AWS::SNS::Topic" => self.create_topic(id).await,
             "AWS::S3::Bucket" => self.create_bucket(id, &props).await,
+            "AWS::SES::EmailIdentity" => self.create_email_identity(id, &props).await,
+            "AWS::StepFunctions::Activity" => self.create_activity(id).await,
+            "AWS::Serverless::StateMachine" => self.create_state_machine(id, &props).await,
             // Policies and APIs have no emulator counterpart that changes behaviour; they resolve
             // to a stable local name so environments that mention them still resolve.
             "AWS::SQS::QueuePolicy" | "AWS::S3::BucketPolicy" | "AWS::SNS::TopicPolicy" => {
@@ -454,6 +480,97 @@ impl Stack {
                     "RegionalDomainName".into(),
                     format!("{name}.s3.{REGION}.amazonaws.com"),
                 ),
+            ]),
+        })
+    }
+
+    async fn create_email_identity(
+        &self,
+        id: &str,
+        props: &Value,
+    ) -> Result<Physical, ProvisionError> {
+        let identity = props["EmailIdentity"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        aws_sdk_sesv2::Client::new(&self.sdk)
+            .create_email_identity()
+            .email_identity(&identity)
+            .send()
+            .await
+            .map_err(|e| {
+                create_err(
+                    id,
+                    "AWS::SES::EmailIdentity",
+                    aws_sdk_sesv2::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(Physical {
+            reference: identity,
+            attributes: HashMap::new(),
+        })
+    }
+
+    async fn create_activity(&self, id: &str) -> Result<Physical, ProvisionError> {
+        let name = self.physical_name(id, 80);
+        let out = aws_sdk_sfn::Client::new(&self.sdk)
+            .create_activity()
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| {
+                create_err(
+                    id,
+                    "AWS::StepFunctions::Activity",
+                    aws_sdk_sfn::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(Physical {
+            reference: out.activity_arn.clone(),
+            attributes: HashMap::from([("Name".into(), name)]),
+        })
+    }
+
+    /// `DefinitionUri` is read from the repository and `DefinitionSubstitutions` applied, as
+    /// `sam deploy` does.
+    async fn create_state_machine(
+        &self,
+        id: &str,
+        props: &Value,
+    ) -> Result<Physical, ProvisionError> {
+        let kind = "AWS::Serverless::StateMachine";
+        let uri = props["DefinitionUri"]
+            .as_str()
+            .ok_or_else(|| create_err(id, kind, "only DefinitionUri (a file) is supported"))?;
+        let path = crate::template::project_template_path()
+            .parent()
+            .map(|p| p.join(uri))
+            .unwrap_or_default();
+        let mut definition = std::fs::read_to_string(&path)
+            .map_err(|e| create_err(id, kind, format!("{}: {e}", path.display())))?;
+        for (name, value) in props
+            .get("DefinitionSubstitutions")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            definition =
+                definition.replace(&format!("${{{name}}}"), &scalar(value).unwrap_or_default());
+        }
+        let name = self.physical_name(id, 80);
+        let out = aws_sdk_sfn::Client::new(&self.sdk)
+            .create_state_machine()
+            .name(&name)
+            .definition(definition)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}"))
+            .send()
+            .await
+            .map_err(|e| create_err(id, kind, aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+        Ok(Physical {
+            reference: out.state_machine_arn.clone(),
+            attributes: HashMap::from([
+                ("Name".into(), name),
+                ("Arn".into(), out.state_machine_arn),
             ]),
         })
     }

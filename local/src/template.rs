@@ -30,12 +30,15 @@ pub struct Resource {
     pub kind: String,
     pub properties: Value,
     pub metadata: Value,
+    /// The name of the condition that decides whether the resource exists.
+    pub condition: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Template {
     pub resources: BTreeMap<String, Resource>,
     pub parameter_defaults: BTreeMap<String, String>,
+    pub conditions: BTreeMap<String, Value>,
     pub globals: Value,
 }
 
@@ -77,6 +80,10 @@ impl Template {
                         .cloned()
                         .unwrap_or(Value::Object(Map::new())),
                     metadata: body.get("Metadata").cloned().unwrap_or(Value::Null),
+                    condition: body
+                        .get("Condition")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 },
             );
         }
@@ -91,9 +98,15 @@ impl Template {
                 parameter_defaults.insert(name.clone(), scalar_string(default).unwrap_or_default());
             }
         }
+        let conditions = doc
+            .get("Conditions")
+            .and_then(Value::as_object)
+            .map(|m| m.clone().into_iter().collect())
+            .unwrap_or_default();
         Ok(Self {
             resources,
             parameter_defaults,
+            conditions,
             globals: doc.get("Globals").cloned().unwrap_or(Value::Null),
         })
     }
@@ -290,6 +303,13 @@ fn sub_variables(text: &str) -> Vec<String> {
     vars
 }
 
+/// What `Ref AWS::NoValue` resolves to before the enclosing property is dropped.
+const NO_VALUE: &str = "\u{0}AWS::NoValue";
+
+fn is_no_value(value: &Value) -> bool {
+    value.as_str() == Some(NO_VALUE)
+}
+
 /// What a provisioned resource answers to `Ref` and `Fn::GetAtt`.
 #[derive(Debug, Clone, Default)]
 pub struct Physical {
@@ -302,6 +322,8 @@ pub struct Physical {
 pub struct Resolver {
     pub physical: HashMap<String, Physical>,
     pub parameters: BTreeMap<String, String>,
+    /// The template's `Conditions`, evaluated against `parameters` on demand.
+    pub conditions: BTreeMap<String, Value>,
     pub region: String,
     pub account_id: String,
     pub stack_name: String,
@@ -329,6 +351,14 @@ impl Resolver {
                         }
                     }
                     "Fn::Sub" => self.sub(arg).map(Value::String),
+                    "Fn::If" => {
+                        let parts = arg
+                            .as_array()
+                            .filter(|a| a.len() == 3)
+                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::If {arg}")))?;
+                        let name = parts[0].as_str().unwrap_or_default();
+                        self.resolve(&parts[if self.condition(name)? { 1 } else { 2 }])
+                    }
                     "Fn::Join" => {
                         let parts = arg
                             .as_array()
@@ -354,19 +384,71 @@ impl Resolver {
                     )),
                 }
             }
-            Value::Object(map) => Ok(Value::Object(
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
-                    .collect::<Result<_, TemplateError>>()?,
-            )),
-            Value::Array(items) => Ok(Value::Array(
-                items
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (k, v) in map {
+                    let resolved = self.resolve(v)?;
+                    if !is_no_value(&resolved) {
+                        out.insert(k.clone(), resolved);
+                    }
+                }
+                Ok(Value::Object(out))
+            }
+            Value::Array(items) => {
+                let resolved = items
                     .iter()
                     .map(|v| self.resolve(v))
-                    .collect::<Result<_, _>>()?,
-            )),
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Value::Array(
+                    resolved.into_iter().filter(|v| !is_no_value(v)).collect(),
+                ))
+            }
             other => Ok(other.clone()),
         }
+    }
+
+    /// Whether a named condition of the template holds for the current parameters.
+    pub fn condition(&self, name: &str) -> Result<bool, TemplateError> {
+        let body = self
+            .conditions
+            .get(name)
+            .ok_or_else(|| TemplateError::Unresolved(format!("condition {name}")))?;
+        self.evaluate(body)
+    }
+
+    fn evaluate(&self, body: &Value) -> Result<bool, TemplateError> {
+        let unsupported = || TemplateError::Unsupported(format!("condition {body}"));
+        let map = body
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .ok_or_else(unsupported)?;
+        let (key, arg) = map.iter().next().expect("len is 1");
+        let args = arg.as_array();
+        match key.as_str() {
+            "Condition" => self.condition(arg.as_str().unwrap_or_default()),
+            "Fn::Equals" => {
+                let pair = args.filter(|a| a.len() == 2).ok_or_else(unsupported)?;
+                Ok(self.resolve(&pair[0])? == self.resolve(&pair[1])?)
+            }
+            "Fn::Not" => Ok(!self.evaluate(args.and_then(|a| a.first()).ok_or_else(unsupported)?)?),
+            "Fn::And" => args
+                .ok_or_else(unsupported)?
+                .iter()
+                .try_fold(true, |acc, c| Ok(acc && self.evaluate(c)?)),
+            "Fn::Or" => args
+                .ok_or_else(unsupported)?
+                .iter()
+                .try_fold(false, |acc, c| Ok(acc || self.evaluate(c)?)),
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// Whether a resource exists under the current parameters (its `Condition`, if any, holds).
+    pub fn exists(&self, resource: &Resource) -> Result<bool, TemplateError> {
+        resource
+            .condition
+            .as_deref()
+            .map_or(Ok(true), |c| self.condition(c))
     }
 
     /// Resolves to a string (numbers and booleans rendered as text).
@@ -383,6 +465,7 @@ impl Resolver {
             "AWS::Partition" => return Ok("aws".into()),
             "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
             "AWS::StackName" => return Ok(self.stack_name.clone()),
+            "AWS::NoValue" => return Ok(NO_VALUE.into()),
             _ => {}
         }
         if let Some(value) = self.parameters.get(name) {
@@ -484,6 +567,7 @@ Resources:
                 },
             )]),
             parameters: template.parameter_defaults.clone(),
+            conditions: template.conditions.clone(),
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
             stack_name: "s".into(),

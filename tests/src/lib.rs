@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 pub use local_stack;
 
 pub mod fake_connections;
+pub mod fake_sfn;
 pub mod samples;
 
 /// The project template, parsed once per test binary.

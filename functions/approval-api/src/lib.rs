@@ -1,0 +1,188 @@
+//! `approval-api`: start a promotion approval, and the pages behind the emailed links.
+//!
+//! - `POST /approvals` {employeeName, managerEmail} -> 202 {executionArn, name}.
+//! - `GET /approvals/{succeed|fail}?taskToken=` -> a confirmation page; a GET never decides,
+//!   because email link scanners pre-fetch links.
+//! - `POST /approvals/{succeed|fail}` (form or JSON `taskToken`) -> SendTaskSuccess /
+//!   SendTaskFailure, and a page saying what happened.
+//!
+//! Browsers (Accept: text/html) get HTML pages, errors included; API clients get JSON. The task
+//! token is never logged or echoed in an error.
+
+use http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, RequestPayloadExt, Response};
+use shared::ApiError;
+use shared::approval::{self, Decision, DecisionForm, StartApprovalRequest};
+use shared::config::{self, ConfigError, EnvSource};
+use shared::error::classify_sdk_error;
+use shared::rest::{self, Responder};
+
+#[derive(Debug, Clone)]
+pub struct App {
+    sfn: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+    responder: Responder,
+}
+
+impl App {
+    /// Reads `STATE_MACHINE_ARN` and optionally `CORS_ALLOW_ORIGIN`.
+    pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            sfn: aws_sdk_sfn::Client::new(sdk),
+            state_machine_arn: config::required(env, "STATE_MACHINE_ARN")?,
+            responder: Responder::new(
+                &config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into()),
+            ),
+        })
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let outcome = self.route(&req).await;
+        let outcome = match outcome {
+            Err(err) if wants_html(&req) => Ok(html(
+                err.status,
+                &approval::page(
+                    error_title(&err),
+                    &format!("<p>{}</p>", approval::html_escape(&err.message)),
+                ),
+            )),
+            other => other,
+        };
+        self.responder.finish(outcome)
+    }
+
+    async fn route(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let method = req.method().clone();
+        if method == Method::OPTIONS {
+            return Ok(rest::preflight());
+        }
+        let segments = rest::path_segments(req);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match segments.as_slice() {
+            ["approvals"] if method == Method::POST => self.start(req).await,
+            ["approvals"] => Err(ApiError::method_not_allowed("POST, OPTIONS")),
+            ["approvals", segment] => {
+                let decision = Decision::from_segment(segment)
+                    .ok_or_else(|| ApiError::route_not_found(method.as_str(), req.uri().path()))?;
+                match method {
+                    Method::GET => {
+                        let token = approval::task_token(rest::query_param(req, "taskToken")?)?;
+                        Ok(html(
+                            StatusCode::OK,
+                            &approval::confirmation_page(decision, &token),
+                        ))
+                    }
+                    Method::POST => self.decide(req, decision).await,
+                    _ => Err(ApiError::method_not_allowed("GET, POST, OPTIONS")),
+                }
+            }
+            _ => Err(ApiError::route_not_found(method.as_str(), req.uri().path())),
+        }
+    }
+
+    async fn start(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let promotion = rest::parse_json::<StartApprovalRequest>(req)?.validate()?;
+        let name = format!("promotion-{}", uuid::Uuid::new_v4());
+        let input = serde_json::to_string(&promotion).map_err(|_| ApiError::internal())?;
+        let out = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(&name)
+            .input(input)
+            .send()
+            .await
+            .map_err(|e| ApiError::from(classify_sdk_error("states", &e)))?;
+        tracing::info!(execution = %name, "approval started");
+        Ok(rest::json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"executionArn": out.execution_arn, "name": name}),
+        ))
+    }
+
+    async fn decide(&self, req: &Request, decision: Decision) -> Result<Response<Body>, ApiError> {
+        let form: Option<DecisionForm> = req
+            .payload()
+            .map_err(|_| ApiError::validation("send taskToken as a form field or JSON"))?;
+        let token = approval::task_token(form.map(|f| f.task_token))?;
+        let sent = match decision {
+            Decision::Approve => self
+                .sfn
+                .send_task_success()
+                .task_token(&token)
+                .output(serde_json::json!({"decision": "approved", "decidedAt": shared::timestamp::now()}).to_string())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_service_error().meta().code().unwrap_or("Unknown").to_string()),
+            Decision::Reject => self
+                .sfn
+                .send_task_failure()
+                .task_token(&token)
+                .error("Rejected")
+                .cause("The manager rejected the promotion")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_service_error().meta().code().unwrap_or("Unknown").to_string()),
+        };
+        match sent {
+            Ok(()) => {
+                tracing::info!(decision = decision.segment(), "approval decided");
+                let (title, text) = match decision {
+                    Decision::Approve => ("Approved", "Thank you. The promotion is approved."),
+                    Decision::Reject => ("Rejected", "Thank you. The promotion is rejected."),
+                };
+                if wants_html(req) {
+                    Ok(html(
+                        StatusCode::OK,
+                        &approval::page(title, &format!("<p>{text}</p>")),
+                    ))
+                } else {
+                    Ok(rest::json(
+                        StatusCode::OK,
+                        &serde_json::json!({"decision": decision.segment()}),
+                    ))
+                }
+            }
+            // Only the error code is logged: messages may quote the token.
+            Err(code) => {
+                tracing::warn!(%code, "decision not accepted");
+                Err(match code.as_str() {
+                    "TaskDoesNotExist" | "TaskTimedOut" => ApiError::new(
+                        StatusCode::GONE,
+                        "request_closed",
+                        "This approval request has expired or was already answered.",
+                    ),
+                    "InvalidToken" => ApiError::validation("This approval link is not valid."),
+                    "ThrottlingException" => ApiError::unavailable(),
+                    _ => ApiError::internal(),
+                })
+            }
+        }
+    }
+}
+
+fn wants_html(req: &Request) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn error_title(err: &ApiError) -> &'static str {
+    match err.status {
+        StatusCode::GONE => "Request closed",
+        StatusCode::NOT_FOUND => "Not found",
+        _ => "Something is wrong with this link",
+    }
+}
+
+fn html(status: StatusCode, page: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::Text(page.to_string()))
+        .expect("static response parts are valid")
+}

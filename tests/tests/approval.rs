@@ -1,0 +1,432 @@
+//! Human approval: the callback pattern end to end on the emulator (start over the API -> the
+//! state machine's SQS message -> worker -> email -> GET page -> POST decision -> execution
+//! status), the timeout path, bad input, and the activity pattern's poll loop against a local
+//! Step Functions stand-in.
+
+use std::time::{Duration, Instant};
+
+use approval_worker::{ActivityPoller, Mailer};
+use aws_sdk_sfn::types::ExecutionStatus;
+use integration_tests::fake_sfn::FakeStepFunctions;
+use integration_tests::{Rest, assert_error, fixture, parts, stack};
+use local_stack::{Stack, queues};
+use serde_json::{Value, json};
+use shared::config::EnvSource;
+
+struct Approval {
+    stack: Stack,
+    api: approval_api::App,
+    mailer: Mailer,
+    manager: String,
+}
+
+async fn approval(timeout_seconds: &str) -> Approval {
+    let mut stack = stack().await;
+    // Unique sender and manager per test: the emulator's mailbox is shared.
+    let sender = format!("approvals-{}@example.com", stack.prefix);
+    stack.set_parameter("ApprovalSenderEmail", &sender);
+    stack.set_parameter("ApprovalTimeoutSeconds", timeout_seconds);
+    stack.ensure(&["ApprovalSenderIdentity"]).await.unwrap();
+    let api_env = stack.function_env("ApprovalApiFunction").await.unwrap();
+    let worker_env = stack.function_env("ApprovalWorkerFunction").await.unwrap();
+    assert!(
+        !worker_env.contains_key("APPROVAL_ACTIVITY_ARN"),
+        "callback is the default pattern"
+    );
+    Approval {
+        api: approval_api::App::from_env(&stack.sdk, &api_env as &dyn EnvSource).unwrap(),
+        mailer: Mailer::from_env(&stack.sdk, &worker_env as &dyn EnvSource).unwrap(),
+        manager: format!("boss-{}@example.com", stack.prefix),
+        stack,
+    }
+}
+
+fn form(token: &str) -> String {
+    format!(
+        "taskToken={}",
+        percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+impl Approval {
+    async fn start(&self, employee: &str) -> String {
+        let request = Rest::post("/approvals")
+            .json(json!({"employeeName": employee, "managerEmail": self.manager}));
+        let (status, body) = parts(&self.api.handle(request.request()).await);
+        assert_eq!(status, 202, "{body}");
+        body["executionArn"].as_str().unwrap().to_string()
+    }
+
+    /// Waits for the state machine's request(s) on the queue and hands them to the worker.
+    async fn deliver_requests(&self, at_least: usize) -> Vec<Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.stack.sdk);
+        let url = self.stack.reference("ApprovalRequestQueue").unwrap();
+        let arn = self.stack.attribute("ApprovalRequestQueue", "Arn").unwrap();
+        let mut messages = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while messages.len() < at_least && Instant::now() < deadline {
+            let out = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            messages.extend(out.messages.unwrap_or_default());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            messages.len() >= at_least,
+            "the state machine sent {} of {at_least} requests",
+            messages.len()
+        );
+        let response = self
+            .mailer
+            .handle_queue(queues::to_lambda_event(&messages, &arn))
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        messages
+            .iter()
+            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Emails the emulator sent to this test's manager (HTML bodies).
+    async fn inbox(&self) -> Vec<Value> {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+        let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let messages = data["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        messages
+            .into_iter()
+            .filter(|m| m.to_string().contains(&self.manager))
+            .collect()
+    }
+
+    async fn status(
+        &self,
+        execution_arn: &str,
+        want: ExecutionStatus,
+    ) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+        let sfn = aws_sdk_sfn::Client::new(&self.stack.sdk);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = sfn
+                .describe_execution()
+                .execution_arn(execution_arn)
+                .send()
+                .await
+                .unwrap();
+            if out.status == want || Instant::now() > deadline {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The `href` of the link for `decision` in an HTML email, unescaped, and its token.
+fn link(html: &str, decision: &str) -> (String, String) {
+    let marker = format!("/approvals/{decision}?taskToken=");
+    let start = html.find(&marker).expect("link in email");
+    let href_start = html[..start].rfind('"').unwrap() + 1;
+    let href_end = start + html[start..].find('"').unwrap();
+    let href = html[href_start..href_end].replace("&amp;", "&");
+    let url = reqwest::Url::parse(&href).unwrap();
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "taskToken")
+        .unwrap()
+        .1
+        .into_owned();
+    (url.path().trim_start_matches("/prod").to_string(), token)
+}
+
+/// `check_reuse`: also click the used link again. The emulator answers a repeated
+/// SendTaskFailure with success (AWS answers TaskTimedOut), so only the approve path checks it.
+async fn decide_through_links(
+    a: &Approval,
+    decision: &str,
+    expected: ExecutionStatus,
+    check_reuse: bool,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let execution = a.start("Ann <b>Lee</b>").await;
+    let requests = a.deliver_requests(1).await;
+    assert_eq!(requests[0]["employeeName"], "Ann <b>Lee</b>");
+    assert_eq!(requests[0]["attempt"], 1);
+    let inbox = a.inbox().await;
+    assert_eq!(inbox.len(), 1);
+    let html = inbox[0]["body"].as_str().unwrap();
+    assert!(
+        html.contains("Ann &lt;b&gt;Lee&lt;/b&gt;"),
+        "the name is escaped"
+    );
+    let (path, token) = link(html, decision);
+    assert_eq!(token, requests[0]["taskToken"].as_str().unwrap());
+
+    // GET shows a confirmation page and decides nothing.
+    let page = a
+        .api
+        .handle(
+            Rest::get(&path)
+                .resource("/approvals/{decision}")
+                .query("taskToken", &token)
+                .header("Accept", "text/html")
+                .request(),
+        )
+        .await;
+    assert_eq!(page.status(), 200);
+    let body = String::from_utf8(page.body().to_vec()).unwrap();
+    assert!(body.contains("<form method=\"post\""), "{body}");
+    assert_eq!(
+        a.status(&execution, ExecutionStatus::Running).await.status,
+        ExecutionStatus::Running
+    );
+
+    // The form's POST decides.
+    let post = Rest::post(&path)
+        .resource("/approvals/{decision}")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Accept", "text/html")
+        .raw_body(&form(&token));
+    let done = a.api.handle(post.clone().request()).await;
+    assert_eq!(done.status(), 200);
+    let out = a.status(&execution, expected.clone()).await;
+    assert_eq!(out.status, expected);
+
+    if check_reuse {
+        // A second click on a used link is a clear 4xx page, without the token in it.
+        let again = a.api.handle(post.request()).await;
+        assert!(
+            matches!(again.status().as_u16(), 400 | 410),
+            "{}",
+            again.status()
+        );
+        assert!(
+            !String::from_utf8(again.body().to_vec())
+                .unwrap()
+                .contains(&token)
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn approve_link_succeeds_the_execution() {
+    let a = approval("3600").await;
+    let out = decide_through_links(&a, "succeed", ExecutionStatus::Succeeded, true).await;
+    let output: Value = serde_json::from_str(out.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["decision"]["decision"], "approved");
+}
+
+#[tokio::test]
+async fn reject_link_fails_the_execution() {
+    let a = approval("3600").await;
+    let out = decide_through_links(&a, "fail", ExecutionStatus::Failed, false).await;
+    assert_eq!(out.error.as_deref(), Some("Rejected"));
+}
+
+#[tokio::test]
+async fn unanswered_requests_are_resent_then_expire() {
+    let a = approval("1").await;
+    let execution = a.start("Bob").await;
+    let requests = a.deliver_requests(3).await;
+    let attempts: Vec<u64> = requests
+        .iter()
+        .map(|r| r["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    let out = a.status(&execution, ExecutionStatus::Failed).await;
+    assert_eq!(out.status, ExecutionStatus::Failed);
+    assert_eq!(out.error.as_deref(), Some("ApprovalExpired"));
+    let inbox = a.inbox().await;
+    assert_eq!(inbox.len(), 3);
+    assert!(
+        inbox
+            .iter()
+            .any(|m| m["subject"].as_str().unwrap().contains("reminder 2"))
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_answers_and_never_echo_the_token() {
+    let a = approval("3600").await;
+    let cases: Vec<(Rest, u16, &str)> = vec![
+        (
+            Rest::post("/approvals")
+                .json(json!({"employeeName": "", "managerEmail": "m@example.com"})),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::post("/approvals").json(json!({"employeeName": "Ann", "managerEmail": "nope"})),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::post("/approvals").json(json!({"employeeName": "Ann"})),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::post("/approvals").raw_body("{"),
+            400,
+            "malformed_json",
+        ),
+        (Rest::get("/approvals"), 405, "method_not_allowed"),
+        (Rest::get("/approvals/succeed"), 400, "validation_error"),
+        (
+            Rest::get("/approvals/maybe").query("taskToken", "x"),
+            404,
+            "route_not_found",
+        ),
+        (
+            Rest::post("/approvals/succeed").json(json!({})),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::new("DELETE", "/approvals/fail"),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (request, status, code) in cases {
+        assert_error(&a.api.handle(request.request()).await, status, code);
+    }
+    let secret = "AAAAKgAAAAIAAAAAAAAAAbogus-token-value";
+    let bogus = Rest::post("/approvals/succeed")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .raw_body(&form(secret));
+    let response = a.api.handle(bogus.clone().request()).await;
+    assert!(
+        matches!(response.status().as_u16(), 400 | 410),
+        "{}",
+        response.status()
+    );
+    assert!(
+        !String::from_utf8(response.body().to_vec())
+            .unwrap()
+            .contains(secret)
+    );
+    let page = a
+        .api
+        .handle(bogus.header("Accept", "text/html").request())
+        .await;
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = String::from_utf8(page.body().to_vec()).unwrap();
+    assert!(html.contains("viewport") && !html.contains(secret));
+}
+
+#[tokio::test]
+async fn fixtures_parse_for_both_functions() {
+    let a = approval("3600").await;
+    let start = a
+        .api
+        .handle(lambda_http::request::from_str(&fixture("approval-api/start.json")).unwrap())
+        .await;
+    assert_eq!(start.status(), 202);
+    let page = a
+        .api
+        .handle(lambda_http::request::from_str(&fixture("approval-api/confirm-page.json")).unwrap())
+        .await;
+    assert_eq!(page.status(), 200);
+    let decide = a
+        .api
+        .handle(lambda_http::request::from_str(&fixture("approval-api/decide.json")).unwrap())
+        .await;
+    assert_eq!(
+        decide.status(),
+        400,
+        "the fixture's token is not a real one"
+    );
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(&fixture("approval-worker/sqs-request.json")).unwrap();
+    assert!(
+        a.mailer
+            .handle_queue(event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let _scheduled: Value =
+        serde_json::from_str(&fixture("approval-worker/schedule.json")).unwrap();
+}
+
+// ---- activity pattern ------------------------------------------------------------------------
+
+fn task_input(name: &str, manager: &str) -> String {
+    json!({"employeeName": name, "managerEmail": manager, "attempt": 1}).to_string()
+}
+
+#[tokio::test]
+async fn activity_poller_emails_each_task_and_stops_before_running_out_of_time() {
+    let a = approval("3600").await;
+    let tasks = vec![
+        ("token-1".to_string(), task_input("Cy", &a.manager)),
+        ("token-2".to_string(), task_input("Di", &a.manager)),
+    ];
+    let fake = FakeStepFunctions::start(tasks, Duration::from_millis(150)).await;
+    let sdk = local_stack::emulator::sdk_config(&fake.url).await;
+    let budget = Duration::from_millis(400);
+    let poller = ActivityPoller::new(
+        &sdk,
+        "arn:aws:states:us-east-1:123456789012:activity:ManualStep".into(),
+        Duration::from_secs(2),
+        budget,
+    );
+    let deadline = Instant::now() + Duration::from_millis(1200);
+    let summary = poller
+        .run(&a.mailer, || {
+            deadline.saturating_duration_since(Instant::now())
+        })
+        .await;
+    assert_eq!(summary.tasks, 2);
+    assert!(summary.empty_polls >= 1, "{summary:?}");
+    assert_eq!(summary.failed, 0);
+    for start in fake.poll_starts() {
+        assert!(
+            deadline.saturating_duration_since(start) >= budget,
+            "a poll started with less than a whole poll's time left"
+        );
+    }
+    let inbox = a.inbox().await;
+    assert_eq!(inbox.len(), 2);
+    assert!(
+        inbox
+            .iter()
+            .any(|m| m["body"].as_str().unwrap().contains("taskToken=token%2D1"))
+    );
+}
+
+#[tokio::test]
+async fn activity_poller_does_not_start_a_poll_it_cannot_finish() {
+    let a = approval("3600").await;
+    let fake = FakeStepFunctions::start(
+        vec![("t".into(), task_input("Ed", &a.manager))],
+        Duration::from_millis(50),
+    )
+    .await;
+    let sdk = local_stack::emulator::sdk_config(&fake.url).await;
+    let poller = ActivityPoller::new(
+        &sdk,
+        "arn:aws:states:us-east-1:123456789012:activity:ManualStep".into(),
+        Duration::from_secs(2),
+        Duration::from_secs(70),
+    );
+    let summary = poller.run(&a.mailer, || Duration::from_secs(69)).await;
+    assert_eq!(summary, approval_worker::PollSummary::default());
+    assert!(fake.poll_starts().is_empty());
+}
