@@ -14,7 +14,9 @@ from PIL import Image
 
 def thumbnail(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as im:
-        im.thumbnail((200, 1_000_000), Image.Resampling.LANCZOS)
+        # The height bound must be reachable, or draft() (DCT scaling) cannot shrink on load.
+        height = max(1, -(-im.height * 200 // im.width))
+        im.thumbnail((200, height), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         im.convert("RGB").save(out, "JPEG", quality=80)
         return out.getvalue()

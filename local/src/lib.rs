@@ -6,6 +6,7 @@
 //! - [`emulator`]: where the emulator is and how SDK clients reach it.
 
 pub mod emulator;
+pub mod pipes;
 pub mod provision;
 pub mod queues;
 pub mod streams;

@@ -190,6 +190,30 @@ impl Stack {
                     attributes: HashMap::new(),
                 })
             }
+            // Run by this crate (pipes) or not needed to run functions (roles, log groups).
+            "AWS::Pipes::Pipe" | "AWS::IAM::Role" | "AWS::Logs::LogGroup" => {
+                let name = self.physical_name(id, 64);
+                let arn = format!(
+                    "arn:aws:local:{REGION}:{ACCOUNT_ID}:{}/{name}",
+                    kind.rsplit("::")
+                        .next()
+                        .unwrap_or("resource")
+                        .to_ascii_lowercase()
+                );
+                Ok(Physical {
+                    reference: name,
+                    attributes: HashMap::from([("Arn".into(), arn)]),
+                })
+            }
+            // Functions run as processes or in-process handlers; the template's ARN still resolves.
+            "AWS::Serverless::Function" => {
+                let name = self.physical_name(id, 64);
+                let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}");
+                Ok(Physical {
+                    reference: name,
+                    attributes: HashMap::from([("Arn".into(), arn)]),
+                })
+            }
             "AWS::Serverless::Api" | "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api" => {
                 let api_id = format!("{}{}", self.prefix, id.to_ascii_lowercase())
                     .chars()

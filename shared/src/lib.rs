@@ -3,6 +3,7 @@
 //! Functions' `main.rs` only wire clients; their `lib.rs` route and call into here. Validation,
 //! key design, error mapping and response shaping live in this crate, once.
 
+pub mod appointments;
 pub mod approval;
 pub mod chat;
 pub mod config;

@@ -1,0 +1,14 @@
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = aws_config::load_from_env().await;
+    let enricher = pipe_enrichment::Enricher::from_env(&sdk, &shared::config::ProcessEnv)?;
+    run(service_fn(|event: LambdaEvent<Value>| {
+        let enricher = &enricher;
+        async move { Ok::<_, Error>(enricher.handle(event.payload).await?) }
+    }))
+    .await
+}

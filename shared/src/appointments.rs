@@ -1,0 +1,335 @@
+//! Appointments domain: booking requests, contact preferences, and the enrichment the pipe
+//! applies to each new appointment.
+//!
+//! Tables (template.yaml): `AppointmentsTable` keyed by `id` (stream NEW_IMAGE feeds the pipe),
+//! `ContactsTable` keyed by `email`. Items are stored with the same camelCase names the API uses,
+//! so a stream image decodes straight into [`Appointment`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, BackendError, classify_sdk_error};
+use crate::timestamp;
+use crate::validate;
+
+/// BatchGetItem takes at most 100 keys per call.
+pub const BATCH_GET_LIMIT: usize = 100;
+const UNPROCESSED_RETRIES: u32 = 5;
+
+/// Body of `POST /appointments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateAppointmentRequest {
+    pub patient_name: String,
+    pub email: String,
+    pub dentist: String,
+    pub starts_at: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Appointment {
+    pub id: String,
+    pub patient_name: String,
+    pub email: String,
+    pub dentist: String,
+    pub starts_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    pub created_at: String,
+}
+
+impl CreateAppointmentRequest {
+    /// Validates against `now`: the appointment must start in the future.
+    pub fn validate(self, now: time::OffsetDateTime) -> Result<Appointment, ApiError> {
+        let starts = timestamp::parse(&self.starts_at)
+            .ok_or_else(|| ApiError::validation("startsAt must be an RFC 3339 timestamp"))?;
+        if starts <= now {
+            return Err(ApiError::validation("startsAt must be in the future"));
+        }
+        Ok(Appointment {
+            id: uuid::Uuid::new_v4().to_string(),
+            patient_name: validate::text("patientName", &self.patient_name, 1, 100)?,
+            email: validate::email("email", &self.email)?,
+            dentist: validate::text("dentist", &self.dentist, 1, 100)?,
+            starts_at: timestamp::format(starts),
+            notes: self
+                .notes
+                .map(|n| validate::text("notes", &n, 0, 1000))
+                .transpose()?,
+            created_at: timestamp::format(now),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactMethod {
+    Email,
+    Sms,
+    None,
+}
+
+/// Body of `PUT /contacts/{email}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContactPreferenceRequest {
+    pub preferred_method: ContactMethod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    pub email: String,
+    pub preferred_method: ContactMethod,
+    pub updated_at: String,
+}
+
+/// What the pipe delivers to the queue: the appointment plus the contact preference
+/// (`none` when the patient has no contact record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrichedAppointment {
+    #[serde(flatten)]
+    pub appointment: Appointment,
+    pub preferred_method: ContactMethod,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppointmentsRepo {
+    db: DynamoDb,
+    appointments_table: Option<String>,
+    contacts_table: String,
+}
+
+impl AppointmentsRepo {
+    /// `appointments_table` is `None` for the enrichment function, which reads contacts only.
+    pub fn new(db: DynamoDb, appointments_table: Option<String>, contacts_table: String) -> Self {
+        Self {
+            db,
+            appointments_table,
+            contacts_table,
+        }
+    }
+
+    fn appointments(&self) -> Result<&str, BackendError> {
+        self.appointments_table
+            .as_deref()
+            .ok_or_else(|| BackendError::failed("dynamodb", "no appointments table configured"))
+    }
+
+    pub async fn create(&self, appointment: &Appointment) -> Result<(), BackendError> {
+        let item =
+            serde_dynamo::to_item(appointment).map_err(|e| BackendError::failed("dynamodb", e))?;
+        self.db
+            .put_item()
+            .table_name(self.appointments()?)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Appointment>, BackendError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(self.appointments()?)
+            .key("id", AttributeValue::S(id.into()))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        out.item
+            .map(|i| serde_dynamo::from_item(i).map_err(|e| BackendError::failed("dynamodb", e)))
+            .transpose()
+    }
+
+    pub async fn put_contact(
+        &self,
+        email: &str,
+        method: ContactMethod,
+    ) -> Result<Contact, BackendError> {
+        let contact = Contact {
+            email: email.into(),
+            preferred_method: method,
+            updated_at: timestamp::now(),
+        };
+        let item =
+            serde_dynamo::to_item(&contact).map_err(|e| BackendError::failed("dynamodb", e))?;
+        self.db
+            .put_item()
+            .table_name(&self.contacts_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        Ok(contact)
+    }
+
+    pub async fn contact(&self, email: &str) -> Result<Option<Contact>, BackendError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.contacts_table)
+            .key("email", AttributeValue::S(email.into()))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        out.item
+            .map(|i| serde_dynamo::from_item(i).map_err(|e| BackendError::failed("dynamodb", e)))
+            .transpose()
+    }
+
+    /// Preferred methods for `emails`: one BatchGetItem per 100 distinct emails, unprocessed keys
+    /// retried with backoff. Emails without a contact are absent from the map.
+    pub async fn preferred_methods(
+        &self,
+        emails: &[String],
+    ) -> Result<HashMap<String, ContactMethod>, BackendError> {
+        let mut distinct: Vec<&String> = emails.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        let mut found = HashMap::new();
+        for chunk in distinct.chunks(BATCH_GET_LIMIT) {
+            let keys = chunk
+                .iter()
+                .map(|e| HashMap::from([("email".to_string(), AttributeValue::S((*e).clone()))]))
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| BackendError::failed("dynamodb", e))?;
+            for attempt in 0..=UNPROCESSED_RETRIES {
+                let out = self
+                    .db
+                    .batch_get_item()
+                    .request_items(&self.contacts_table, request.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.contacts_table)
+                    .unwrap_or_default()
+                {
+                    let contact: Contact = serde_dynamo::from_item(item)
+                        .map_err(|e| BackendError::failed("dynamodb", e))?;
+                    found.insert(contact.email, contact.preferred_method);
+                }
+                match out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.contacts_table))
+                {
+                    Some(rest) if !rest.keys.is_empty() => {
+                        if attempt == UNPROCESSED_RETRIES {
+                            return Err(BackendError::Throttled {
+                                service: "dynamodb",
+                                detail: "unprocessed keys after retries".into(),
+                            });
+                        }
+                        request = rest;
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    #[error("record {index} is not an appointment insert: {reason}")]
+    Malformed { index: usize, reason: String },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Enriches a whole batch of stream records, keeping their order. A malformed record fails the
+/// batch: the pipe retries, bisects (`AUTOMATIC_BISECT`) down to the bad record, and sends that
+/// one to its dead-letter queue, so nothing vanishes silently.
+pub async fn enrich(
+    repo: &AppointmentsRepo,
+    records: &[serde_json::Value],
+) -> Result<Vec<EnrichedAppointment>, EnrichError> {
+    let mut appointments = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        let malformed = |reason: String| EnrichError::Malformed { index, reason };
+        let parsed: aws_lambda_events::event::dynamodb::EventRecord =
+            serde_json::from_value(record.clone()).map_err(|e| malformed(e.to_string()))?;
+        let appointment: Appointment = serde_dynamo::from_item(parsed.change.new_image)
+            .map_err(|e| malformed(e.to_string()))?;
+        appointments.push(appointment);
+    }
+    let emails: Vec<String> = appointments.iter().map(|a| a.email.clone()).collect();
+    let methods = repo.preferred_methods(&emails).await?;
+    Ok(appointments
+        .into_iter()
+        .map(|appointment| {
+            let preferred_method = methods
+                .get(&appointment.email)
+                .copied()
+                .unwrap_or(ContactMethod::None);
+            EnrichedAppointment {
+                appointment,
+                preferred_method,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn request(starts_at: &str) -> CreateAppointmentRequest {
+        CreateAppointmentRequest {
+            patient_name: "Ann".into(),
+            email: "Ann@Example.com".into(),
+            dentist: "Dr. Kim".into(),
+            starts_at: starts_at.into(),
+            notes: None,
+        }
+    }
+
+    #[test]
+    fn appointments_must_start_in_the_future() {
+        let now = datetime!(2026-11-21 15:00 UTC);
+        let ok = request("2026-11-22T09:30:00+09:00").validate(now).unwrap();
+        assert_eq!(ok.starts_at, "2026-11-22T00:30:00.000Z");
+        assert_eq!(ok.email, "ann@example.com");
+        assert!(request("2026-11-21T14:59:59Z").validate(now).is_err());
+        assert!(request("tomorrow").validate(now).is_err());
+    }
+
+    #[test]
+    fn enriched_documents_are_plain_camel_case_json() {
+        let doc = EnrichedAppointment {
+            appointment: Appointment {
+                id: "1".into(),
+                patient_name: "Ann".into(),
+                email: "a@b.co".into(),
+                dentist: "Kim".into(),
+                starts_at: "2026-11-22T00:30:00.000Z".into(),
+                notes: None,
+                created_at: "2026-11-21T15:00:00.000Z".into(),
+            },
+            preferred_method: ContactMethod::None,
+        };
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["patientName"], "Ann");
+        assert_eq!(json["preferredMethod"], "none");
+        assert!(json.get("notes").is_none());
+    }
+}
