@@ -5,6 +5,7 @@
 //! DLQ). A permanent failure (not an image, truncated, too large) is recorded as a marker object
 //! next to the thumbnails and the message is consumed: retrying cannot fix it.
 
+pub mod jpeg_dc;
 pub mod render;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};

@@ -15,6 +15,8 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use crate::jpeg_dc;
+
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
     pub width: u32,
@@ -68,9 +70,12 @@ pub fn render(bytes: &[u8], options: &RenderOptions) -> Result<Thumbnail, Render
     }
     let format = image::guess_format(bytes).map_err(|_| RenderError::UnsupportedFormat)?;
     let (pixels, orientation) = match format {
-        ImageFormat::Jpeg => match decode_jpeg_scaled(bytes, options)? {
+        ImageFormat::Jpeg => match decode_jpeg_dc(bytes, options)? {
             Some(decoded) => decoded,
-            None => decode_general(bytes, format, options)?,
+            None => match decode_jpeg_scaled(bytes, options)? {
+                Some(decoded) => decoded,
+                None => decode_general(bytes, format, options)?,
+            },
         },
         ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif => {
             decode_general(bytes, format, options)?
@@ -117,7 +122,38 @@ fn check_pixels(width: u32, height: u32, options: &RenderOptions) -> Result<(), 
     Ok(())
 }
 
-/// The fast path: RGB and grayscale JPEGs decoded at the smallest DCT scale that still leaves at
+/// The fastest path, for JPEGs large enough that 1/8 scale still leaves twice the target width:
+/// DC coefficients only ([`crate::jpeg_dc`]). `None` when it does not apply.
+fn decode_jpeg_dc(
+    bytes: &[u8],
+    options: &RenderOptions,
+) -> Result<Option<(Pixels, Orientation)>, RenderError> {
+    let Some((width, height)) = jpeg_dc::dimensions(bytes) else {
+        return Ok(None);
+    };
+    check_pixels(width, height, options)?;
+    // Like sharp's shrink-on-load, but keeping >= 2x the target for the resampling filter; if
+    // EXIF orientation puts the shorter side horizontal, it is still a downscale.
+    if width.max(height).div_ceil(8) < options.width * 2
+        || width.min(height).div_ceil(8) < options.width
+    {
+        return Ok(None);
+    }
+    match jpeg_dc::decode(bytes) {
+        Ok(Some(image)) => {
+            let pixels = if image.gray {
+                Pixels::Gray(image.width, image.height, image.pixels)
+            } else {
+                Pixels::Rgb(image.width, image.height, image.pixels)
+            };
+            Ok(Some((pixels, image.orientation)))
+        }
+        Ok(None) => Ok(None),
+        Err(err) => Err(RenderError::Decode(err.to_string())),
+    }
+}
+
+/// The next path: RGB and grayscale JPEGs decoded at the smallest DCT scale that still leaves at
 /// least twice the target width for the resampling filter. `None` for JPEGs it does not handle.
 fn decode_jpeg_scaled(
     bytes: &[u8],
