@@ -13,6 +13,12 @@ Try, in another terminal:
   cargo lambda invoke items-api --invoke-port 9000 --data-file events/items-api/create.json
   cargo lambda invoke items-api --invoke-port 9000 --data-file events/items-api/list.json
   cargo lambda invoke items-stream --invoke-port 9000 --data-file events/items-stream/changes.json
+  cargo lambda invoke presigner --invoke-port 9000 --data-file events/presigner/create-upload.json
+  cargo lambda invoke chat-put --invoke-port 9000 --data-file events/chat-put/post-message.json
+  cargo lambda invoke chat-get --invoke-port 9000 --data-file events/chat-get/history.json
+  cargo lambda invoke approval-api --invoke-port 9000 --data-file events/approval-api/start.json
+  cargo lambda invoke appointments-api --invoke-port 9000 --data-file events/appointments-api/create.json
+(cargo lambda is .venv-sam/bin/cargo-lambda if it is not on your PATH.)
 Ctrl-C stops the functions and the emulator.
 TOUR
 "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --env-file "$env_file"

@@ -1,11 +1,13 @@
 //! `local-stack provision --prefix dev --env-file FILE`: creates every resource of template.yaml
 //! that the emulator can hold, and writes the functions' resolved environment to FILE for
-//! `cargo lambda watch --env-file`.
+//! `cargo lambda watch --env-file` (one environment for all functions, so the template must not
+//! give one variable two values).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use local_stack::provision::ProvisionError;
 use local_stack::{Stack, Template, emulator};
 
 #[tokio::main]
@@ -39,6 +41,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         prefix,
     );
 
+    // Everything the emulator can hold, functions' dependencies or not (buckets with their
+    // notifications, SES identities, ...); what it cannot hold is named and skipped.
+    let ids: Vec<String> = template.resources.keys().cloned().collect();
+    for id in &ids {
+        match stack.ensure(&[id.as_str()]).await {
+            Ok(()) => {}
+            Err(ProvisionError::Unsupported { id: what, kind }) => println!("  not emulated: {what} ({kind})"),
+            Err(other) => return Err(other.into()),
+        }
+    }
     let mut env: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (function_id, _) in template.resources_of_kind("AWS::Serverless::Function") {
         let vars = stack.function_env(function_id).await?;
@@ -50,7 +62,6 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             env.insert(key, (function_id.clone(), value));
         }
-        println!("  provisioned for {function_id}");
     }
     let mut lines: Vec<String> = env.iter().map(|(k, (_, v))| format!("{k}={v}")).collect();
     for key in [
