@@ -47,7 +47,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for id in &ids {
         match stack.ensure(&[id.as_str()]).await {
             Ok(()) => {}
-            Err(ProvisionError::Unsupported { id: what, kind }) => println!("  not emulated: {what} ({kind})"),
+            Err(ProvisionError::Unsupported { id: what, kind }) => {
+                println!("  not emulated: {what} ({kind})")
+            }
             Err(other) => return Err(other.into()),
         }
     }
