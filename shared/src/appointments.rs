@@ -125,31 +125,17 @@ impl AppointmentsRepo {
     }
 
     pub async fn create(&self, appointment: &Appointment) -> Result<(), BackendError> {
-        let item =
-            serde_dynamo::to_item(appointment).map_err(|e| BackendError::failed("dynamodb", e))?;
-        self.db
-            .put_item()
-            .table_name(self.appointments()?)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        Ok(())
+        crate::dynamo::put(
+            &self.db,
+            self.appointments()?,
+            appointment,
+            Some("attribute_not_exists(id)"),
+        )
+        .await
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Appointment>, BackendError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(self.appointments()?)
-            .key("id", AttributeValue::S(id.into()))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        out.item
-            .map(|i| serde_dynamo::from_item(i).map_err(|e| BackendError::failed("dynamodb", e)))
-            .transpose()
+        crate::dynamo::get(&self.db, self.appointments()?, "id", id).await
     }
 
     pub async fn put_contact(
@@ -162,30 +148,12 @@ impl AppointmentsRepo {
             preferred_method: method,
             updated_at: timestamp::now(),
         };
-        let item =
-            serde_dynamo::to_item(&contact).map_err(|e| BackendError::failed("dynamodb", e))?;
-        self.db
-            .put_item()
-            .table_name(&self.contacts_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        crate::dynamo::put(&self.db, &self.contacts_table, &contact, None).await?;
         Ok(contact)
     }
 
     pub async fn contact(&self, email: &str) -> Result<Option<Contact>, BackendError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.contacts_table)
-            .key("email", AttributeValue::S(email.into()))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        out.item
-            .map(|i| serde_dynamo::from_item(i).map_err(|e| BackendError::failed("dynamodb", e)))
-            .transpose()
+        crate::dynamo::get(&self.db, &self.contacts_table, "email", email).await
     }
 
     /// Preferred methods for `emails`: one BatchGetItem per 100 distinct emails, unprocessed keys

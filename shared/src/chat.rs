@@ -208,15 +208,7 @@ impl Connections {
             connected_at: timestamp::format(now),
             expires_at: now.unix_timestamp() + CONNECTION_TTL_SECONDS,
         };
-        let item =
-            serde_dynamo::to_item(&connection).map_err(|e| BackendError::failed("dynamodb", e))?;
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        crate::dynamo::put(&self.db, &self.table, &connection, None).await?;
         Ok(connection)
     }
 
@@ -236,17 +228,7 @@ impl Connections {
         &self,
         connection_id: &str,
     ) -> Result<Option<Connection>, BackendError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .key("connection_id", AttributeValue::S(connection_id.into()))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        out.item
-            .map(|i| serde_dynamo::from_item(i).map_err(|e| BackendError::failed("dynamodb", e)))
-            .transpose()
+        crate::dynamo::get(&self.db, &self.table, "connection_id", connection_id).await
     }
 
     /// Every connection id in a room: a query on the room index, all pages.
@@ -308,16 +290,13 @@ impl Messages {
             message,
             sort_key: format!("{sent_at}#{id}"),
         };
-        let item =
-            serde_dynamo::to_item(&stored).map_err(|e| BackendError::failed("dynamodb", e))?;
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(sort_key)")
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        crate::dynamo::put(
+            &self.db,
+            &self.table,
+            &stored,
+            Some("attribute_not_exists(sort_key)"),
+        )
+        .await?;
         Ok(stored.message)
     }
 

@@ -8,6 +8,7 @@ pub mod approval;
 pub mod chat;
 pub mod config;
 pub mod cursor;
+pub mod dynamo;
 pub mod error;
 pub mod items;
 pub mod photos;

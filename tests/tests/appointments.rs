@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{Rest, assert_error, fixture, parts, stack};
+use integration_tests::{Rest, assert_error, drain, fixture, parts, stack};
 use local_stack::Stack;
 use local_stack::pipes::{PipeRunner, PipeStats};
 use pipe_enrichment::Enricher;
@@ -82,31 +82,12 @@ impl Booking {
     }
 
     async fn drain(&self, queue: &str) -> Vec<Value> {
-        let sqs = aws_sdk_sqs::Client::new(&self.stack.sdk);
         let url = self.stack.reference(queue).unwrap();
-        let mut bodies = Vec::new();
-        loop {
-            let out = sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            let messages = out.messages.unwrap_or_default();
-            if messages.is_empty() {
-                return bodies;
-            }
-            for m in messages {
-                bodies.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
-                sqs.delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(m.receipt_handle.unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        drain(&self.stack, &url)
+            .await
+            .iter()
+            .map(|body| serde_json::from_str(body).unwrap())
+            .collect()
     }
 }
 

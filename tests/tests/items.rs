@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use integration_tests::{Rest, assert_error, fixture, parts, stack};
+use integration_tests::{Rest, assert_error, drain, fixture, parts, stack, subscribe_queue};
 use items_api::App;
 use local_stack::Stack;
 use local_stack::streams::StreamReader;
@@ -552,50 +552,6 @@ async fn fixtures_are_valid_api_gateway_events() {
         .handle(lambda_http::request::from_str(&fixture("items-api/create-invalid.json")).unwrap())
         .await;
     assert_error(&bad, 400, "validation_error");
-}
-
-/// Subscribes a fresh queue to a topic, so published notifications can be read back.
-async fn subscribe_queue(stack: &Stack, topic_arn: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    let name = format!("{}-topic-tap", stack.prefix);
-    let url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
-    aws_sdk_sns::Client::new(&stack.sdk)
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    url
-}
-
-async fn drain(stack: &Stack, queue_url: &str) -> Vec<String> {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    let mut bodies = Vec::new();
-    loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return bodies;
-        }
-        bodies.extend(messages.into_iter().filter_map(|m| m.body));
-    }
 }
 
 async fn object(stack: &Stack, bucket: &str, key: &str) -> Option<Value> {

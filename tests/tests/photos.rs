@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use integration_tests::samples::{self, BLUE, RED, near};
-use integration_tests::{Rest, assert_error, fixture, parts, stack};
+use integration_tests::{Rest, assert_error, drain, fixture, parts, stack, subscribe_queue};
 use local_stack::Stack;
 use local_stack::queues;
 use serde_json::{Value, json};
@@ -180,29 +180,6 @@ async fn pipeline() -> Pipeline {
     }
 }
 
-async fn subscribe_queue(stack: &Stack, topic_arn: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    let name = format!("{}-notices", stack.prefix);
-    let url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    aws_sdk_sns::Client::new(&stack.sdk)
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}"))
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    url
-}
-
 impl Pipeline {
     /// Asks the presigner for a ticket and uploads `bytes` with exactly what it says.
     async fn upload(&self, filename: &str, content_type: &str, bytes: Vec<u8>) -> Value {
@@ -268,18 +245,10 @@ impl Pipeline {
     }
 
     async fn notices(&self) -> Vec<ThumbnailNotice> {
-        let sqs = aws_sdk_sqs::Client::new(&self.stack.sdk);
-        let out = sqs
-            .receive_message()
-            .queue_url(&self.notices)
-            .max_number_of_messages(10)
-            .send()
+        drain(&self.stack, &self.notices)
             .await
-            .unwrap();
-        out.messages
-            .unwrap_or_default()
             .iter()
-            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
+            .map(|body| serde_json::from_str(body).unwrap())
             .collect()
     }
 }
