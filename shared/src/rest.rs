@@ -205,6 +205,27 @@ pub fn header_str<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, A
     }
 }
 
+/// A REST request's method and stage-less, percent-decoded path segments.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: http::Method,
+    segments: Vec<String>,
+}
+
+impl Route {
+    /// `None` for a CORS preflight (OPTIONS), which every route answers with [`preflight`].
+    pub fn of(req: &Request) -> Option<Self> {
+        (req.method() != http::Method::OPTIONS).then(|| Self {
+            method: req.method().clone(),
+            segments: path_segments(req),
+        })
+    }
+
+    pub fn segments(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+}
+
 /// The connection id of a WebSocket API event (`None` for REST events).
 pub fn websocket_connection_id(req: &Request) -> Option<String> {
     match req.request_context_ref() {

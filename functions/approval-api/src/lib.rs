@@ -52,12 +52,10 @@ impl App {
     }
 
     async fn route(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let method = req.method().clone();
-        if method == Method::OPTIONS {
+        let Some(route) = rest::Route::of(req) else {
             return Ok(rest::preflight());
-        }
-        let segments = rest::path_segments(req);
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        };
+        let (method, segments) = (route.method.clone(), route.segments());
         match segments.as_slice() {
             ["approvals"] if method == Method::POST => self.start(req).await,
             ["approvals"] => Err(ApiError::method_not_allowed("POST, OPTIONS")),

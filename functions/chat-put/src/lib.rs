@@ -45,12 +45,10 @@ impl App {
     }
 
     async fn post_from_rest(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let method = req.method().clone();
-        if method == Method::OPTIONS {
+        let Some(route) = rest::Route::of(req) else {
             return Ok(rest::preflight());
-        }
-        let segments = rest::path_segments(req);
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        };
+        let (method, segments) = (route.method.clone(), route.segments());
         let ["rooms", room, "messages"] = segments.as_slice() else {
             return Err(ApiError::route_not_found(method.as_str(), req.uri().path()));
         };
