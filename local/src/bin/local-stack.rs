@@ -44,11 +44,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Everything the emulator can hold, functions' dependencies or not (buckets with their
     // notifications, SES identities, ...); what it cannot hold is named and skipped.
     let ids: Vec<String> = template.resources.keys().cloned().collect();
+    let mut skipped = std::collections::BTreeSet::new();
     for id in &ids {
         match stack.ensure(&[id.as_str()]).await {
             Ok(()) => {}
             Err(ProvisionError::Unsupported { id: what, kind }) => {
-                println!("  not emulated: {what} ({kind})")
+                if skipped.insert(what.clone()) {
+                    println!("  not emulated: {what} ({kind})");
+                }
             }
             Err(other) => return Err(other.into()),
         }
