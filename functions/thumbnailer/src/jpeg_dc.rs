@@ -60,6 +60,9 @@ struct Huffman {
     /// magnitude bits fit too, `SKIP | total << 8 | run` so a skipped coefficient costs one
     /// lookup and one shift; 0 for longer codes.
     lut: Box<[u16; 1 << LUT_BITS]>,
+    /// AC tables only: for each 12-bit window, every complete coefficient that fits in it at
+    /// once: `bits used | coefficients advanced << 5 | END_OF_BLOCK`; 0 when not even one fits.
+    multi: Box<[u16; 1 << LUT_BITS]>,
     max_code: [i32; 18],
     val_offset: [i32; 17],
     values: Vec<u8>,
@@ -100,13 +103,57 @@ impl Huffman {
             code <<= 1;
         }
         max_code[17] = i32::MAX;
+        let multi = if ac {
+            multi_skip_table(&lut)
+        } else {
+            Box::new([0u16; 1 << LUT_BITS])
+        };
         Ok(Self {
             lut,
+            multi,
             max_code,
             val_offset,
             values,
         })
     }
+}
+
+/// Marks a multi-skip entry that ends the block.
+const END_OF_BLOCK: u16 = 0x8000;
+
+/// Builds the multi-coefficient skip table from the single-symbol one: starting at each 12-bit
+/// window, walk complete symbols (code + magnitude inside the window) until one does not fit or
+/// the block ends.
+fn multi_skip_table(lut: &[u16; 1 << LUT_BITS]) -> Box<[u16; 1 << LUT_BITS]> {
+    let mut multi = Box::new([0u16; 1 << LUT_BITS]);
+    for window in 0..(1u32 << LUT_BITS) {
+        let (mut used, mut advanced, mut end) = (0u32, 0u32, false);
+        while used < LUT_BITS {
+            // The rest of the window, left-aligned; codes reaching past it are not taken.
+            let entry = lut[((window << used) & ((1 << LUT_BITS) - 1)) as usize];
+            let n = u32::from((entry >> 8) & 0x1F);
+            let symbol = entry as u8;
+            let fits = entry != 0 && used + n <= LUT_BITS;
+            if fits && entry & SKIP != 0 {
+                used += n;
+                advanced += u32::from(entry & 0x0F) + 1;
+            } else if fits && entry & SHORT != 0 && (symbol == 0x00 || symbol == 0xF0) {
+                used += n;
+                if symbol == 0x00 {
+                    end = true;
+                    break;
+                }
+                advanced += 16;
+            } else {
+                break;
+            }
+        }
+        if used > 0 && advanced < 64 {
+            multi[window as usize] =
+                used as u16 | (advanced as u16) << 5 | if end { END_OF_BLOCK } else { 0 };
+        }
+    }
+    multi
 }
 
 /// Entropy-coded data with byte stuffing removed; bits are kept left-aligned in a u64.
@@ -245,7 +292,19 @@ impl<'a> Bits<'a> {
                 self.refill();
                 (bits, count) = (self.bits, self.count);
             }
-            let entry = lut[(bits >> (64 - LUT_BITS)) as usize];
+            let window = (bits >> (64 - LUT_BITS)) as usize;
+            let many = table.multi[window];
+            if many != 0 && k + u32::from((many >> 5) & 0x7F) <= 64 {
+                let n = u32::from(many & 0x1F);
+                bits <<= n;
+                count -= n;
+                if many & END_OF_BLOCK != 0 {
+                    break;
+                }
+                k += u32::from((many >> 5) & 0x7F);
+                continue;
+            }
+            let entry = lut[window];
             if entry & SKIP != 0 {
                 let n = u32::from((entry >> 8) & 0x1F);
                 bits <<= n;
