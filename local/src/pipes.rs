@@ -121,15 +121,9 @@ impl PipeRunner {
             })
             .collect::<Result<Vec<Value>, _>>()?;
         let queue_url = |arn: &str| -> Result<String, PipeError> {
-            let id = stack
-                .resolver
-                .physical
-                .iter()
-                .find(|(_, p)| p.attributes.get("Arn").map(String::as_str) == Some(arn))
-                .map(|(id, _)| id.clone())
-                .ok_or_else(|| {
-                    PipeError::Config(format!("target {arn} is not a provisioned queue"))
-                })?;
+            let id = stack.id_with_arn(arn).ok_or_else(|| {
+                PipeError::Config(format!("target {arn} is not a provisioned queue"))
+            })?;
             Ok(stack.reference(&id)?)
         };
         let target_url = queue_url(props["Target"].as_str().unwrap_or_default())?;
@@ -139,14 +133,7 @@ impl PipeRunner {
             .map(queue_url)
             .transpose()?;
         let enrichment_arn = props["Enrichment"].as_str();
-        let enrichment = enrichment_arn.and_then(|arn| {
-            stack
-                .resolver
-                .physical
-                .iter()
-                .find(|(_, p)| p.attributes.get("Arn").map(String::as_str) == Some(arn))
-                .map(|(id, _)| id.clone())
-        });
+        let enrichment = enrichment_arn.and_then(|arn| stack.id_with_arn(arn));
         let mut reader = StreamReader::new(&stack.sdk, stream, start);
         // Opening the shards now pins LATEST to "from here on".
         reader.poll().await?;

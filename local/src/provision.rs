@@ -86,6 +86,15 @@ impl Stack {
             .ok_or_else(|| TemplateError::Unresolved(format!("{id} is not provisioned")))
     }
 
+    /// The logical id of the provisioned resource whose `Arn` attribute is `arn`.
+    pub fn id_with_arn(&self, arn: &str) -> Option<String> {
+        self.resolver
+            .physical
+            .iter()
+            .find(|(_, p)| p.attributes.get("Arn").map(String::as_str) == Some(arn))
+            .map(|(id, _)| id.clone())
+    }
+
     /// `Ref` of a provisioned resource: table/bucket name, queue URL, topic ARN.
     pub fn reference(&self, id: &str) -> Result<String, TemplateError> {
         self.physical(id).map(|p| p.reference.clone())

@@ -147,16 +147,6 @@ impl Template {
         Ok(vars)
     }
 
-    /// A function property, falling back to `Globals.Function` (e.g. `Timeout`).
-    pub fn function_property(&self, function_id: &str, name: &str) -> Option<Value> {
-        let function = self.resources.get(function_id)?;
-        function
-            .properties
-            .get(name)
-            .cloned()
-            .or_else(|| self.globals.pointer(&format!("/Function/{name}")).cloned())
-    }
-
     /// The cargo binary that implements a function (`Metadata.BuildProperties.Binary`).
     pub fn function_binary(&self, function_id: &str) -> Result<String, TemplateError> {
         self.resource(function_id)?

@@ -15,9 +15,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::cursor;
+use crate::config::{self, ConfigError, EnvSource};
+use crate::cursor::{self, Page};
 use crate::error::{ApiError, BackendError, classify_sdk_error};
-use crate::items::Page;
 use crate::timestamp;
 use crate::validate;
 
@@ -194,6 +194,14 @@ impl Connections {
         }
     }
 
+    /// From `CHAT_CONNECTIONS_TABLE` (set by template.yaml).
+    pub fn from_env(db: DynamoDb, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            db,
+            config::required(env, "CHAT_CONNECTIONS_TABLE")?,
+        ))
+    }
+
     pub async fn add_connection(
         &self,
         connection_id: &str,
@@ -274,6 +282,11 @@ impl Messages {
             db,
             table: table.into(),
         }
+    }
+
+    /// From `CHAT_MESSAGES_TABLE` (set by template.yaml).
+    pub fn from_env(db: DynamoDb, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self::new(db, config::required(env, "CHAT_MESSAGES_TABLE")?))
     }
 
     pub async fn save(&self, room: &str, user: &str, text: &str) -> Result<Message, BackendError> {

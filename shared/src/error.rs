@@ -143,10 +143,6 @@ impl BackendError {
             detail: err.to_string(),
         }
     }
-
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Throttled { .. })
-    }
 }
 
 impl From<BackendError> for ApiError {

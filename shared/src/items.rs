@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cursor;
+use crate::cursor::{self, Page};
 use crate::error::{ApiError, BackendError, classify_sdk_error};
 use crate::timestamp;
 use crate::validate;
@@ -325,14 +325,6 @@ impl ListRequest {
             start_key,
         })
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,11 @@ pub struct Responder {
 }
 
 impl Responder {
+    /// From `CORS_ALLOW_ORIGIN` (template parameter `CorsAllowOrigin`), `*` when unset.
+    pub fn from_env(env: &dyn crate::config::EnvSource) -> Self {
+        Self::new(&crate::config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into()))
+    }
+
     pub fn new(allow_origin: &str) -> Self {
         let allow_origin =
             HeaderValue::from_str(allow_origin).unwrap_or(HeaderValue::from_static("*"));

@@ -726,6 +726,13 @@ fn template_declares_the_indexes_the_domain_queries() {
         table["StreamSpecification"]["StreamViewType"],
         "NEW_AND_OLD_IMAGES"
     );
+    let connections = &template
+        .resource("ChatConnectionsTable")
+        .unwrap()
+        .properties;
+    let room_index = &connections["GlobalSecondaryIndexes"][0];
+    assert_eq!(room_index["IndexName"], shared::chat::ROOM_INDEX);
+    assert_eq!(room_index["KeySchema"][0]["AttributeName"], "room");
 }
 
 #[tokio::test]

@@ -28,9 +28,7 @@ impl App {
         );
         Ok(Self {
             repo,
-            responder: Responder::new(
-                &config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into()),
-            ),
+            responder: Responder::from_env(env),
         })
     }
 

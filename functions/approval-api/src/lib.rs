@@ -30,9 +30,7 @@ impl App {
         Ok(Self {
             sfn: aws_sdk_sfn::Client::new(sdk),
             state_machine_arn: config::required(env, "STATE_MACHINE_ARN")?,
-            responder: Responder::new(
-                &config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into()),
-            ),
+            responder: Responder::from_env(env),
         })
     }
 

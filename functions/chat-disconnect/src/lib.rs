@@ -5,7 +5,7 @@ use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::chat::Connections;
-use shared::config::{self, ConfigError, EnvSource};
+use shared::config::{ConfigError, EnvSource};
 use shared::rest::{self, Responder};
 
 #[derive(Debug, Clone)]
@@ -17,9 +17,8 @@ pub struct App {
 impl App {
     /// Reads `CHAT_CONNECTIONS_TABLE`.
     pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let table = config::required(env, "CHAT_CONNECTIONS_TABLE")?;
         Ok(Self {
-            connections: Connections::new(aws_sdk_dynamodb::Client::new(sdk), table),
+            connections: Connections::from_env(aws_sdk_dynamodb::Client::new(sdk), env)?,
             responder: Responder::default(),
         })
     }

@@ -5,7 +5,7 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::chat::{self, Messages};
-use shared::config::{self, ConfigError, EnvSource};
+use shared::config::{ConfigError, EnvSource};
 use shared::rest::{self, Responder};
 
 #[derive(Debug, Clone)]
@@ -17,14 +17,10 @@ pub struct App {
 impl App {
     /// Reads `CHAT_MESSAGES_TABLE` and optionally `CORS_ALLOW_ORIGIN`.
     pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let messages = Messages::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            config::required(env, "CHAT_MESSAGES_TABLE")?,
-        );
-        let origin = config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into());
+        let messages = Messages::from_env(aws_sdk_dynamodb::Client::new(sdk), env)?;
         Ok(Self {
             messages,
-            responder: Responder::new(&origin),
+            responder: Responder::from_env(env),
         })
     }
 

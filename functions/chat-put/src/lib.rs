@@ -24,15 +24,14 @@ impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let db = aws_sdk_dynamodb::Client::new(sdk);
         let chat = ChatService::new(
-            Connections::new(db.clone(), config::required(env, "CHAT_CONNECTIONS_TABLE")?),
-            Messages::new(db, config::required(env, "CHAT_MESSAGES_TABLE")?),
+            Connections::from_env(db.clone(), env)?,
+            Messages::from_env(db, env)?,
             chat::management_client(sdk, &config::required(env, "CHAT_CALLBACK_URL")?),
             config::parsed_or(env, "FANOUT_CONCURRENCY", chat::DEFAULT_FANOUT_CONCURRENCY)?,
         );
-        let origin = config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into());
         Ok(Self {
             chat,
-            responder: Responder::new(&origin),
+            responder: Responder::from_env(env),
         })
     }
 

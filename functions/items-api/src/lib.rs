@@ -26,10 +26,9 @@ impl App {
     /// Reads `ITEMS_TABLE` and `CORS_ALLOW_ORIGIN` (set by template.yaml).
     pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let table = config::required(env, "ITEMS_TABLE")?;
-        let origin = config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into());
         Ok(Self::new(
             ItemsRepo::new(aws_sdk_dynamodb::Client::new(sdk), table),
-            Responder::new(&origin),
+            Responder::from_env(env),
         ))
     }
 

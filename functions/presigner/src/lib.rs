@@ -53,9 +53,7 @@ impl App {
                 photos::DEFAULT_MAX_UPLOAD_BYTES,
             )?,
             expiry: Duration::from_secs(expiry),
-            responder: Responder::new(
-                &config::optional(env, "CORS_ALLOW_ORIGIN").unwrap_or_else(|| "*".into()),
-            ),
+            responder: Responder::from_env(env),
         })
     }
 
