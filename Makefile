@@ -1,6 +1,7 @@
 # serverless-rust-kit: one entry point for building, testing and running locally.
 #   make test   everything CI checks (fmt, clippy, unit + integration tests on the emulator, lint)
-#   make dev    the system on a local AWS emulator, functions served by cargo lambda watch
+#   make dev    the whole system on a local AWS emulator: APIs on 127.0.0.1:3000, functions as
+#               Lambda processes, event sources, pipes
 #   make build  sam build (arm64, provided.al2023)
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -13,7 +14,6 @@ SAM_VENV    := $(ROOT)/.venv-sam
 MOTO        := $(EMU_VENV)/bin/moto_server
 SAM         := $(SAM_VENV)/bin/sam
 CFN_LINT    := $(SAM_VENV)/bin/cfn-lint
-CARGO_LAMBDA := $(SAM_VENV)/bin/cargo-lambda
 # Logs and state live outside the source tree: cargo lambda watch rebuilds on any change in it.
 STATE_DIR   ?= $(or $(TMPDIR),/tmp)/serverless-rust-kit-$(shell id -u)
 export SAM_CLI_TELEMETRY := 0
@@ -22,7 +22,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 .PHONY: help
 help:
 	@echo "make test       fmt + clippy + unit and integration tests (local emulator) + cfn-lint + sam validate"
-	@echo "make dev        run the system locally (emulator + cargo lambda watch on 127.0.0.1)"
+	@echo "make dev        run the whole system locally (gateway on 127.0.0.1:3000; Ctrl-C stops it)"
 	@echo "make emulator   start only the emulator in the foreground (prints AWS_ENDPOINT_URL)"
 	@echo "make build      sam build (arm64 release binaries)"
 	@echo "make lint       cfn-lint + sam validate --lint"
@@ -97,9 +97,11 @@ emulator: $(EMU_VENV)/.installed
 	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator.log -- \
 	  bash -c 'echo "export AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"; echo "Ctrl-C stops it"; sleep infinity'
 
-dev: $(EMU_VENV)/.installed $(SAM_VENV)/.installed
-	STATE_DIR=$(STATE_DIR) CARGO_LAMBDA=$(CARGO_LAMBDA) local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-dev.log -- \
-	  local/dev.sh
+# DEV_PORT: the gateway's port; DEV_ARGS: more local-stack options, e.g. --release or
+# --parameter ApprovalPattern=activity.
+DEV_PORT ?= 3000
+dev: $(EMU_VENV)/.installed
+	STATE_DIR=$(STATE_DIR) MOTO=$(MOTO) DEV_PORT=$(DEV_PORT) DEV_ARGS="$(DEV_ARGS)" local/dev.sh
 
 clean:
 	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(BENCH_VENV) bench/node_modules

@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# `make dev`: provision template.yaml's resources in the running emulator, then serve every
-# function with cargo lambda watch on 127.0.0.1:9000 (invoke them with `cargo lambda invoke`).
+# `make dev`: the whole system against a fresh local emulator. local-stack provisions
+# template.yaml's resources, builds and runs every function as a Lambda Runtime API process,
+# serves the REST and WebSocket APIs on 127.0.0.1:$DEV_PORT and runs the event sources and pipes.
 set -euo pipefail
-: "${STATE_DIR:?}" "${CARGO_LAMBDA:?}"
+: "${STATE_DIR:?}" "${MOTO:?}" "${DEV_PORT:?}"
 mkdir -p "$STATE_DIR"
-env_file="$STATE_DIR/dev.env"
-echo "[1/2] provisioning resources from template.yaml"
-cargo run --quiet -p local-stack --bin local-stack -- provision --prefix dev --env-file "$env_file"
-cat <<TOUR
-[2/2] serving functions with cargo lambda watch on http://127.0.0.1:9000 (environment: $env_file)
-Try, in another terminal:
-  cargo lambda invoke items-api --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/items-api/create.json
-  cargo lambda invoke items-api --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/items-api/list.json
-  cargo lambda invoke items-stream --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/items-stream/changes.json
-  cargo lambda invoke presigner --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/presigner/create-upload.json
-  cargo lambda invoke chat-put --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/chat-put/post-message.json
-  cargo lambda invoke chat-get --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/chat-get/history.json
-  cargo lambda invoke approval-api --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/approval-api/start.json
-  cargo lambda invoke appointments-api --invoke-address 127.0.0.1 --invoke-port 9000 --data-file events/appointments-api/create.json
-(cargo lambda is .venv-sam/bin/cargo-lambda if it is not on your PATH.)
-Ctrl-C stops the functions and the emulator.
-TOUR
-"$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --env-file "$env_file"
+state="$STATE_DIR/dev.json"
+
+# One at a time: a second `make dev` says where the first one is instead of fighting over ports.
+if [[ -f $state ]]; then
+  pid=$(grep -o '"pid": *[0-9]*' "$state" | grep -o '[0-9]*$' || true)
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    gateway=$(grep -o '"gateway": *"[^"]*"' "$state" | cut -d'"' -f4)
+    echo "make dev is already running (pid $pid, $gateway). Stop it with Ctrl-C in its terminal." >&2
+    exit 1
+  fi
+fi
+
+echo "building the local stack (cargo build -p local-stack)"
+cargo build --quiet --locked -p local-stack --bin local-stack
+exec local/with-emulator.sh "$MOTO" "$STATE_DIR/emulator-dev.log" -- \
+  cargo run --quiet --locked -p local-stack --bin local-stack -- \
+  dev --port "$DEV_PORT" --state-file "$state" ${DEV_ARGS:-}

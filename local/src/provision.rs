@@ -35,6 +35,9 @@ pub struct Stack {
     pub sdk: SdkConfig,
     pub prefix: String,
     pub resolver: Resolver,
+    /// Local-only: caps every queue's visibility timeout (seconds), so redelivery and redrive to
+    /// a DLQ take seconds in end-to-end tests instead of the template's minutes.
+    pub visibility_timeout_cap: Option<u64>,
 }
 
 fn scalar(value: &Value) -> Option<String> {
@@ -70,6 +73,7 @@ impl Stack {
             sdk,
             prefix,
             resolver,
+            visibility_timeout_cap: None,
         }
     }
 
@@ -127,6 +131,32 @@ impl Stack {
             }
         }
         Ok(())
+    }
+
+    /// Provisions everything the value (e.g. an event's properties) refers to.
+    pub async fn ensure_referenced(&mut self, value: &Value) -> Result<(), ProvisionError> {
+        let ids: Vec<String> = self.template.references(value).into_iter().collect();
+        self.ensure(&ids.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
+    }
+
+    /// Provisions every resource the emulator can hold; returns the ones it cannot (logical id,
+    /// type), which the local stack either runs itself or does without.
+    pub async fn ensure_all(&mut self) -> Result<Vec<(String, String)>, ProvisionError> {
+        let ids: Vec<String> = self.template.resources.keys().cloned().collect();
+        let mut skipped: Vec<(String, String)> = Vec::new();
+        for id in &ids {
+            match self.ensure(&[id.as_str()]).await {
+                Ok(()) => {}
+                Err(ProvisionError::Unsupported { id, kind }) => {
+                    if !skipped.iter().any(|(s, _)| s == &id) {
+                        skipped.push((id, kind));
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(skipped)
     }
 
     fn visit(
@@ -403,6 +433,13 @@ impl Stack {
                 };
                 attributes.insert(attr, text);
             }
+        }
+        if let Some(cap) = self.visibility_timeout_cap {
+            let configured = attributes
+                .get(&A::VisibilityTimeout)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(30);
+            attributes.insert(A::VisibilityTimeout, configured.min(cap).to_string());
         }
         if let Some(redrive) = props.get("RedrivePolicy") {
             attributes.insert(A::RedrivePolicy, redrive.to_string());

@@ -147,6 +147,17 @@ impl Template {
         Ok(vars)
     }
 
+    /// A function property as deployed: the function's own value, else `Globals.Function`'s
+    /// (unresolved).
+    pub fn function_property(&self, function_id: &str, name: &str) -> Option<Value> {
+        let function = self.resources.get(function_id)?;
+        function
+            .properties
+            .get(name)
+            .or_else(|| self.globals.pointer(&format!("/Function/{name}")))
+            .cloned()
+    }
+
     /// The cargo binary that implements a function (`Metadata.BuildProperties.Binary`).
     pub fn function_binary(&self, function_id: &str) -> Result<String, TemplateError> {
         self.resource(function_id)?

@@ -143,6 +143,34 @@ pub fn parse_thumbnail_id(raw: &str) -> Result<String, ApiError> {
     ))
 }
 
+/// The headers a presigned URL's signature covers (its `X-Amz-SignedHeaders`, `host` aside):
+/// exactly what the client must send. Headers the SDK adds without signing them (in Lambda, the
+/// recursion-detection `x-amzn-trace-id`) are left out; they are not the client's to send.
+pub fn signed_headers<'a>(
+    uri: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, String> {
+    let signed: Vec<String> = uri
+        .split_once('?')
+        .map(|(_, query)| query)
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))
+        .map(|list| {
+            percent_encoding::percent_decode_str(list)
+                .decode_utf8_lossy()
+                .split(';')
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .filter(|(k, _)| k != "host" && signed.contains(k))
+        .collect()
+}
+
 /// The answer to `POST /uploads`.
 #[derive(Debug, Clone, Serialize)]
 pub struct UploadTicket {
@@ -256,6 +284,28 @@ pub fn decode_event_key(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_signed_headers_are_handed_to_the_client() {
+        let uri = "http://s3/b/k?x-id=PutObject&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost&X-Amz-Signature=abc";
+        let headers = signed_headers(
+            uri,
+            [
+                ("Content-Type", "image/jpeg"),
+                ("content-length", "10"),
+                ("x-amzn-trace-id", "Root=1-abc"),
+                ("host", "s3"),
+            ],
+        );
+        assert_eq!(
+            headers.into_iter().collect::<Vec<_>>(),
+            [
+                ("content-length".to_string(), "10".to_string()),
+                ("content-type".to_string(), "image/jpeg".to_string())
+            ]
+        );
+        assert!(signed_headers("http://s3/b/k", [("content-type", "x")]).is_empty());
+    }
 
     #[test]
     fn filenames_are_sanitised() {

@@ -94,10 +94,7 @@ impl App {
             .presigned(self.presigning()?)
             .await
             .map_err(|e| ApiError::from(classify_sdk_error("s3", &e)))?;
-        let mut headers: std::collections::BTreeMap<String, String> = presigned
-            .headers()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-            .collect();
+        let mut headers = photos::signed_headers(presigned.uri(), presigned.headers());
         headers.insert("content-type".into(), plan.content_type.clone());
         headers.insert("content-length".into(), plan.size.to_string());
         let expires_at = shared::timestamp::format((SystemTime::now() + self.expiry).into());

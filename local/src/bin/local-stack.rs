@@ -1,18 +1,29 @@
-//! `local-stack provision --prefix dev --env-file FILE`: creates every resource of template.yaml
-//! that the emulator can hold, and writes the functions' resolved environment to FILE for
-//! `cargo lambda watch --env-file` (one environment for all functions, so the template must not
-//! give one variable two values).
+//! `local-stack`, the command behind `make dev`:
+//!
+//! - `local-stack dev [--port 3000] [--prefix dev] [--release] [--state-file FILE]
+//!   [--parameter Name=Value]... [--sqs-visibility-cap SECONDS] [--exit-with-stdin]`: the whole
+//!   system running locally (see `local_stack::dev`) until Ctrl-C;
+//! - `local-stack provision --prefix dev --env-file FILE`: only the resources, and the functions'
+//!   resolved environment for `cargo lambda watch --env-file` (one environment for all functions,
+//!   so the template must not give one variable two values).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use local_stack::provision::ProvisionError;
+use local_stack::dev::{DevOptions, DevStack};
+use local_stack::runtime::PrefixedStdout;
 use local_stack::{Stack, Template, emulator};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("dev") => dev(&args).await,
+        Some("provision") => provision(&args).await,
+        _ => Err("usage: local-stack dev|provision [options] (see the crate docs)".into()),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("local-stack: {err}");
@@ -21,18 +32,130 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    if args.first().map(String::as_str) != Some("provision") {
-        return Err("usage: local-stack provision [--prefix NAME] [--env-file FILE]".into());
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn flags(args: &[String], name: &str) -> Vec<String> {
+    args.windows(2)
+        .filter(|w| w[0] == name)
+        .map(|w| w[1].clone())
+        .collect()
+}
+
+type Error = Box<dyn std::error::Error>;
+
+async fn dev(args: &[String]) -> Result<(), Error> {
+    let state_file = flag(args, "--state-file").map(std::path::PathBuf::from);
+    if let Some(running) = state_file.as_deref().and_then(running_instance) {
+        return Err(format!(
+            "make dev is already running ({running}); stop it first (Ctrl-C in its terminal)"
+        )
+        .into());
     }
-    let prefix = flag("--prefix").unwrap_or_else(|| "dev".into());
+    let parameters = flags(args, "--parameter")
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("--parameter {p}: expected Name=Value"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = DevOptions {
+        prefix: flag(args, "--prefix").unwrap_or_else(|| "dev".into()),
+        port: flag(args, "--port").map_or(Ok(3000), |p| p.parse())?,
+        api_key: flag(args, "--api-key").unwrap_or_else(|| "local-dev-api-key".into()),
+        release: args.iter().any(|a| a == "--release"),
+        visibility_timeout_cap: flag(args, "--sqs-visibility-cap")
+            .map(|s| s.parse())
+            .transpose()?,
+        parameters,
+    };
+    let started = std::time::Instant::now();
+    let log = Arc::new(PrefixedStdout { width: 16 });
+    let stack = DevStack::start(options, log, &|line| println!("{line}")).await?;
+    if let Some(path) = &state_file {
+        std::fs::write(path, serde_json::to_string_pretty(&stack.state())?)?;
+    }
+    print_tour(&stack, started.elapsed());
+
+    let ctrl_c = tokio::signal::ctrl_c();
+    if args.iter().any(|a| a == "--exit-with-stdin") {
+        // For test harnesses: stop when the parent closes our stdin (or dies).
+        let stdin_closed = tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        });
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = stdin_closed => {}
+        }
+    } else {
+        ctrl_c.await?;
+    }
+    println!("stopping: functions, gateway and event sources");
+    stack.stop().await;
+    if let Some(path) = &state_file {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// "pid N, http://…" when the state file names a process that is still alive.
+fn running_instance(state_file: &std::path::Path) -> Option<String> {
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(state_file).ok()?).ok()?;
+    let pid = state["pid"].as_u64()?;
+    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+        || std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+    alive.then(|| format!("pid {pid}, {}", state["gateway"].as_str().unwrap_or("?")))
+}
+
+fn print_tour(stack: &DevStack, took: std::time::Duration) {
+    let url = &stack.gateway_url;
+    let key = &stack.api_key;
+    let ws = stack
+        .websocket_urls
+        .values()
+        .next()
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        r#"
+Ready in {took:.1} s. API: {url}   API key: {key}   WebSocket: {ws}
+Function logs below are prefixed with the function's name. Ctrl-C stops everything.
+
+Tour (in another terminal):
+ 1. Items:
+      curl -s -X POST {url}/items -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"name":"lamp","email":"ann@example.com"}}'
+      curl -s {url}/items -H 'x-api-key: {key}'
+ 2. Photos: ask for an upload URL, PUT a JPEG to it with the headers it names, then open the thumbnail:
+      curl -s -X POST {url}/uploads -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"contentType":"image/jpeg","contentLength":BYTES}}'
+      curl -s -X PUT "<url from the answer>" -H 'content-type: image/jpeg' --data-binary @photo.jpg
+      curl -sL {url}/thumbnails/<id from the answer> -o thumbnail.jpg
+ 3. Chat: two clients (e.g. `npx wscat -c` or websocat) in one room, then talk:
+      {ws}?room=lobby&user=ann      {ws}?room=lobby&user=bob
+      send: {{"action":"sendmessage","user":"ann","text":"hi"}}
+      curl -s {url}/rooms/lobby/messages -H 'x-api-key: {key}'
+ 4. Approval: start one, then open the emailed link from the local mailbox in a browser:
+      curl -s -X POST {url}/approvals -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"employeeName":"Ann","managerEmail":"boss@example.com"}}'
+      curl -s {url}/_local/mail
+ 5. Appointments: a contact's preference, a booking, and the enriched message on the queue:
+      curl -s -X PUT {url}/contacts/ann@example.com -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"preferredMethod":"sms"}}'
+      curl -s -X POST {url}/appointments -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"contactEmail":"ann@example.com","startsAt":"2027-01-05T10:00:00Z"}}'
+      curl -s {url}/_local/queues/AppointmentQueue
+"#,
+        took = took.as_secs_f64()
+    );
+}
+
+async fn provision(args: &[String]) -> Result<(), Error> {
+    let prefix = flag(args, "--prefix").unwrap_or_else(|| "dev".into());
     let endpoint = emulator::endpoint_from_env().await?;
     let template = Arc::new(Template::load_project()?);
     let mut stack = Stack::new(
@@ -43,18 +166,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // Everything the emulator can hold, functions' dependencies or not (buckets with their
     // notifications, SES identities, ...); what it cannot hold is named and skipped.
-    let ids: Vec<String> = template.resources.keys().cloned().collect();
-    let mut skipped = std::collections::BTreeSet::new();
-    for id in &ids {
-        match stack.ensure(&[id.as_str()]).await {
-            Ok(()) => {}
-            Err(ProvisionError::Unsupported { id: what, kind }) => {
-                if skipped.insert(what.clone()) {
-                    println!("  not emulated: {what} ({kind})");
-                }
-            }
-            Err(other) => return Err(other.into()),
-        }
+    for (id, kind) in stack.ensure_all().await? {
+        println!("  not emulated: {id} ({kind})");
     }
     let mut env: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (function_id, _) in template.resources_of_kind("AWS::Serverless::Function") {
@@ -79,7 +192,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             lines.push(format!("{key}={value}"));
         }
     }
-    match flag("--env-file") {
+    match flag(args, "--env-file") {
         Some(path) => std::fs::write(&path, lines.join("\n") + "\n")?,
         None => println!("{}", lines.join("\n")),
     }

@@ -1,0 +1,434 @@
+//! The whole system on a laptop (`make dev`, and the end-to-end tests): every resource of
+//! template.yaml in the emulator, every function as a real Lambda process, the API Gateway
+//! (REST + WebSocket) on one loopback port, and every event source and pipe running.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::emulator::{self, REGION};
+use crate::gateway::{self, Gateway};
+use crate::provision::{ProvisionError, Stack};
+use crate::runtime::{FunctionSpec, Functions, LogSink};
+use crate::sources::{self, EventSources, SourceError};
+use crate::template::{Template, TemplateError, project_template_path};
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Name prefix of every provisioned resource (and the stack name).
+    pub prefix: String,
+    /// Gateway port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// The API key the gateway accepts.
+    pub api_key: String,
+    /// Run release builds of the functions instead of debug ones.
+    pub release: bool,
+    /// See [`Stack::visibility_timeout_cap`].
+    pub visibility_timeout_cap: Option<u64>,
+    /// Template parameter overrides, as `sam deploy --parameter-overrides`.
+    pub parameters: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    Emulator(#[from] emulator::EmulatorError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Sources(#[from] SourceError),
+    #[error(
+        "port {port} on 127.0.0.1 is taken ({source}); is another `make dev` running? Pick another with DEV_PORT=..."
+    )]
+    Port { port: u16, source: std::io::Error },
+    #[error("building the functions failed: {0}")]
+    Build(String),
+    #[error("functions did not start: {0}")]
+    Start(String),
+}
+
+/// A running local stack; [`DevStack::stop`] ends every process it started.
+pub struct DevStack {
+    /// `http://127.0.0.1:PORT`: the REST API, `/_local/mail`, and the WebSocket APIs under `/_ws/`.
+    pub gateway_url: String,
+    /// WebSocket API logical id -> `ws://` URL clients connect to.
+    pub websocket_urls: BTreeMap<String, String>,
+    pub api_key: String,
+    pub functions: Arc<Functions>,
+    pub stack: Stack,
+    pub sources: EventSources,
+    gateway: tokio::task::JoinHandle<()>,
+}
+
+impl DevStack {
+    /// Brings everything up; `progress` hears one line per step.
+    pub async fn start(
+        options: DevOptions,
+        log: Arc<dyn LogSink>,
+        progress: &dyn Fn(&str),
+    ) -> Result<Self, DevError> {
+        let steps = 5;
+        let mut step = 0;
+        let mut timed = |what: &str, started: Instant| {
+            step += 1;
+            progress(&format!(
+                "[{step}/{steps}] {what} ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ));
+        };
+
+        let started = Instant::now();
+        let endpoint = emulator::endpoint_from_env().await?;
+        let template = Arc::new(Template::load_project()?);
+        let mut stack = Stack::new(
+            template.clone(),
+            emulator::sdk_config(&endpoint).await,
+            options.prefix.clone(),
+        );
+        stack.visibility_timeout_cap = options.visibility_timeout_cap;
+        for (name, value) in &options.parameters {
+            stack.set_parameter(name, value);
+        }
+        let skipped = stack.ensure_all().await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .map_err(|source| DevError::Port {
+                port: options.port,
+                source,
+            })?;
+        let authority = listener.local_addr().expect("bound").to_string();
+        let gateway_url = format!("http://{authority}");
+        let run_locally: Vec<&str> = skipped.iter().map(|(id, _)| id.as_str()).collect();
+        timed(
+            &format!(
+                "provisioned {} resources in the emulator at {endpoint}{}",
+                stack.resolver.physical.len(),
+                if run_locally.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not emulated: {}", run_locally.join(", "))
+                }
+            ),
+            started,
+        );
+
+        let started = Instant::now();
+        let function_ids: Vec<String> = template
+            .resources_of_kind("AWS::Serverless::Function")
+            .filter(|(_, f)| stack.resolver.exists(f).unwrap_or(false))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let binaries: Vec<String> = function_ids
+            .iter()
+            .map(|id| template.function_binary(id))
+            .collect::<Result<_, _>>()?;
+        let executables = build(&binaries, options.release).await?;
+        timed(
+            &format!(
+                "built {} functions ({} profile)",
+                binaries.len(),
+                if options.release { "release" } else { "debug" }
+            ),
+            started,
+        );
+
+        let started = Instant::now();
+        // API Gateway hostnames in the template's environment point at this gateway instead.
+        let mut api_bases = HashMap::new();
+        let mut api_ids = HashMap::new();
+        let mut websocket_urls = BTreeMap::new();
+        for (id, resource) in &template.resources {
+            let base = match resource.kind.as_str() {
+                "AWS::Serverless::Api" | "AWS::ApiGateway::RestApi" => gateway_url.clone(),
+                "AWS::ApiGatewayV2::Api" => {
+                    websocket_urls.insert(id.clone(), format!("ws://{authority}/_ws/{id}"));
+                    format!("{gateway_url}/_ws/{id}")
+                }
+                _ => continue,
+            };
+            if let Ok(api_id) = stack.reference(id) {
+                api_bases.insert(api_id.clone(), base);
+                api_ids.insert(id.clone(), api_id);
+            }
+        }
+        let mut specs = Vec::new();
+        for (function_id, binary) in function_ids.iter().zip(&binaries) {
+            specs.push(
+                function_spec(
+                    &mut stack,
+                    function_id,
+                    binary,
+                    &executables,
+                    &endpoint,
+                    &api_bases,
+                )
+                .await?,
+            );
+        }
+        let functions = Arc::new(Functions::start(specs, log.clone()));
+        functions
+            .wait_initialised(Duration::from_secs(60))
+            .await
+            .map_err(DevError::Start)?;
+        timed(
+            &format!(
+                "started {} function processes (Lambda Runtime API)",
+                function_ids.len()
+            ),
+            started,
+        );
+
+        let started = Instant::now();
+        let sources = sources::start(&mut stack, functions.clone(), log.clone()).await?;
+        timed(
+            &format!(
+                "event sources running:\n      {}",
+                sources.descriptions.join("\n      ")
+            ),
+            started,
+        );
+
+        let started = Instant::now();
+        let queues = template
+            .resources_of_kind("AWS::SQS::Queue")
+            .filter_map(|(id, _)| Some((id.clone(), stack.reference(id).ok()?)))
+            .collect();
+        let rest = crate::apis::rest_apis(&stack)?;
+        let router = gateway::router(Gateway {
+            functions: functions.clone(),
+            rest,
+            websockets: crate::apis::websocket_apis(&stack)?,
+            api_key: options.api_key.clone(),
+            authority: authority.clone(),
+            emulator: endpoint.clone(),
+            api_ids,
+            queues,
+            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+        });
+        let gateway = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        timed(&format!("API Gateway listening on {gateway_url}"), started);
+
+        Ok(Self {
+            gateway_url,
+            websocket_urls,
+            api_key: options.api_key,
+            functions,
+            stack,
+            sources,
+            gateway,
+        })
+    }
+
+    /// What tools and tests need to talk to the running stack (written to the state file).
+    pub fn state(&self) -> Value {
+        let resources: BTreeMap<&String, Value> = self
+            .stack
+            .resolver
+            .physical
+            .iter()
+            .map(|(id, p)| (id, json!({"ref": p.reference, "attributes": p.attributes})))
+            .collect();
+        json!({
+            "pid": std::process::id(),
+            "gateway": self.gateway_url,
+            "api_key": self.api_key,
+            "websockets": self.websocket_urls,
+            "resources": resources,
+        })
+    }
+
+    pub async fn stop(self) {
+        self.gateway.abort();
+        drop(self.sources);
+        self.functions.shutdown().await;
+    }
+}
+
+/// Rewrites `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}/rest` (and `wss://`)
+/// to the local gateway's base for that API + `/rest`; other values are returned unchanged.
+pub fn localize_api_url(value: &str, api_bases: &HashMap<String, String>) -> String {
+    let Some(rest) = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("wss://"))
+    else {
+        return value.to_string();
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let suffix = format!(".execute-api.{REGION}.amazonaws.com");
+    let Some(base) = host
+        .strip_suffix(&suffix)
+        .and_then(|api_id| api_bases.get(api_id))
+    else {
+        return value.to_string();
+    };
+    // The first path segment is the stage, which the local gateway does not use.
+    let after_stage = path.split_once('/').map(|(_, p)| p).unwrap_or("");
+    if after_stage.is_empty() {
+        base.clone()
+    } else {
+        format!("{base}/{after_stage}")
+    }
+}
+
+async fn function_spec(
+    stack: &mut Stack,
+    function_id: &str,
+    binary: &str,
+    executables: &HashMap<String, PathBuf>,
+    endpoint: &str,
+    api_bases: &HashMap<String, String>,
+) -> Result<FunctionSpec, DevError> {
+    let template = stack.template.clone();
+    let setting = |name: &str| -> Result<Option<String>, TemplateError> {
+        template
+            .function_property(function_id, name)
+            .map(|v| stack.resolver.resolve_string(&v))
+            .transpose()
+    };
+    let timeout: u64 = setting("Timeout")?
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(3);
+    let memory_mb: u64 = setting("MemorySize")?
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(128);
+    let logging = template
+        .function_property(function_id, "LoggingConfig")
+        .map(|v| stack.resolver.resolve(&v))
+        .transpose()?
+        .unwrap_or(Value::Null);
+    let mut env: Vec<(String, String)> = stack
+        .function_env(function_id)
+        .await?
+        .into_iter()
+        .map(|(k, v)| {
+            let v = localize_api_url(&v, api_bases);
+            (k, v)
+        })
+        .collect();
+    for (key, value) in [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", REGION),
+        ("AWS_DEFAULT_REGION", REGION),
+    ] {
+        env.push((key.into(), value.into()));
+    }
+    // What Lambda sets from LoggingConfig (JSON logs at the configured level).
+    if let Some(format) = logging["LogFormat"].as_str() {
+        env.push(("AWS_LAMBDA_LOG_FORMAT".into(), format.into()));
+    }
+    if let Some(level) = logging["ApplicationLogLevel"].as_str() {
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), level.into()));
+    }
+    stack.ensure(&[function_id]).await?;
+    Ok(FunctionSpec {
+        logical_id: function_id.to_string(),
+        name: stack.reference(function_id)?,
+        label: binary.to_string(),
+        binary: executables
+            .get(binary)
+            .cloned()
+            .ok_or_else(|| DevError::Build(format!("cargo built no binary {binary}")))?,
+        env,
+        timeout: Duration::from_secs(timeout),
+        memory_mb,
+        arn: stack.attribute(function_id, "Arn")?,
+    })
+}
+
+/// `cargo build` of the functions' binaries; returns each binary's path, as cargo reports it.
+async fn build(binaries: &[String], release: bool) -> Result<HashMap<String, PathBuf>, DevError> {
+    let workspace = project_template_path()
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = tokio::process::Command::new(cargo);
+    command
+        .current_dir(&workspace)
+        .args(["build", "--message-format=json-render-diagnostics"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    if release {
+        command.arg("--release");
+    }
+    for binary in binaries {
+        command.args(["--bin", binary]);
+    }
+    let output = command
+        .output()
+        .await
+        .map_err(|e| DevError::Build(format!("cannot run cargo: {e}")))?;
+    if !output.status.success() {
+        return Err(DevError::Build(format!(
+            "cargo build exited with {}",
+            output.status
+        )));
+    }
+    let mut executables = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let (Some(name), Some(path)) = (
+            message.pointer("/target/name").and_then(Value::as_str),
+            message["executable"].as_str(),
+        ) {
+            executables.insert(name.to_string(), PathBuf::from(path));
+        }
+    }
+    Ok(executables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_gateway_urls_point_at_the_local_gateway() {
+        let bases = HashMap::from([
+            (
+                "devrestapi".to_string(),
+                "http://127.0.0.1:3000".to_string(),
+            ),
+            (
+                "devchatweb".to_string(),
+                "http://127.0.0.1:3000/_ws/ChatWebSocketApi".to_string(),
+            ),
+        ]);
+        let host = "execute-api.us-east-1.amazonaws.com";
+        assert_eq!(
+            localize_api_url(
+                &format!("https://devrestapi.{host}/prod/thumbnails"),
+                &bases
+            ),
+            "http://127.0.0.1:3000/thumbnails"
+        );
+        assert_eq!(
+            localize_api_url(&format!("https://devrestapi.{host}/prod"), &bases),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(
+            localize_api_url(&format!("https://devchatweb.{host}/prod"), &bases),
+            "http://127.0.0.1:3000/_ws/ChatWebSocketApi"
+        );
+        for unchanged in [
+            format!("https://other.{host}/prod"),
+            "https://example.com/prod".to_string(),
+            "plain value".to_string(),
+        ] {
+            assert_eq!(localize_api_url(&unchanged, &bases), unchanged);
+        }
+    }
+}

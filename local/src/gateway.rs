@@ -1,0 +1,814 @@
+//! The local API Gateway, on one loopback port:
+//!
+//! - REST: `/{path}` -> an API Gateway REST proxy event (path and query parameters, headers,
+//!   API key check, CORS preflight, the template's gateway responses) -> the function's process;
+//! - WebSocket: `ws://…/_ws/{ApiLogicalId}` -> `$connect`, route-selected messages and
+//!   `$disconnect` events, and the `@connections` management API under the same path;
+//! - `GET /_local/mail`: the emails the emulator's SES accepted (there is no real inbox);
+//! - `GET /_local/queues/{QueueLogicalId}`: a look at up to 10 waiting messages (left in place).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::apis::{GatewayResponse, RestApi, RestMatch, WebSocketApi};
+use crate::emulator::ACCOUNT_ID;
+use crate::runtime::{Functions, InvokeError};
+
+/// Everything the gateway routes to.
+pub struct Gateway {
+    pub functions: Arc<Functions>,
+    pub rest: Vec<RestApi>,
+    pub websockets: Vec<WebSocketApi>,
+    /// The value clients send as `x-api-key` where a route requires a key.
+    pub api_key: String,
+    /// `127.0.0.1:port`, as requests' `Host`.
+    pub authority: String,
+    /// The emulator, for the local mailbox.
+    pub emulator: String,
+    /// The API id each API's events carry (its local physical id).
+    pub api_ids: HashMap<String, String>,
+    /// Queue logical id -> URL, for `GET /_local/queues/{id}`.
+    pub queues: BTreeMap<String, String>,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+struct Connection {
+    outbox: mpsc::UnboundedSender<Message>,
+    connected_at: u64,
+    last_active: AtomicU64,
+    user_agent: String,
+}
+
+struct Shared {
+    gateway: Gateway,
+    /// Open WebSocket connections by API logical id, then connection id.
+    connections: Mutex<HashMap<String, HashMap<String, Arc<Connection>>>>,
+    http: reqwest::Client,
+}
+
+type AppState = Arc<Shared>;
+
+pub fn router(gateway: Gateway) -> Router {
+    let shared = Arc::new(Shared {
+        gateway,
+        connections: Mutex::new(HashMap::new()),
+        http: reqwest::Client::new(),
+    });
+    Router::new()
+        .route("/_local/mail", get(mailbox))
+        .route("/_local/queues/{queue}", get(peek_queue))
+        .route("/_ws/{api}", any(websocket_connect))
+        .route(
+            "/_ws/{api}/@connections/{connection_id}",
+            any(manage_connection),
+        )
+        .fallback(rest)
+        .with_state(shared)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `21/Nov/2026:15:04:05 +0000`, API Gateway's `requestTime`.
+fn request_time() -> String {
+    let format = time::macros::format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Single- and multi-value header maps, as API Gateway's proxy events carry them.
+fn header_maps(headers: &HeaderMap) -> (Value, Value) {
+    let mut single = Map::new();
+    let mut multi: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        single.insert(name.to_string(), json!(value));
+        multi
+            .entry(name.to_string())
+            .or_default()
+            .push(json!(value));
+    }
+    (Value::Object(single), json!(multi))
+}
+
+/// Single- and multi-value query maps (decoded), `null` when there is no query string.
+fn query_maps(query: Option<&str>) -> (Value, Value) {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return (Value::Null, Value::Null);
+    };
+    let mut single = Map::new();
+    let mut multi: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        single.insert(key.to_string(), json!(value));
+        multi.entry(key.to_string()).or_default().push(json!(value));
+    }
+    (Value::Object(single), json!(multi))
+}
+
+/// A request body as API Gateway passes it on: text as is, anything else base64-encoded.
+fn body_field(body: &[u8]) -> (Value, bool) {
+    if body.is_empty() {
+        return (Value::Null, false);
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => (json!(text), false),
+        Err(_) => (json!(BASE64.encode(body)), true),
+    }
+}
+
+// --- REST ---------------------------------------------------------------------------------------
+
+/// A response API Gateway itself generates, shaped by the template's `GatewayResponses`
+/// (`kind`, else `DEFAULT_4XX` / `DEFAULT_5XX`).
+fn gateway_response(api: &RestApi, kind: &str, status: StatusCode, message: &str) -> Response {
+    let default = if status.is_server_error() {
+        "DEFAULT_5XX"
+    } else {
+        "DEFAULT_4XX"
+    };
+    let configured = api
+        .gateway_responses
+        .get(kind)
+        .or_else(|| api.gateway_responses.get(default));
+    let fallback = GatewayResponse::default();
+    let configured = configured.unwrap_or(&fallback);
+    let body = match &configured.json_template {
+        Some(template) => template
+            .replace("$context.error.responseType", kind)
+            .replace("$context.error.messageString", &json!(message).to_string()),
+        None => json!({"message": message}).to_string(),
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_str(kind).expect("ascii"),
+    );
+    for (name, value) in &configured.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+async fn rest(State(shared): State<AppState>, request: Request) -> Response {
+    let gateway = &shared.gateway;
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, 10 * 1024 * 1024).await {
+        Ok(body) => body,
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"message": "Request Too Long"}),
+            );
+        }
+    };
+    let path = parts.uri.path();
+    let method = parts.method.as_str();
+    let Some(api) = gateway.rest.first() else {
+        return json_response(StatusCode::NOT_FOUND, json!({"message": "no REST API"}));
+    };
+    // Several REST APIs would share the root; the template has one, and routes are matched
+    // across all of them in template order.
+    let mut found = None;
+    let mut preflight = None;
+    for api in &gateway.rest {
+        if parts.method == Method::OPTIONS && api.cors.is_some() && api.has_path(path) {
+            preflight = Some(api);
+            break;
+        }
+        if let RestMatch::Route {
+            route,
+            path_parameters,
+        } = api.find(method, path)
+        {
+            found = Some((api, route, path_parameters));
+            break;
+        }
+    }
+    if let Some(api) = preflight {
+        let cors = api.cors.as_ref().expect("checked");
+        let mut response = StatusCode::OK.into_response();
+        let headers = response.headers_mut();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        };
+        set("access-control-allow-origin", &cors.allow_origin);
+        set("access-control-allow-methods", &cors.allow_methods);
+        if let Some(allow) = &cors.allow_headers {
+            set("access-control-allow-headers", allow);
+        }
+        if let Some(max_age) = &cors.max_age {
+            set("access-control-max-age", max_age);
+        }
+        return response;
+    }
+    let Some((api, route, path_parameters)) = found else {
+        return gateway_response(
+            api,
+            "MISSING_AUTHENTICATION_TOKEN",
+            StatusCode::FORBIDDEN,
+            "Missing Authentication Token",
+        );
+    };
+    let sent_key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    if route.api_key_required && sent_key != Some(gateway.api_key.as_str()) {
+        return gateway_response(api, "INVALID_API_KEY", StatusCode::FORBIDDEN, "Forbidden");
+    }
+    let (headers, multi_value_headers) = header_maps(&parts.headers);
+    let (query, multi_value_query) = query_maps(parts.uri.query());
+    let (body, is_base64) = body_field(&body);
+    let api_id = gateway
+        .api_ids
+        .get(&api.logical_id)
+        .cloned()
+        .unwrap_or_default();
+    let request_id = request_id();
+    let event = json!({
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": multi_value_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_value_query,
+        "pathParameters": if path_parameters.is_empty() { Value::Null } else { json!(path_parameters) },
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": api_id,
+            "resourceId": "local",
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "path": format!("/{}{}", api.stage, path),
+            "stage": api.stage,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": request_time(),
+            "requestTimeEpoch": now_ms(),
+            "protocol": "HTTP/1.1",
+            "domainName": gateway.authority,
+            "identity": {
+                "sourceIp": "127.0.0.1",
+                "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()),
+                "apiKey": if route.api_key_required { sent_key } else { None },
+            },
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    });
+    match gateway.functions.invoke(&route.function, &event).await {
+        Ok(result) => proxy_response(&result).unwrap_or_else(|| {
+            gateway_response(
+                api,
+                "INTEGRATION_FAILURE",
+                StatusCode::BAD_GATEWAY,
+                "Internal server error",
+            )
+        }),
+        Err(InvokeError::Timeout { .. }) => gateway_response(
+            api,
+            "INTEGRATION_TIMEOUT",
+            StatusCode::GATEWAY_TIMEOUT,
+            "Endpoint request timed out",
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "integration failed");
+            gateway_response(
+                api,
+                "INTEGRATION_FAILURE",
+                StatusCode::BAD_GATEWAY,
+                "Internal server error",
+            )
+        }
+    }
+}
+
+/// A Lambda proxy integration result -> HTTP response (`None` if it is malformed, which API
+/// Gateway answers with 502).
+fn proxy_response(result: &Value) -> Option<Response> {
+    let status = StatusCode::from_u16(result["statusCode"].as_u64()? as u16).ok()?;
+    let body = match result["body"].as_str() {
+        Some(text) if result["isBase64Encoded"] == true => BASE64.decode(text).ok()?,
+        Some(text) => text.as_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in result["headers"].as_object().into_iter().flatten() {
+        if let (Ok(name), Some(Ok(value))) = (
+            HeaderName::try_from(name.as_str()),
+            value.as_str().map(HeaderValue::from_str),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    for (name, values) in result["multiValueHeaders"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let Ok(name) = HeaderName::try_from(name.as_str()) else {
+            continue;
+        };
+        headers.remove(&name);
+        for value in values
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.append(name.clone(), value);
+            }
+        }
+    }
+    Some(response)
+}
+
+// --- WebSocket ----------------------------------------------------------------------------------
+
+impl Shared {
+    fn websocket_api(&self, logical_id: &str) -> Option<&WebSocketApi> {
+        self.gateway
+            .websockets
+            .iter()
+            .find(|api| api.logical_id == logical_id)
+    }
+
+    fn connection(&self, api: &str, connection_id: &str) -> Option<Arc<Connection>> {
+        self.connections
+            .lock()
+            .expect("lock")
+            .get(api)?
+            .get(connection_id)
+            .cloned()
+    }
+
+    fn websocket_event(
+        &self,
+        api: &WebSocketApi,
+        connection_id: &str,
+        route_key: &str,
+        event_type: &str,
+        connected_at: u64,
+        user_agent: &str,
+    ) -> Value {
+        let request_id = request_id();
+        json!({
+            "requestContext": {
+                "routeKey": route_key,
+                "eventType": event_type,
+                "extendedRequestId": request_id,
+                "requestTime": request_time(),
+                "messageDirection": "IN",
+                "stage": api.stage,
+                "connectedAt": connected_at,
+                "requestTimeEpoch": now_ms(),
+                "identity": {"sourceIp": "127.0.0.1", "userAgent": user_agent},
+                "requestId": request_id,
+                "domainName": self.gateway.authority,
+                "connectionId": connection_id,
+                "apiId": self.gateway.api_ids.get(&api.logical_id).cloned().unwrap_or_default(),
+            },
+            "isBase64Encoded": false,
+        })
+    }
+}
+
+async fn websocket_connect(
+    State(shared): State<AppState>,
+    Path(api_id): Path<String>,
+    request: Request,
+) -> Response {
+    let Some(api) = shared.websocket_api(&api_id) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"message": format!("no WebSocket API {api_id}")}),
+        );
+    };
+    let (mut parts, _) = request.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return json_response(
+                StatusCode::UPGRADE_REQUIRED,
+                json!({"message": format!("a WebSocket handshake is expected here: {rejection}")}),
+            );
+        }
+    };
+    let connection_id = URL_SAFE.encode(&uuid::Uuid::new_v4().as_bytes()[..12]);
+    let connected_at = now_ms();
+    let user_agent = parts
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(function) = api.routes.get("$connect") {
+        let mut event = shared.websocket_event(
+            api,
+            &connection_id,
+            "$connect",
+            "CONNECT",
+            connected_at,
+            &user_agent,
+        );
+        let (headers, multi_value_headers) = header_maps(&parts.headers);
+        let (query_single, query_multi) = query_maps(parts.uri.query());
+        event["headers"] = headers;
+        event["multiValueHeaders"] = multi_value_headers;
+        event["queryStringParameters"] = query_single;
+        event["multiValueQueryStringParameters"] = query_multi;
+        match shared.gateway.functions.invoke(function, &event).await {
+            Ok(result) => {
+                let status = result["statusCode"].as_u64().unwrap_or(200);
+                if !(200..300).contains(&status) {
+                    return proxy_response(&result).unwrap_or_else(|| {
+                        json_response(StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
+                    });
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "$connect failed");
+                return json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"message": "Internal server error"}),
+                );
+            }
+        }
+    }
+    let (outbox, inbox) = mpsc::unbounded_channel();
+    let connection = Arc::new(Connection {
+        outbox,
+        connected_at,
+        last_active: AtomicU64::new(connected_at),
+        user_agent,
+    });
+    shared
+        .connections
+        .lock()
+        .expect("lock")
+        .entry(api_id.clone())
+        .or_default()
+        .insert(connection_id.clone(), connection.clone());
+    upgrade.on_upgrade(move |socket| {
+        serve_socket(shared, api_id, connection_id, connection, socket, inbox)
+    })
+}
+
+/// Relays one client's frames to its routes and the management API's posts to the client, then
+/// reports `$disconnect`.
+async fn serve_socket(
+    shared: AppState,
+    api_id: String,
+    connection_id: String,
+    connection: Arc<Connection>,
+    socket: WebSocket,
+    mut inbox: mpsc::UnboundedReceiver<Message>,
+) {
+    let (mut to_client, mut from_client) = socket.split();
+    loop {
+        tokio::select! {
+            outgoing = inbox.recv() => {
+                let Some(message) = outgoing else { break };
+                let closing = matches!(message, Message::Close(_));
+                if to_client.send(message).await.is_err() || closing {
+                    break;
+                }
+            }
+            incoming = from_client.next() => {
+                let (body, is_base64) = match incoming {
+                    Some(Ok(Message::Text(text))) => (text.to_string(), false),
+                    Some(Ok(Message::Binary(bytes))) => (BASE64.encode(&bytes), true),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                connection.last_active.store(now_ms(), Ordering::Relaxed);
+                if let Some(reply) = route_message(&shared, &api_id, &connection_id, &connection, body, is_base64).await
+                    && to_client.send(Message::Text(reply.to_string().into())).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(connections) = shared.connections.lock().expect("lock").get_mut(&api_id) {
+        connections.remove(&connection_id);
+    }
+    let Some(api) = shared.websocket_api(&api_id) else {
+        return;
+    };
+    if let Some(function) = api.routes.get("$disconnect") {
+        let mut event = shared.websocket_event(
+            api,
+            &connection_id,
+            "$disconnect",
+            "DISCONNECT",
+            connection.connected_at,
+            &connection.user_agent,
+        );
+        event["disconnectStatusCode"] = json!(1000);
+        event["disconnectReason"] = json!("");
+        if let Err(err) = shared.gateway.functions.invoke(function, &event).await {
+            tracing::warn!(error = %err, "$disconnect failed");
+        }
+    }
+}
+
+/// Invokes the route the selection expression picks; returns what API Gateway would send back
+/// to the client on its own (errors only: the routes have no route responses).
+async fn route_message(
+    shared: &Shared,
+    api_id: &str,
+    connection_id: &str,
+    connection: &Connection,
+    body: String,
+    is_base64: bool,
+) -> Option<Value> {
+    let api = shared.websocket_api(api_id)?;
+    let selected = api.selection_pointer.as_deref().and_then(|pointer| {
+        serde_json::from_str::<Value>(&body)
+            .ok()?
+            .pointer(pointer)?
+            .as_str()
+            .map(str::to_string)
+    });
+    let route = selected
+        .filter(|key| api.routes.contains_key(key))
+        .or_else(|| {
+            api.routes
+                .contains_key("$default")
+                .then(|| "$default".to_string())
+        });
+    let mut event = shared.websocket_event(
+        api,
+        connection_id,
+        route.as_deref().unwrap_or("$default"),
+        "MESSAGE",
+        connection.connected_at,
+        &connection.user_agent,
+    );
+    let request_id = event["requestContext"]["requestId"].clone();
+    let error = |message: &str| json!({"message": message, "connectionId": connection_id, "requestId": request_id});
+    let Some(route) = route else {
+        return Some(error("Forbidden"));
+    };
+    event["body"] = json!(body);
+    event["isBase64Encoded"] = json!(is_base64);
+    match shared
+        .gateway
+        .functions
+        .invoke(&api.routes[&route], &event)
+        .await
+    {
+        Ok(_) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, route, "WebSocket route failed");
+            Some(error("Internal server error"))
+        }
+    }
+}
+
+/// `POST` (send), `GET` (describe), `DELETE` (close) `/@connections/{id}`; 410 for ids that are
+/// not connected, as API Gateway answers.
+async fn manage_connection(
+    State(shared): State<AppState>,
+    Path((api_id, connection_id)): Path<(String, String)>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    let Some(connection) = shared.connection(&api_id, &connection_id) else {
+        return json_response(StatusCode::GONE, json!({"message": "GoneException"}));
+    };
+    match method {
+        Method::POST => {
+            let message = match String::from_utf8(body.to_vec()) {
+                Ok(text) => Message::Text(text.into()),
+                Err(bytes) => Message::Binary(bytes.into_bytes().into()),
+            };
+            if connection.outbox.send(message).is_err() {
+                return json_response(StatusCode::GONE, json!({"message": "GoneException"}));
+            }
+            StatusCode::OK.into_response()
+        }
+        Method::GET => {
+            let at = |ms: u64| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+            };
+            json_response(
+                StatusCode::OK,
+                json!({
+                    "connectedAt": at(connection.connected_at),
+                    "lastActiveAt": at(connection.last_active.load(Ordering::Relaxed)),
+                    "identity": {"sourceIp": "127.0.0.1", "userAgent": connection.user_agent},
+                }),
+            )
+        }
+        Method::DELETE => {
+            let _ = connection.outbox.send(Message::Close(None));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"message": "use POST, GET or DELETE"}),
+        ),
+    }
+}
+
+// --- Mailbox -------------------------------------------------------------------------------------
+
+/// `GET /_local/mail[?to=address]`: every email SES accepted in the emulator, oldest first, with
+/// the links in each body listed for convenience.
+async fn mailbox(
+    State(shared): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let url = format!("{}/moto-api/data.json", shared.gateway.emulator);
+    let data: Value = match shared.http.get(&url).send().await {
+        Ok(response) => response.json().await.unwrap_or_default(),
+        Err(err) => {
+            return json_response(
+                StatusCode::BAD_GATEWAY,
+                json!({"message": format!("the emulator did not answer: {err}")}),
+            );
+        }
+    };
+    let to = query.get("to");
+    let messages: Vec<Value> = data
+        .pointer("/ses/Message")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            to.is_none_or(|to| {
+                m.pointer("/destinations/ToAddresses")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|a| a.as_str() == Some(to.as_str())))
+            })
+        })
+        .map(|m| {
+            let body = m["body"].as_str().unwrap_or_default();
+            json!({
+                "id": m["id"],
+                "from": m["source"],
+                "to": m.pointer("/destinations/ToAddresses"),
+                "subject": m["subject"],
+                "body": body,
+                "links": links(body),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({"messages": messages}))
+}
+
+/// Up to 10 messages waiting in a queue, received with a zero visibility timeout so they stay
+/// where they are; JSON bodies are shown parsed.
+async fn peek_queue(State(shared): State<AppState>, Path(queue): Path<String>) -> Response {
+    let Some(url) = shared.gateway.queues.get(&queue) else {
+        let known: Vec<&String> = shared.gateway.queues.keys().collect();
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"message": format!("no queue {queue}"), "queues": known}),
+        );
+    };
+    let received = shared
+        .gateway
+        .sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await;
+    match received {
+        Ok(out) => {
+            let messages: Vec<Value> = out
+                .messages
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| {
+                    let body = m.body.unwrap_or_default();
+                    serde_json::from_str(&body).unwrap_or(Value::String(body))
+                })
+                .collect();
+            json_response(
+                StatusCode::OK,
+                json!({"queue": queue, "messages": messages}),
+            )
+        }
+        Err(err) => json_response(
+            StatusCode::BAD_GATEWAY,
+            json!({"message": aws_sdk_sqs::error::DisplayErrorContext(err).to_string()}),
+        ),
+    }
+}
+
+/// `http(s)://` links in a text or HTML body (HTML-escaped ampersands restored).
+fn links(body: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (start, _) in body.match_indices("http") {
+        let rest = &body[start..];
+        if !(rest.starts_with("http://") || rest.starts_with("https://")) {
+            continue;
+        }
+        let end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+            .unwrap_or(rest.len());
+        let link = rest[..end].replace("&amp;", "&");
+        if !found.contains(&link) {
+            found.push(link);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_found_once_each_in_text_and_html() {
+        let body = "Approve: http://127.0.0.1:3000/approvals/succeed?taskToken=a%2Bb\n<a href=\"http://127.0.0.1:3000/approvals/succeed?taskToken=a%2Bb\">x</a> https://e.example/x?a=1&amp;b=2";
+        assert_eq!(
+            links(body),
+            [
+                "http://127.0.0.1:3000/approvals/succeed?taskToken=a%2Bb",
+                "https://e.example/x?a=1&b=2"
+            ]
+        );
+    }
+
+    #[test]
+    fn proxy_results_become_responses_and_malformed_ones_do_not() {
+        let ok = proxy_response(&json!({
+            "statusCode": 201,
+            "headers": {"content-type": "application/json"},
+            "multiValueHeaders": {"set-cookie": ["a=1", "b=2"]},
+            "body": "{}",
+        }))
+        .expect("well-formed");
+        assert_eq!(ok.status(), 201);
+        assert_eq!(ok.headers().get_all("set-cookie").iter().count(), 2);
+        assert!(proxy_response(&json!({"body": "no status"})).is_none());
+        let binary =
+            proxy_response(&json!({"statusCode": 200, "body": "AAE=", "isBase64Encoded": true}))
+                .expect("well-formed");
+        assert_eq!(binary.status(), 200);
+    }
+
+    #[test]
+    fn query_strings_keep_every_value_and_decode() {
+        let (single, multi) = query_maps(Some("a=1&a=2&b=x%20y"));
+        assert_eq!(single, json!({"a": "2", "b": "x y"}));
+        assert_eq!(multi, json!({"a": ["1", "2"], "b": ["x y"]}));
+        assert_eq!(query_maps(None).0, Value::Null);
+    }
+}

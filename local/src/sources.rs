@@ -1,0 +1,564 @@
+//! Event sources, run the way Lambda runs them, configured only by the template:
+//!
+//! - `SQS` events: a poller per mapping; batches up to `BatchSize`; on success deletes every
+//!   message except the `batchItemFailures` (with `ReportBatchItemFailures`); on a function error
+//!   deletes nothing. Redelivery after the queue's visibility timeout and redrive to its DLQ are
+//!   the emulator's real SQS behaviour.
+//! - `DynamoDB` events: a stream reader per mapping; batches up to `BatchSize`; retries from the
+//!   first reported failure up to `MaximumRetryAttempts`, then sends the batch's description to
+//!   the `OnFailure` destination and moves on (no bisecting: retries start at the failed record).
+//! - `Schedule` events: `rate(...)` expressions, when `Enabled`.
+//! - `AWS::Pipes::Pipe`: [`PipeRunner`], its enrichment invoked through the function's process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use serde_json::{Value, json};
+
+use crate::emulator::{ACCOUNT_ID, REGION};
+use crate::pipes::PipeRunner;
+use crate::provision::{ProvisionError, Stack};
+use crate::runtime::{Functions, LogSink};
+use crate::streams::StreamReader;
+use crate::template::TemplateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Pipe(#[from] crate::pipes::PipeError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The running pollers; dropping this stops them.
+pub struct EventSources {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// One line per source, for the start-up summary.
+    pub descriptions: Vec<String>,
+}
+
+impl Drop for EventSources {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+const LABEL: &str = "event-source";
+
+/// Starts every event source of every function that exists, and every pipe.
+pub async fn start(
+    stack: &mut Stack,
+    functions: Arc<Functions>,
+    log: Arc<dyn LogSink>,
+) -> Result<EventSources, SourceError> {
+    let template = stack.template.clone();
+    let mut sources = EventSources {
+        tasks: Vec::new(),
+        descriptions: Vec::new(),
+    };
+    for (function_id, function) in template.resources_of_kind("AWS::Serverless::Function") {
+        if !stack.resolver.exists(function)? || functions.spec(function_id).is_none() {
+            continue;
+        }
+        let label = functions.spec(function_id).expect("checked").label.clone();
+        for (event_name, event) in function.properties["Events"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let kind = event["Type"].as_str().unwrap_or_default();
+            if kind == "Api" {
+                continue; // served by the gateway
+            }
+            let raw = &event["Properties"];
+            stack.ensure_referenced(raw).await?;
+            let props = stack.resolver.resolve(raw)?;
+            if props["Enabled"] == false || props["State"] == "DISABLED" {
+                sources.descriptions.push(format!(
+                    "{label} <- {kind} {event_name}: disabled by the template"
+                ));
+                continue;
+            }
+            let task = match kind {
+                "SQS" => {
+                    let mapping = SqsMapping::new(stack, function_id, &props)?;
+                    sources.descriptions.push(format!(
+                        "{label} <- SQS {} (batch {})",
+                        mapping.queue_id, mapping.batch_size
+                    ));
+                    tokio::spawn(mapping.run(functions.clone(), log.clone()))
+                }
+                "DynamoDB" => {
+                    let mapping = StreamMapping::new(stack, function_id, &props).await?;
+                    sources.descriptions.push(format!(
+                        "{label} <- DynamoDB stream of {} (batch {})",
+                        mapping.table_id, mapping.batch_size
+                    ));
+                    tokio::spawn(mapping.run(functions.clone(), log.clone()))
+                }
+                "Schedule" | "ScheduleV2" => {
+                    let expression = props["Schedule"]
+                        .as_str()
+                        .or_else(|| props["ScheduleExpression"].as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    let period = rate(&expression).ok_or_else(|| {
+                        SourceError::Config(format!(
+                            "{function_id}.{event_name}: only rate(...) schedules run locally, not {expression}"
+                        ))
+                    })?;
+                    sources
+                        .descriptions
+                        .push(format!("{label} <- schedule {expression}"));
+                    tokio::spawn(schedule(
+                        functions.clone(),
+                        log.clone(),
+                        function_id.clone(),
+                        format!(
+                            "arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{}-{event_name}",
+                            stack.prefix
+                        ),
+                        period,
+                    ))
+                }
+                other => {
+                    sources
+                        .descriptions
+                        .push(format!("{label} <- {other} {event_name}: not run locally"));
+                    continue;
+                }
+            };
+            sources.tasks.push(task);
+        }
+    }
+    for (pipe_id, pipe) in template.resources_of_kind("AWS::Pipes::Pipe") {
+        if !stack.resolver.exists(pipe)? {
+            continue;
+        }
+        let runner = PipeRunner::from_stack(stack, pipe_id).await?;
+        let enrichment = runner.enrichment.clone();
+        sources.descriptions.push(format!(
+            "pipe {pipe_id}{}",
+            enrichment
+                .as_deref()
+                .and_then(|id| functions.spec(id))
+                .map(|spec| format!(" (enrichment: {})", spec.label))
+                .unwrap_or_default()
+        ));
+        sources.tasks.push(tokio::spawn(run_pipe(
+            runner,
+            functions.clone(),
+            log.clone(),
+            pipe_id.clone(),
+        )));
+    }
+    Ok(sources)
+}
+
+/// `rate(5 minutes)` -> 5 minutes.
+pub fn rate(expression: &str) -> Option<Duration> {
+    let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (count, unit) = inner.trim().split_once(' ')?;
+    let count: u64 = count.parse().ok().filter(|c| *c > 0)?;
+    let seconds = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(count * seconds))
+}
+
+struct SqsMapping {
+    function_id: String,
+    queue_id: String,
+    queue_url: String,
+    queue_arn: String,
+    batch_size: i32,
+    report_failures: bool,
+    sqs: aws_sdk_sqs::Client,
+}
+
+fn reports_item_failures(props: &Value) -> bool {
+    props["FunctionResponseTypes"]
+        .as_array()
+        .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures"))
+}
+
+impl SqsMapping {
+    fn new(stack: &Stack, function_id: &str, props: &Value) -> Result<Self, SourceError> {
+        let queue_arn = props["Queue"].as_str().unwrap_or_default().to_string();
+        let queue_id = stack.id_with_arn(&queue_arn).ok_or_else(|| {
+            SourceError::Config(format!("{queue_arn} is not a provisioned queue"))
+        })?;
+        Ok(Self {
+            function_id: function_id.to_string(),
+            queue_url: stack.reference(&queue_id)?,
+            queue_id,
+            queue_arn,
+            batch_size: props["BatchSize"].as_i64().unwrap_or(10).clamp(1, 10) as i32,
+            report_failures: reports_item_failures(props),
+            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+        })
+    }
+
+    async fn run(self, functions: Arc<Functions>, log: Arc<dyn LogSink>) {
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(self.batch_size)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(err) => {
+                    log.line(
+                        LABEL,
+                        &format!(
+                            "receiving from {} failed: {}",
+                            self.queue_id,
+                            aws_sdk_sqs::error::DisplayErrorContext(err)
+                        ),
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let event = crate::queues::to_lambda_event(&messages, &self.queue_arn);
+            let event = serde_json::to_value(&event).expect("SQS events serialise");
+            let failed: Vec<String> = match functions.invoke(&self.function_id, &event).await {
+                Ok(response) if self.report_failures => response["batchItemFailures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
+                    .collect(),
+                Ok(_) => Vec::new(),
+                Err(err) => {
+                    // The whole batch returns to the queue when its visibility timeout ends.
+                    log.line(
+                        LABEL,
+                        &format!(
+                            "{} batch from {} failed: {err}",
+                            messages.len(),
+                            self.queue_id
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let done: Vec<DeleteMessageBatchRequestEntry> = messages
+                .iter()
+                .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !failed.is_empty() {
+                log.line(
+                    LABEL,
+                    &format!(
+                        "{} of {} messages from {} reported as failed; they return after the visibility timeout",
+                        failed.len(),
+                        messages.len(),
+                        self.queue_id
+                    ),
+                );
+            }
+            if done.is_empty() {
+                continue;
+            }
+            if let Err(err) = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(done))
+                .send()
+                .await
+            {
+                log.line(
+                    LABEL,
+                    &format!(
+                        "deleting processed messages from {} failed: {}",
+                        self.queue_id,
+                        aws_sdk_sqs::error::DisplayErrorContext(err)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+struct StreamMapping {
+    function_id: String,
+    function_arn: String,
+    table_id: String,
+    stream_arn: String,
+    reader: StreamReader,
+    batch_size: usize,
+    /// `None`: retry until the records expire (Lambda's -1).
+    max_retries: Option<u64>,
+    report_failures: bool,
+    on_failure_url: Option<String>,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl StreamMapping {
+    async fn new(stack: &Stack, function_id: &str, props: &Value) -> Result<Self, SourceError> {
+        let stream_arn = props["Stream"].as_str().unwrap_or_default().to_string();
+        let table_id = stack
+            .resolver
+            .physical
+            .iter()
+            .find(|(_, p)| p.attributes.get("StreamArn") == Some(&stream_arn))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| {
+                SourceError::Config(format!("{stream_arn} is not a provisioned stream"))
+            })?;
+        let start = match props["StartingPosition"].as_str() {
+            Some("TRIM_HORIZON") => ShardIteratorType::TrimHorizon,
+            _ => ShardIteratorType::Latest,
+        };
+        let on_failure_url = props
+            .pointer("/DestinationConfig/OnFailure/Destination")
+            .and_then(Value::as_str)
+            .map(|arn| {
+                let id = stack
+                    .id_with_arn(arn)
+                    .ok_or_else(|| SourceError::Config(format!("{arn} is not provisioned")))?;
+                Ok::<_, SourceError>(stack.reference(&id)?)
+            })
+            .transpose()?;
+        let mut reader = StreamReader::new(&stack.sdk, stream_arn.clone(), start);
+        // Opening the shards now pins LATEST to "from here on".
+        reader
+            .poll()
+            .await
+            .map_err(|e| SourceError::Config(e.to_string()))?;
+        Ok(Self {
+            function_id: function_id.to_string(),
+            function_arn: stack.attribute(function_id, "Arn")?,
+            table_id,
+            stream_arn,
+            reader,
+            batch_size: props["BatchSize"].as_u64().unwrap_or(100).max(1) as usize,
+            max_retries: props["MaximumRetryAttempts"]
+                .as_i64()
+                .and_then(|n| u64::try_from(n).ok()),
+            report_failures: reports_item_failures(props),
+            on_failure_url,
+            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+        })
+    }
+
+    async fn run(mut self, functions: Arc<Functions>, log: Arc<dyn LogSink>) {
+        loop {
+            match self.reader.poll().await {
+                Ok(records) => {
+                    let records: Vec<Value> = records
+                        .iter()
+                        .filter_map(|r| serde_json::to_value(r).ok())
+                        .collect();
+                    for batch in records.chunks(self.batch_size) {
+                        self.deliver(batch.to_vec(), &functions, &log).await;
+                    }
+                }
+                Err(err) => log.line(
+                    LABEL,
+                    &format!("reading the {} stream failed: {err}", self.table_id),
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Delivers one batch, retrying from the first failed record.
+    async fn deliver(
+        &self,
+        mut records: Vec<Value>,
+        functions: &Functions,
+        log: &Arc<dyn LogSink>,
+    ) {
+        let mut attempts = 0u64;
+        loop {
+            let outcome = functions
+                .invoke(&self.function_id, &json!({"Records": records}))
+                .await;
+            let first_failed = match &outcome {
+                Ok(response) if self.report_failures => response["batchItemFailures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["itemIdentifier"].as_str())
+                    .filter_map(|sequence| {
+                        records.iter().position(|r| {
+                            r.pointer("/dynamodb/SequenceNumber")
+                                .and_then(Value::as_str)
+                                == Some(sequence)
+                        })
+                    })
+                    .min(),
+                Ok(_) => None,
+                Err(_) => Some(0),
+            };
+            let Some(first_failed) = first_failed else {
+                return;
+            };
+            records.drain(..first_failed);
+            attempts += 1;
+            let detail = match &outcome {
+                Err(err) => err.to_string(),
+                Ok(_) => "records reported as failed".to_string(),
+            };
+            if self.max_retries.is_some_and(|max| attempts > max) {
+                log.line(
+                    LABEL,
+                    &format!(
+                        "{} records of the {} stream failed {attempts} times ({detail}); sent to the on-failure destination",
+                        records.len(),
+                        self.table_id
+                    ),
+                );
+                self.send_to_destination(&records, attempts, &detail).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200 * attempts.min(10))).await;
+        }
+    }
+
+    /// What Lambda sends to an on-failure destination for a stream batch: where the records are,
+    /// not the records.
+    async fn send_to_destination(&self, records: &[Value], attempts: u64, detail: &str) {
+        let Some(url) = &self.on_failure_url else {
+            return;
+        };
+        let sequence = |r: Option<&Value>| {
+            r.and_then(|r| r.pointer("/dynamodb/SequenceNumber"))
+                .cloned()
+        };
+        let body = json!({
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "functionArn": self.function_arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": detail},
+            "version": "1.0",
+            "timestamp": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            "DDBStreamBatchInfo": {
+                "startSequenceNumber": sequence(records.first()),
+                "endSequenceNumber": sequence(records.last()),
+                "batchSize": records.len(),
+                "streamArn": self.stream_arn,
+            },
+        });
+        let _ = self
+            .sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(body.to_string())
+            .send()
+            .await;
+    }
+}
+
+async fn schedule(
+    functions: Arc<Functions>,
+    log: Arc<dyn LogSink>,
+    function_id: String,
+    rule_arn: String,
+    period: Duration,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.tick().await; // the first tick is immediate; EventBridge waits one period
+    loop {
+        ticks.tick().await;
+        let event = json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "time": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            "region": REGION,
+            "resources": [rule_arn],
+            "detail": {},
+        });
+        if let Err(err) = functions.invoke(&function_id, &event).await {
+            log.line(LABEL, &format!("scheduled invocation failed: {err}"));
+        }
+    }
+}
+
+async fn run_pipe(
+    mut runner: PipeRunner,
+    functions: Arc<Functions>,
+    log: Arc<dyn LogSink>,
+    pipe_id: String,
+) {
+    let enrichment = runner.enrichment.clone().unwrap_or_default();
+    loop {
+        let enrich = |batch: Value| {
+            let functions = functions.clone();
+            let enrichment = enrichment.clone();
+            async move {
+                functions
+                    .invoke(&enrichment, &batch)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match runner.run_once(enrich).await {
+            Ok(stats) if stats.failed_batches > 0 => log.line(
+                LABEL,
+                &format!(
+                    "pipe {pipe_id}: {} batches failed and went to its DLQ",
+                    stats.failed_batches
+                ),
+            ),
+            Ok(_) => {}
+            Err(err) => log.line(LABEL, &format!("pipe {pipe_id}: {err}")),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_expressions() {
+        assert_eq!(rate("rate(1 minute)"), Some(Duration::from_secs(60)));
+        assert_eq!(rate("rate(5 minutes)"), Some(Duration::from_secs(300)));
+        assert_eq!(rate("rate(2 hours)"), Some(Duration::from_secs(7200)));
+        assert_eq!(rate("rate(1 day)"), Some(Duration::from_secs(86_400)));
+        assert_eq!(rate("rate(0 minutes)"), None);
+        assert_eq!(rate("cron(0 12 * * ? *)"), None);
+    }
+}

@@ -1,0 +1,566 @@
+//! End to end: the local stack (`local-stack dev`, what `make dev` runs) started once for this
+//! test binary, and each system driven only through its real interfaces: HTTP on the gateway,
+//! WebSocket clients, the presigned S3 URL, the local mailbox, and SQS/S3 in the emulator where
+//! a user would look.
+//!
+//! Needs the emulator (`make test` starts it). Queues' visibility timeouts are capped at 1 s here
+//! (`--sqs-visibility-cap`) so redrive to a DLQ takes seconds, not the template's minutes.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Local {
+    url: String,
+    api_key: String,
+    websocket: String,
+    state: Value,
+    log: PathBuf,
+    /// Holds the stack's stdin open; the stack stops when this test binary exits.
+    _child: Mutex<Child>,
+}
+
+impl Local {
+    fn resource(&self, id: &str) -> String {
+        self.state["resources"][id]["ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} is not provisioned"))
+            .to_string()
+    }
+
+    fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+fn log_tail(path: &PathBuf) -> String {
+    let mut text = String::new();
+    let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The stack, started on first use (it builds the functions, so the first test waits minutes).
+fn local() -> &'static Local {
+    static LOCAL: OnceLock<Local> = OnceLock::new();
+    LOCAL.get_or_init(|| {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "AWS_ENDPOINT_URL is not set: run `make test` (it starts the emulator)"
+        );
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir();
+        let state_file = dir.join(format!("local-stack-e2e-{}.json", &id[..8]));
+        let log = dir.join(format!("local-stack-e2e-{}.log", &id[..8]));
+        let output = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
+            .args(["dev", "--port", "0", "--exit-with-stdin"])
+            .args(["--prefix", &format!("e2e{}", &id[..6])])
+            .args(["--sqs-visibility-cap", "1"])
+            .arg("--state-file")
+            .arg(&state_file)
+            .stdin(Stdio::piped())
+            .stdout(output.try_clone().expect("log file"))
+            .stderr(output)
+            .spawn()
+            .expect("local-stack starts");
+        let started = Instant::now();
+        let state: Value = loop {
+            if let Ok(text) = std::fs::read_to_string(&state_file)
+                && let Ok(state) = serde_json::from_str(&text)
+            {
+                break state;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "local-stack exited ({status}) before it was ready:\n{}",
+                    log_tail(&log)
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1800),
+                "local-stack not ready after 30 min:\n{}",
+                log_tail(&log)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        Local {
+            url: state["gateway"].as_str().expect("gateway").to_string(),
+            api_key: state["api_key"].as_str().expect("key").to_string(),
+            websocket: state["websockets"]["ChatWebSocketApi"]
+                .as_str()
+                .expect("chat WebSocket")
+                .to_string(),
+            state,
+            log,
+            _child: Mutex::new(child),
+        }
+    })
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    let endpoint = local_stack::emulator::endpoint_from_env()
+        .await
+        .expect("emulator");
+    local_stack::emulator::sdk_config(&endpoint).await
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A call to the REST API with the key; returns status and JSON body (or `null`).
+async fn call(method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let local = local();
+    let mut request = http()
+        .request(method, format!("{}{path}", local.url))
+        .header("x-api-key", &local.api_key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("gateway answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails after `limit`.
+async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not within {limit:?}\n--- local-stack log ---\n{}",
+            local().log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn items_api_with_key_cors_and_the_stream_backup() {
+    let local = local();
+    let (status, item) = call(
+        reqwest::Method::POST,
+        "/items",
+        Some(json!({"name": "Lamp", "email": "e2e@example.com"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{item}");
+    let id = item["id"].as_str().expect("id").to_string();
+    let (status, got) = call(reqwest::Method::GET, &format!("/items/{id}"), None).await;
+    assert_eq!((status, got["name"].as_str()), (200, Some("Lamp")));
+    let (status, listed) = call(reqwest::Method::GET, "/items?email=e2e%40example.com", None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed.to_string().contains(&id), "{listed}");
+
+    // API Gateway's own answers: no key, unknown route, CORS preflight.
+    let no_key = http()
+        .get(format!("{}/items", local.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 403);
+    assert_eq!(no_key.headers()["access-control-allow-origin"], "*");
+    let body: Value = no_key.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INVALID_API_KEY");
+    let (status, body) = call(reqwest::Method::GET, "/no-such-route", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("MISSING_AUTHENTICATION_TOKEN"))
+    );
+    let preflight = http()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/items/{id}", local.url),
+        )
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert!(
+        preflight.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("PUT")
+    );
+    // Malformed input is the function's 4xx, passed through.
+    let bad = http()
+        .post(format!("{}/items", local.url))
+        .header("x-api-key", &local.api_key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // The stream processor backs the new item up to S3.
+    let s3 = aws_sdk_s3::Client::new(&sdk().await);
+    let bucket = local.resource("BackupBucket");
+    let key = eventually("backup of the new item", Duration::from_secs(30), || {
+        let (s3, bucket, id) = (s3.clone(), bucket.clone(), id.clone());
+        async move {
+            let listed = s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix("backups/")
+                .send()
+                .await
+                .ok()?;
+            listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .find(|k| k.ends_with(&format!("{id}.json")))
+                .map(str::to_string)
+        }
+    })
+    .await;
+    let backup = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let backup: Value =
+        serde_json::from_slice(&backup.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(backup["id"], id.as_str());
+}
+
+/// A real JPEG, 640x480.
+fn photo() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn photo_upload_becomes_a_200_px_thumbnail() {
+    let local = local();
+    let photo = photo();
+    let (status, ticket) = call(
+        reqwest::Method::POST,
+        "/uploads",
+        Some(json!({"filename": "e2e.jpg", "content_type": "image/jpeg", "size": photo.len()})),
+    )
+    .await;
+    assert_eq!(status, 201, "{ticket}");
+    let mut put = http().put(ticket["upload_url"].as_str().unwrap());
+    for (name, value) in ticket["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    let uploaded = put.body(photo).send().await.unwrap();
+    assert_eq!(uploaded.status(), 200, "{:?}", uploaded.text().await);
+
+    let id = ticket["key"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let location = eventually("thumbnail link redirects", Duration::from_secs(60), || {
+        let url = format!("{}/thumbnails/{id}", local.url);
+        async move {
+            let response = http().get(url).send().await.ok()?;
+            (response.status() == 302)
+                .then(|| response.headers()["location"].to_str().unwrap().to_string())
+        }
+    })
+    .await;
+    let thumbnail = http().get(location).send().await.unwrap();
+    assert_eq!(thumbnail.status(), 200);
+    let thumbnail = image::load_from_memory(&thumbnail.bytes().await.unwrap()).expect("a JPEG");
+    assert_eq!((thumbnail.width(), thumbnail.height()), (200, 150));
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn join(room: &str, user: &str) -> Socket {
+    let url = format!("{}?room={room}&user={user}", local().websocket);
+    let (socket, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the gateway accepts the socket");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The next text frame as JSON, within 10 s.
+async fn receive(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no frame within 10 s\n{}", local().log_tail()))
+            .expect("socket open")
+            .expect("frame");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).expect("JSON frame");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_websocket_clients_chat_and_read_the_history() {
+    let local = local();
+    let room = format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut ann = join(&room, "ann").await;
+    let mut bob = join(&room, "bob").await;
+
+    // Over the socket: route selection by `action`, fan-out to both.
+    ann.send(Message::Text(
+        json!({"action": "sendmessage", "text": "hi bob"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    for socket in [&mut ann, &mut bob] {
+        let frame = receive(socket).await;
+        let message = &frame["message"];
+        assert_eq!(
+            (message["user"].as_str(), message["text"].as_str()),
+            (Some("ann"), Some("hi bob"))
+        );
+    }
+    // Over REST: stored and pushed to the room.
+    let (status, posted) = call(
+        reqwest::Method::POST,
+        &format!("/rooms/{room}/messages"),
+        Some(json!({"user": "bob", "text": "hello ann"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{posted}");
+    for socket in [&mut ann, &mut bob] {
+        assert_eq!(receive(socket).await["message"]["text"], "hello ann");
+    }
+    let (status, history) = call(
+        reqwest::Method::GET,
+        &format!("/rooms/{room}/messages"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = history["items"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts.len(), 2, "{history}");
+    assert!(texts.contains(&"hi bob") && texts.contains(&"hello ann"));
+
+    // An unroutable frame gets API Gateway's own answer; a bad room is refused at $connect.
+    bob.send(Message::Text(json!({"action": "dance"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(receive(&mut bob).await["message"], "Forbidden");
+    let refused =
+        tokio_tungstenite::connect_async(format!("{}?room=bad%20room&user=x", local.websocket))
+            .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!("expected a refused handshake, got {other:?}"),
+    }
+
+    // After bob leaves ($disconnect), posts reach ann only.
+    bob.close(None).await.unwrap();
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("/rooms/{room}/messages"),
+        Some(json!({"user": "ann", "text": "still here"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(receive(&mut ann).await["message"]["text"], "still here");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approval_link_from_the_mailbox_resumes_the_execution() {
+    let local = local();
+    let manager = format!(
+        "boss-{}@example.com",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (status, started) = call(
+        reqwest::Method::POST,
+        "/approvals",
+        Some(json!({"employeeName": "Ann Lee", "managerEmail": manager})),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let execution_arn = started["executionArn"].as_str().unwrap().to_string();
+
+    let approve = eventually("approval email", Duration::from_secs(60), || {
+        let url = format!("{}/_local/mail?to={manager}", local.url);
+        async move {
+            let mail: Value = http().get(url).send().await.ok()?.json().await.ok()?;
+            mail["messages"][0]["links"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|l| l.contains("/approvals/succeed"))
+                .map(str::to_string)
+        }
+    })
+    .await;
+    assert!(
+        approve.starts_with(&local.url),
+        "links point at the local gateway: {approve}"
+    );
+    // The link opens a confirmation page (no API key: it comes from an email) ...
+    let page = http().get(&approve).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    let token = page
+        .split("name=\"taskToken\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("token in the form");
+    // ... whose button POSTs the decision.
+    let decided = http()
+        .post(approve.split('?').next().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "taskToken={}",
+            url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), 200);
+
+    let sfn = aws_sdk_sfn::Client::new(&sdk().await);
+    eventually("execution succeeded", Duration::from_secs(30), || {
+        let (sfn, arn) = (sfn.clone(), execution_arn.clone());
+        async move {
+            let described = sfn
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+                .ok()?;
+            (described.status().as_str() == "SUCCEEDED").then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appointments_reach_the_queue_enriched_by_the_pipe() {
+    let local = local();
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let known = format!("known-{tag}@example.com");
+    let unknown = format!("unknown-{tag}@example.com");
+    let (status, _) = call(
+        reqwest::Method::PUT,
+        &format!("/contacts/{known}"),
+        Some(json!({"preferredMethod": "sms"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut ids = Vec::new();
+    for email in [&known, &unknown] {
+        let (status, booked) = call(
+            reqwest::Method::POST,
+            "/appointments",
+            Some(json!({"patientName": "Ann Lee", "email": email, "dentist": "Dr. Kim", "startsAt": "2031-03-14T09:30:00Z"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{booked}");
+        ids.push(booked["id"].as_str().unwrap().to_string());
+    }
+
+    // Read the target queue as a consumer would.
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let queue = local.resource("AppointmentQueue");
+    let mut preferred = std::collections::HashMap::new();
+    let started = Instant::now();
+    while preferred.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "appointments not on the queue: {preferred:?}\n{}",
+            local.log_tail()
+        );
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in received.messages() {
+            let body: Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap();
+            if let Some(id) = body["id"].as_str().filter(|id| ids.iter().any(|i| i == id)) {
+                preferred.insert(id.to_string(), body["preferredMethod"].clone());
+            }
+        }
+    }
+    assert_eq!(preferred[&ids[0]], "sms");
+    assert_eq!(preferred[&ids[1]], "none");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_ends_in_the_dead_letter_queue() {
+    let local = local();
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let marker = format!("poison-{}", uuid::Uuid::new_v4().simple());
+    sqs.send_message()
+        .queue_url(local.resource("PhotoUploadQueue"))
+        .message_body(&marker)
+        .send()
+        .await
+        .unwrap();
+    // The thumbnailer reports it as a batch item failure each time; after 3 receives SQS moves it.
+    let dlq = local.resource("PhotoUploadDLQ");
+    eventually("poison message in the DLQ", Duration::from_secs(60), || {
+        let (sqs, dlq, marker) = (sqs.clone(), dlq.clone(), marker.clone());
+        async move {
+            let received = sqs
+                .receive_message()
+                .queue_url(&dlq)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .ok()?;
+            received
+                .messages()
+                .iter()
+                .any(|m| m.body() == Some(marker.as_str()))
+                .then_some(())
+        }
+    })
+    .await;
+}
