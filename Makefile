@@ -14,6 +14,9 @@ SAM_VENV    := $(ROOT)/.venv-sam
 MOTO        := $(EMU_VENV)/bin/moto_server
 SAM         := $(SAM_VENV)/bin/sam
 CFN_LINT    := $(SAM_VENV)/bin/cfn-lint
+CHECKOV_VENV := $(ROOT)/.venv-checkov
+FUZZ_VENV   := $(ROOT)/.venv-fuzz
+CHECKOV     := $(CHECKOV_VENV)/bin/checkov
 # Logs and state live outside the source tree: cargo lambda watch rebuilds on any change in it.
 STATE_DIR   ?= $(or $(TMPDIR),/tmp)/serverless-rust-kit-$(shell id -u)
 export SAM_CLI_TELEMETRY := 0
@@ -21,12 +24,14 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: help
 help:
-	@echo "make test       fmt + clippy + unit and integration tests (local emulator) + cfn-lint + sam validate"
+	@echo "make test       fmt + clippy + unit, integration and end-to-end tests (local emulator) + lint"
 	@echo "make dev        run the whole system locally (gateway on 127.0.0.1:3000; Ctrl-C stops it)"
 	@echo "make emulator   start only the emulator in the foreground (prints AWS_ENDPOINT_URL)"
 	@echo "make build      sam build (arm64 release binaries)"
-	@echo "make lint       cfn-lint + sam validate --lint"
+	@echo "make lint       cfn-lint + sam validate --lint + checkov"
+	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
+	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
 	@echo "make bench-fanout      chat fan-out to 1,000 connections at 5 ms per post"
 	@echo "make clean      remove build output and virtualenvs"
 
@@ -41,8 +46,18 @@ $(SAM_VENV)/.installed: local/requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
+$(FUZZ_VENV)/.installed: local/requirements-fuzz.txt
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(CHECKOV_VENV)/.installed: local/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
 .PHONY: venvs
-venvs: $(EMU_VENV)/.installed $(SAM_VENV)/.installed
+venvs: $(EMU_VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 # --- checks ------------------------------------------------------------------------------------
 .PHONY: fmt-check clippy unit-and-integration lint test
@@ -56,12 +71,22 @@ unit-and-integration: $(EMU_VENV)/.installed
 	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-test.log -- \
 	  cargo test --workspace --locked -- --test-threads 8
 
-lint: $(SAM_VENV)/.installed
+# checkov: 0 failed checks; every skip is inline in template.yaml (Metadata.checkov.skip) with
+# its reason.
+lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(CFN_LINT) template.yaml
 	$(SAM) validate --lint --template template.yaml
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet
 
 test: fmt-check clippy unit-and-integration lint
 	@echo "make test: all checks passed"
+
+# HTTP contract: every route of docs/openapi.yaml fuzzed against the local stack (FUZZ_EXAMPLES
+# cases per operation and phase, default 300): no 5xx, nothing outside the document, no crash.
+.PHONY: fuzz
+fuzz: $(EMU_VENV)/.installed $(FUZZ_VENV)/.installed
+	SCHEMATHESIS=$(FUZZ_VENV)/bin/schemathesis STATE_DIR=$(STATE_DIR) \
+	  local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-fuzz.log -- local/fuzz.sh
 
 # --- build and run -----------------------------------------------------------------------------
 # --- benchmarks (numbers go to docs/benchmarks.md; never timed tests) --------------------------
@@ -79,6 +104,17 @@ bench/node_modules/.installed: bench/package.json
 bench-thumbnails: $(BENCH_VENV)/.installed bench/node_modules/.installed
 	cargo build --release --locked -p thumbnailer --example thumbnail_file
 	cargo bench --locked -p thumbnailer --bench thumbnails
+
+# Per function: size, zip, init vs a hello-world lambda_runtime binary (same profile), peak RSS
+# serving its first events/ fixture against the emulator. arm64 sizes too after `make build`.
+FUNCTIONS := $(notdir $(wildcard functions/*))
+.PHONY: bench-cold
+bench-cold: $(EMU_VENV)/.installed
+	cargo build --release --locked -p hello-lambda $(addprefix -p ,$(FUNCTIONS))
+	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-bench.log -- bash -c '\
+	  cargo run --quiet --locked -p local-stack --bin local-stack -- provision --prefix bench --env-file $(STATE_DIR)/bench.env >/dev/null && \
+	  $(PYTHON) bench/cold_start.py --events events --env-file $(STATE_DIR)/bench.env --arm64-dir .aws-sam/build \
+	    --hello target/release/hello-lambda $(addprefix target/release/,$(FUNCTIONS))'
 
 .PHONY: bench-fanout
 bench-fanout:
@@ -104,4 +140,4 @@ dev: $(EMU_VENV)/.installed
 	STATE_DIR=$(STATE_DIR) MOTO=$(MOTO) DEV_PORT=$(DEV_PORT) DEV_ARGS="$(DEV_ARGS)" local/dev.sh
 
 clean:
-	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(BENCH_VENV) bench/node_modules
+	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(CHECKOV_VENV) $(FUZZ_VENV) $(BENCH_VENV) bench/node_modules

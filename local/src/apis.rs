@@ -240,7 +240,12 @@ pub fn rest_apis(stack: &Stack) -> Result<Vec<RestApi>, TemplateError> {
             }
             let raw = &event["Properties"];
             let api_id = logical_ref(&raw["RestApiId"]).unwrap_or_else(|| IMPLICIT_API.into());
-            let props = resolver.resolve(raw)?;
+            // The API is known by its logical id; the rest needs no provisioned resource.
+            let mut raw = raw.clone();
+            if let Some(props) = raw.as_object_mut() {
+                props.remove("RestApiId");
+            }
+            let props = resolver.resolve(&raw)?;
             if !apis.contains_key(&api_id) {
                 apis.insert(api_id.clone(), api(&api_id)?);
             }

@@ -5,7 +5,8 @@
 //! - WebSocket: `ws://…/_ws/{ApiLogicalId}` -> `$connect`, route-selected messages and
 //!   `$disconnect` events, and the `@connections` management API under the same path;
 //! - `GET /_local/mail`: the emails the emulator's SES accepted (there is no real inbox);
-//! - `GET /_local/queues/{QueueLogicalId}`: a look at up to 10 waiting messages (left in place).
+//! - `GET /_local/queues/{QueueLogicalId}`: a look at up to 10 waiting messages (left in place);
+//! - `GET /_local/health`: how many function processes exited unasked (crashes, timeouts).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +73,7 @@ pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/_local/mail", get(mailbox))
         .route("/_local/queues/{queue}", get(peek_queue))
+        .route("/_local/health", get(health))
         .route("/_ws/{api}", any(websocket_connect))
         .route(
             "/_ws/{api}/@connections/{connection_id}",
@@ -707,6 +709,13 @@ async fn mailbox(
         })
         .collect();
     json_response(StatusCode::OK, json!({"messages": messages}))
+}
+
+async fn health(State(shared): State<AppState>) -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({"unexpected_exits": shared.gateway.functions.unexpected_exits()}),
+    )
 }
 
 /// Up to 10 messages waiting in a queue, received with a zero visibility timeout so they stay
