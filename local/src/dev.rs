@@ -209,6 +209,7 @@ impl DevStack {
             api_ids,
             queues,
             sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+            log: log.clone(),
         });
         let gateway = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;

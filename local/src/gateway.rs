@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 
 use crate::apis::{GatewayResponse, RestApi, RestMatch, WebSocketApi};
 use crate::emulator::ACCOUNT_ID;
-use crate::runtime::{Functions, InvokeError};
+use crate::runtime::{Functions, InvokeError, LogSink};
+
+const LABEL: &str = "gateway";
 
 /// Everything the gateway routes to.
 pub struct Gateway {
@@ -46,6 +48,8 @@ pub struct Gateway {
     /// Queue logical id -> URL, for `GET /_local/queues/{id}`.
     pub queues: BTreeMap<String, String>,
     pub sqs: aws_sdk_sqs::Client,
+    /// Where the gateway reports integration failures (next to the functions' own logs).
+    pub log: Arc<dyn LogSink>,
 }
 
 struct Connection {
@@ -317,7 +321,10 @@ async fn rest(State(shared): State<AppState>, request: Request) -> Response {
             "Endpoint request timed out",
         ),
         Err(err) => {
-            tracing::warn!(error = %err, "integration failed");
+            gateway.log.line(
+                LABEL,
+                &format!("{method} {path}: integration failed: {err}"),
+            );
             gateway_response(
                 api,
                 "INTEGRATION_FAILURE",
@@ -474,7 +481,10 @@ async fn websocket_connect(
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %err, "$connect failed");
+                shared
+                    .gateway
+                    .log
+                    .line(LABEL, &format!("$connect failed: {err}"));
                 return json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"message": "Internal server error"}),
@@ -555,7 +565,10 @@ async fn serve_socket(
         event["disconnectStatusCode"] = json!(1000);
         event["disconnectReason"] = json!("");
         if let Err(err) = shared.gateway.functions.invoke(function, &event).await {
-            tracing::warn!(error = %err, "$disconnect failed");
+            shared
+                .gateway
+                .log
+                .line(LABEL, &format!("$disconnect failed: {err}"));
         }
     }
 }
@@ -608,7 +621,10 @@ async fn route_message(
     {
         Ok(_) => None,
         Err(err) => {
-            tracing::warn!(error = %err, route, "WebSocket route failed");
+            shared
+                .gateway
+                .log
+                .line(LABEL, &format!("WebSocket route {route} failed: {err}"));
             Some(error("Internal server error"))
         }
     }

@@ -92,10 +92,16 @@ impl Stack {
 
     /// The logical id of the provisioned resource whose `Arn` attribute is `arn`.
     pub fn id_with_arn(&self, arn: &str) -> Option<String> {
+        self.id_with_attribute("Arn", arn)
+    }
+
+    /// The logical id of the provisioned resource whose attribute `name` is `value`
+    /// (e.g. the table with `StreamArn` = a stream's ARN).
+    pub fn id_with_attribute(&self, name: &str, value: &str) -> Option<String> {
         self.resolver
             .physical
             .iter()
-            .find(|(_, p)| p.attributes.get("Arn").map(String::as_str) == Some(arn))
+            .find(|(_, p)| p.attributes.get(name).map(String::as_str) == Some(value))
             .map(|(id, _)| id.clone())
     }
 

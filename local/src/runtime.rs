@@ -89,6 +89,7 @@ struct Host {
     initialised: watch::Sender<bool>,
     /// Process exits the function did not ask for (crashes, timeouts), for tests and the fuzzer.
     unexpected_exits: AtomicUsize,
+    log: Arc<dyn LogSink>,
 }
 
 impl Host {
@@ -137,6 +138,7 @@ impl Functions {
                 replace: Notify::new(),
                 initialised: watch::channel(false).0,
                 unexpected_exits: AtomicUsize::new(0),
+                log: log.clone(),
             });
             supervisors.push(tokio::spawn(supervise(
                 host.clone(),
@@ -463,10 +465,13 @@ async fn error(
 }
 
 async fn init_error(State(state): State<ApiState>, body: Bytes) -> StatusCode {
-    eprintln!(
-        "{}: init error: {}",
-        state.host.spec.label,
-        String::from_utf8_lossy(&body)
+    let host = &state.host;
+    host.log.line(
+        &host.spec.label,
+        &format!(
+            "[local-stack] init error: {}",
+            String::from_utf8_lossy(&body)
+        ),
     );
     StatusCode::ACCEPTED
 }

@@ -327,11 +327,7 @@ impl StreamMapping {
     async fn new(stack: &Stack, function_id: &str, props: &Value) -> Result<Self, SourceError> {
         let stream_arn = props["Stream"].as_str().unwrap_or_default().to_string();
         let table_id = stack
-            .resolver
-            .physical
-            .iter()
-            .find(|(_, p)| p.attributes.get("StreamArn") == Some(&stream_arn))
-            .map(|(id, _)| id.clone())
+            .id_with_attribute("StreamArn", &stream_arn)
             .ok_or_else(|| {
                 SourceError::Config(format!("{stream_arn} is not a provisioned stream"))
             })?;

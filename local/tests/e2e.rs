@@ -543,7 +543,14 @@ async fn a_poison_message_ends_in_the_dead_letter_queue() {
         .await
         .unwrap();
     // The thumbnailer reports it as a batch item failure each time; after 3 receives SQS moves it.
-    let dlq = local.resource("PhotoUploadDLQ");
+    let template = local_stack::Template::load_project().expect("template");
+    let redrive = &template.resource("PhotoUploadQueue").unwrap().properties["RedrivePolicy"];
+    let dlq_id = template
+        .references(redrive)
+        .into_iter()
+        .next()
+        .expect("a DLQ");
+    let dlq = local.resource(&dlq_id);
     eventually("poison message in the DLQ", Duration::from_secs(60), || {
         let (sqs, dlq, marker) = (sqs.clone(), dlq.clone(), marker.clone());
         async move {
