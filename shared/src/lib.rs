@@ -11,8 +11,10 @@ pub mod cursor;
 pub mod dynamo;
 pub mod error;
 pub mod items;
+pub mod logging;
 pub mod photos;
 pub mod rest;
+pub mod sdk;
 pub mod timestamp;
 pub mod validate;
 

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = aws_config::load_from_env().await;
+    shared::logging::init();
+    let sdk = shared::sdk::load(&shared::config::ProcessEnv).await?;
     let env = shared::config::ProcessEnv;
     let mailer = approval_worker::Mailer::from_env(&sdk, &env)?;
     let poller = shared::config::optional(&env, "APPROVAL_ACTIVITY_ARN")

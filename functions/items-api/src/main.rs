@@ -4,8 +4,8 @@ use lambda_http::{Error, Request, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let sdk = aws_config::load_from_env().await;
+    shared::logging::init();
+    let sdk = shared::sdk::load(&shared::config::ProcessEnv).await?;
     let app = items_api::App::from_env(&sdk, &shared::config::ProcessEnv)?;
     run(service_fn(|req: Request| {
         let app = &app;

@@ -3,8 +3,8 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = aws_config::load_from_env().await;
+    shared::logging::init();
+    let sdk = shared::sdk::load(&shared::config::ProcessEnv).await?;
     let processor = items_stream::Processor::from_env(&sdk, &shared::config::ProcessEnv)?;
     run(service_fn(|event: LambdaEvent<Event>| {
         let processor = &processor;

@@ -3,8 +3,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = aws_config::load_from_env().await;
+    shared::logging::init();
+    let sdk = shared::sdk::load(&shared::config::ProcessEnv).await?;
     let enricher = pipe_enrichment::Enricher::from_env(&sdk, &shared::config::ProcessEnv)?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let enricher = &enricher;
