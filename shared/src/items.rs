@@ -92,7 +92,7 @@ pub struct CreateItemRequest {
     pub email: String,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub status: Option<ItemStatus>,
 }
 
@@ -134,14 +134,21 @@ impl NewItem {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateItemRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub description: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub status: Option<ItemStatus>,
+}
+
+/// A field that may be left out but not sent as `null` (docs/openapi.yaml does not allow it):
+/// plain `Option` would read `"status": null` as "not sent" and answer 200 to a request the
+/// contract calls invalid.
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from one not sent (`None`).
@@ -773,6 +780,27 @@ mod tests {
         let req: UpdateItemRequest = serde_json::from_str(r#"{}"#).unwrap();
         assert!(req.validate().is_err());
         assert!(serde_json::from_str::<UpdateItemRequest>(r#"{"id":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn only_the_description_may_be_sent_as_null() {
+        for body in [
+            r#"{"status":null}"#,
+            r#"{"name":null}"#,
+            r#"{"email":null}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<UpdateItemRequest>(body).is_err(),
+                "{body}"
+            );
+        }
+        let create = r#"{"name":"n","email":"a@b.io","status":null}"#;
+        assert!(serde_json::from_str::<CreateItemRequest>(create).is_err());
+        let create = r#"{"name":"n","email":"a@b.io","description":null}"#;
+        let req: CreateItemRequest = serde_json::from_str(create).unwrap();
+        assert_eq!(req.validate().unwrap().status, ItemStatus::Active);
+        let req: UpdateItemRequest = serde_json::from_str(r#"{"status":"inactive"}"#).unwrap();
+        assert_eq!(req.validate().unwrap().status, Some(ItemStatus::Inactive));
     }
 
     #[test]
