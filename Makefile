@@ -78,7 +78,7 @@ lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM) validate --lint --template template.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet
 
-test: fmt-check clippy unit-and-integration lint
+test: fmt-check clippy unit-and-integration lint fuzz-smoke
 	@echo "make test: all checks passed"
 
 # HTTP contract: every route of docs/openapi.yaml fuzzed against the local stack (FUZZ_EXAMPLES
@@ -87,6 +87,13 @@ test: fmt-check clippy unit-and-integration lint
 fuzz: $(EMU_VENV)/.installed $(FUZZ_VENV)/.installed
 	SCHEMATHESIS=$(FUZZ_VENV)/bin/schemathesis STATE_DIR=$(STATE_DIR) \
 	  local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-fuzz.log -- local/fuzz.sh
+
+# The same run, seeded and small enough for every `make test` (FUZZ_SMOKE_EXAMPLES per operation
+# and phase).
+FUZZ_SMOKE_EXAMPLES ?= 20
+.PHONY: fuzz-smoke
+fuzz-smoke:
+	$(MAKE) --no-print-directory fuzz FUZZ_EXAMPLES=$(FUZZ_SMOKE_EXAMPLES)
 
 # --- build and run -----------------------------------------------------------------------------
 # --- benchmarks (numbers go to docs/benchmarks.md; never timed tests) --------------------------
