@@ -9,7 +9,7 @@
 //!
 //! Handles baseline/extended sequential Huffman JPEGs (SOF0/SOF1), 8-bit, one interleaved scan,
 //! grayscale or YCbCr with any 1-2 sampling factors, restart intervals. Anything else (progressive,
-//! arithmetic, CMYK, Adobe RGB, several scans) returns `Ok(None)` for the general decoder.
+//! arithmetic, CMYK, Adobe RGB, several scans) returns `Ok(None)` for jpeg-decoder.
 
 use image::metadata::Orientation;
 

@@ -1,8 +1,9 @@
 //! The thumbnail core: bytes of an uploaded image in, a JPEG `width` pixels wide out.
 //!
-//! - JPEG (RGB or grayscale, baseline or progressive) decodes *scaled* in the DCT domain (1/2,
-//!   1/4 or 1/8, like sharp's shrink-on-load) so a 24 MP photo never exists at full size.
-//! - Everything else (PNG 8/16-bit, WebP, GIF first frame, CMYK JPEG) goes through `image`.
+//! - JPEG (RGB, grayscale or CMYK, baseline or progressive) decodes *scaled* in the DCT domain
+//!   (1/2, 1/4 or 1/8, like sharp's shrink-on-load) so a 24 MP photo never exists at full size.
+//! - PNG (8/16-bit), WebP and GIF (first frame) go through `image`, built without its JPEG
+//!   decoder: every JPEG is `jpeg_dc`'s or `jpeg-decoder`'s (one JPEG decoder less in the zip).
 //! - Alpha is flattened on white; EXIF orientation is applied; images narrower than the target
 //!   keep their width (never upscaled); the aspect ratio is kept.
 //! - Limits bound pixels and memory, so decompression bombs fail fast as [`RenderError`]s. Every
@@ -73,10 +74,7 @@ pub fn render(bytes: &[u8], options: &RenderOptions) -> Result<Thumbnail, Render
     let (pixels, orientation) = match format {
         ImageFormat::Jpeg => match decode_jpeg_dc(bytes, options)? {
             Some(decoded) => decoded,
-            None => match decode_jpeg_scaled(bytes, options)? {
-                Some(decoded) => decoded,
-                None => decode_general(bytes, format, options)?,
-            },
+            None => decode_jpeg_scaled(bytes, options)?,
         },
         ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif => {
             decode_general(bytes, format, options)?
@@ -154,12 +152,12 @@ fn decode_jpeg_dc(
     }
 }
 
-/// The next path: RGB and grayscale JPEGs decoded at the smallest DCT scale that still leaves at
-/// least twice the target width for the resampling filter. `None` for JPEGs it does not handle.
+/// Every other JPEG, decoded at the smallest DCT scale that still leaves at least twice the
+/// target width for the resampling filter. CMYK comes out as RGB; 16-bit samples are refused.
 fn decode_jpeg_scaled(
     bytes: &[u8],
     options: &RenderOptions,
-) -> Result<Option<(Pixels, Orientation)>, RenderError> {
+) -> Result<(Pixels, Orientation), RenderError> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder
         .read_info()
@@ -169,11 +167,8 @@ fn decode_jpeg_scaled(
         .ok_or_else(|| RenderError::Decode("no frame header".into()))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     check_pixels(width, height, options)?;
-    if !matches!(
-        info.pixel_format,
-        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
-    ) {
-        return Ok(None);
+    if info.pixel_format == jpeg_decoder::PixelFormat::L16 {
+        return Err(RenderError::UnsupportedFormat);
     }
     let orientation = decoder
         .exif_data()
@@ -198,9 +193,23 @@ fn decode_jpeg_scaled(
     let (w, h) = (u32::from(w), u32::from(h));
     let pixels = match info.pixel_format {
         jpeg_decoder::PixelFormat::L8 => Pixels::Gray(w, h, data),
+        jpeg_decoder::PixelFormat::CMYK32 => Pixels::Rgb(w, h, cmyk_to_rgb(&data)),
         _ => Pixels::Rgb(w, h, data),
     };
-    Ok(Some((pixels, orientation)))
+    Ok((pixels, orientation))
+}
+
+/// jpeg-decoder hands CMYK out as ink amounts (Adobe's inverted storage already undone); paper
+/// is white, so each channel is what neither its ink nor black absorbs.
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for px in cmyk.chunks_exact(4) {
+        let white = 255 - u16::from(px[3]);
+        for ink in &px[..3] {
+            rgb.push(((255 - u16::from(*ink)) * white / 255) as u8);
+        }
+    }
+    rgb
 }
 
 fn decode_general(
@@ -370,6 +379,28 @@ fn encode(pixels: &Pixels, quality: u8) -> Result<Thumbnail, RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cmyk_inks_become_the_colour_left_on_white_paper() {
+        let inks = [
+            [0, 0, 0, 0],     // no ink: white
+            [0, 0, 0, 255],   // full black
+            [255, 0, 0, 0],   // cyan
+            [0, 255, 255, 0], // magenta + yellow: red
+            [0, 0, 0, 128],   // half black: mid grey
+        ];
+        let rgb = cmyk_to_rgb(&inks.concat());
+        assert_eq!(
+            rgb.chunks(3).collect::<Vec<_>>(),
+            [
+                [255, 255, 255],
+                [0, 0, 0],
+                [0, 255, 255],
+                [255, 0, 0],
+                [127, 127, 127]
+            ]
+        );
+    }
 
     #[test]
     fn target_size_never_upscales_and_keeps_aspect() {
