@@ -30,34 +30,21 @@ help:
 	@echo "make build      sam build (arm64 release binaries)"
 	@echo "make lint       cfn-lint + sam validate --lint + checkov"
 	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
+	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
 	@echo "make bench-fanout      chat fan-out to 1,000 connections at 5 ms per post"
 	@echo "make clean      remove build output and virtualenvs"
 
 # --- virtualenvs: pinned, project-local, emulator and SAM CLI kept apart -------------------------
-$(EMU_VENV)/.installed: local/requirements-emulator.txt
-	$(PYTHON) -m venv $(EMU_VENV)
-	$(EMU_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
-	touch $@
-
-$(SAM_VENV)/.installed: local/requirements-sam.txt
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
-	touch $@
-
-$(FUZZ_VENV)/.installed: local/requirements-fuzz.txt
-	$(PYTHON) -m venv $(FUZZ_VENV)
-	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
-	touch $@
-
-$(CHECKOV_VENV)/.installed: local/requirements-checkov.txt
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+# One venv per tool: .venv-<name> from local/requirements-<name>.txt (emulator, sam, checkov, fuzz).
+$(ROOT)/.venv-%/.installed: local/requirements-%.txt
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 .PHONY: venvs
-venvs: $(EMU_VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+venvs: $(EMU_VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(FUZZ_VENV)/.installed
 
 # --- checks ------------------------------------------------------------------------------------
 .PHONY: fmt-check clippy unit-and-integration lint test

@@ -26,6 +26,15 @@ impl EnvSource for HashMap<String, String> {
     }
 }
 
+/// An environment from literal pairs, for unit tests of code that reads an [`EnvSource`].
+#[cfg(test)]
+pub(crate) fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set (template.yaml sets it for the function)")]

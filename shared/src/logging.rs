@@ -70,18 +70,13 @@ fn lambda_level(name: &str) -> Option<LevelFilter> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use tracing::Level;
 
     use super::*;
+    use crate::config::env_of;
 
     fn filter_for(pairs: &[(&str, &str)]) -> Targets {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        filter(&env)
+        filter(&env_of(pairs))
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn credentials_in_env(env: &dyn EnvSource) -> bool {
 
 /// The SDK's default HTTPS client (rustls with aws-lc, proxy settings from the environment),
 /// with `roots` as its trust store.
-pub fn https_client(roots: TrustRoots) -> Result<SharedHttpClient, HttpClientError> {
+fn https_client(roots: TrustRoots) -> Result<SharedHttpClient, HttpClientError> {
     let tls = TlsContext::builder()
         .with_trust_store(roots.trust_store())
         .build()?;
@@ -95,54 +95,46 @@ pub async fn load(env: &dyn EnvSource) -> Result<SdkConfig, HttpClientError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use base64::Engine;
     use sha2::{Digest, Sha256};
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::env_of;
 
     #[test]
     fn amazon_roots_by_default_system_store_when_a_ca_location_is_set() {
         assert_eq!(
-            TrustRoots::from_env(&env(&[])),
+            TrustRoots::from_env(&env_of(&[])),
             TrustRoots::AmazonTrustServices
         );
         assert_eq!(
-            TrustRoots::from_env(&env(&[("SSL_CERT_FILE", "")])),
+            TrustRoots::from_env(&env_of(&[("SSL_CERT_FILE", "")])),
             TrustRoots::AmazonTrustServices
         );
         assert_eq!(
-            TrustRoots::from_env(&env(&[(
+            TrustRoots::from_env(&env_of(&[(
                 "SSL_CERT_FILE",
                 "/etc/pki/tls/certs/ca-bundle.crt"
             )])),
             TrustRoots::System
         );
         assert_eq!(
-            TrustRoots::from_env(&env(&[("SSL_CERT_DIR", "/etc/ssl/certs")])),
+            TrustRoots::from_env(&env_of(&[("SSL_CERT_DIR", "/etc/ssl/certs")])),
             TrustRoots::System
         );
     }
 
     #[test]
     fn environment_credentials_need_both_halves() {
-        assert!(credentials_in_env(&env(&[
+        assert!(credentials_in_env(&env_of(&[
             ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),
         ])));
-        assert!(!credentials_in_env(&env(&[(
+        assert!(!credentials_in_env(&env_of(&[(
             "AWS_ACCESS_KEY_ID",
             "AKIDEXAMPLE"
         )])));
-        assert!(!credentials_in_env(&env(&[])));
+        assert!(!credentials_in_env(&env_of(&[])));
     }
 
     /// SHA-256 of each certificate's DER, in file order.
