@@ -29,6 +29,8 @@ help:
 	@echo "make emulator   start only the emulator in the foreground (prints AWS_ENDPOINT_URL)"
 	@echo "make build      sam build (arm64 release binaries)"
 	@echo "make lint       cfn-lint + sam validate --lint + checkov"
+	@echo "make transformed  write what CloudFormation receives (SAM transform) to target/"
+	@echo "make iam-report   per role: actions used / refused / granted but unused (after make test)"
 	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
@@ -54,9 +56,30 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-unit-and-integration: $(EMU_VENV)/.installed
-	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-test.log -- \
+# The IAM gate in front of the emulator is the local-stack binary (local/with-emulator.sh).
+.PHONY: gate-bin
+gate-bin:
+	cargo build --quiet --locked -p local-stack --bin local-stack
+
+# Tests read the template through the SAM transform (.venv-sam) and run behind the IAM gate;
+# every decision goes to $(STATE_DIR)/iam-audit.jsonl (make iam-report).
+unit-and-integration: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
+	IAM_AUDIT=$(STATE_DIR)/iam-audit.jsonl local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-test.log -- \
 	  cargo test --workspace --locked -- --test-threads 8
+
+# What CloudFormation receives: template.yaml through the pinned SAM transform
+# (PARAMS='ApprovalPattern=activity ...' to override parameters).
+.PHONY: transformed
+transformed: $(SAM_VENV)/.installed
+	cargo run --quiet --locked -p local-stack --bin local-stack -- transform \
+	  $(foreach p,$(PARAMS),--parameter $(p)) > target/transformed-template.json
+	@echo "wrote target/transformed-template.json"
+
+# Least privilege: per role, what the last `make test` used, what was refused, what no test
+# exercised (from the IAM gate's audit).
+.PHONY: iam-report
+iam-report: gate-bin
+	target/debug/local-stack iam-report --audit $(STATE_DIR)/iam-audit.jsonl
 
 # checkov: 0 failed checks; every skip is inline in template.yaml (Metadata.checkov.skip) with
 # its reason.
@@ -71,7 +94,7 @@ test: fmt-check clippy unit-and-integration lint fuzz-smoke
 # HTTP contract: every route of docs/openapi.yaml fuzzed against the local stack (FUZZ_EXAMPLES
 # cases per operation and phase, default 300): no 5xx, nothing outside the document, no crash.
 .PHONY: fuzz
-fuzz: $(EMU_VENV)/.installed $(FUZZ_VENV)/.installed
+fuzz: $(EMU_VENV)/.installed $(SAM_VENV)/.installed $(FUZZ_VENV)/.installed gate-bin
 	SCHEMATHESIS=$(FUZZ_VENV)/bin/schemathesis STATE_DIR=$(STATE_DIR) \
 	  local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-fuzz.log -- local/fuzz.sh
 
@@ -103,7 +126,7 @@ bench-thumbnails: $(BENCH_VENV)/.installed bench/node_modules/.installed
 # serving its first events/ fixture against the emulator. arm64 sizes too after `make build`.
 FUNCTIONS := $(notdir $(wildcard functions/*))
 .PHONY: bench-cold
-bench-cold: $(EMU_VENV)/.installed
+bench-cold: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
 	cargo build --release --locked -p hello-lambda $(addprefix -p ,$(FUNCTIONS))
 	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-bench.log -- bash -c '\
 	  cargo run --quiet --locked -p local-stack --bin local-stack -- provision --prefix bench --env-file $(STATE_DIR)/bench.env >/dev/null && \
@@ -123,14 +146,14 @@ arm64-target:
 build: $(SAM_VENV)/.installed arm64-target
 	PATH="$(SAM_VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(ROOT)/target" $(SAM) build --template template.yaml
 
-emulator: $(EMU_VENV)/.installed
+emulator: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
 	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator.log -- \
 	  bash -c 'echo "export AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"; echo "Ctrl-C stops it"; sleep infinity'
 
 # DEV_PORT: the gateway's port; DEV_ARGS: more local-stack options, e.g. --release or
 # --parameter ApprovalPattern=activity.
 DEV_PORT ?= 3000
-dev: $(EMU_VENV)/.installed
+dev: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
 	STATE_DIR=$(STATE_DIR) MOTO=$(MOTO) DEV_PORT=$(DEV_PORT) DEV_ARGS="$(DEV_ARGS)" local/dev.sh
 
 clean:

@@ -84,7 +84,7 @@ impl DevStack {
 
         let started = Instant::now();
         let endpoint = emulator::endpoint_from_env().await?;
-        let template = Arc::new(Template::load_project()?);
+        let template = Arc::new(Template::load_project_with(&options.parameters)?);
         let mut stack = Stack::new(
             template.clone(),
             emulator::sdk_config(&endpoint).await,
@@ -93,6 +93,16 @@ impl DevStack {
         stack.visibility_timeout_cap = options.visibility_timeout_cap;
         for (name, value) in &options.parameters {
             stack.set_parameter(name, value);
+        }
+        // The deploy step the README asks of a user: the sender address is a verified SES
+        // identity before the stack sends from it.
+        if let Some(sender) = stack
+            .resolver
+            .parameters
+            .get("ApprovalSenderEmail")
+            .cloned()
+        {
+            stack.verify_email_identity(&sender).await?;
         }
         let skipped = stack.ensure_all().await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
@@ -119,7 +129,7 @@ impl DevStack {
 
         let started = Instant::now();
         let function_ids: Vec<String> = template
-            .resources_of_kind("AWS::Serverless::Function")
+            .resources_of_kind("AWS::Lambda::Function")
             .filter(|(_, f)| stack.resolver.exists(f).unwrap_or(false))
             .map(|(id, _)| id.clone())
             .collect();
@@ -144,7 +154,7 @@ impl DevStack {
         let mut websocket_urls = BTreeMap::new();
         for (id, resource) in &template.resources {
             let base = match resource.kind.as_str() {
-                "AWS::Serverless::Api" | "AWS::ApiGateway::RestApi" => gateway_url.clone(),
+                "AWS::ApiGateway::RestApi" => gateway_url.clone(),
                 "AWS::ApiGatewayV2::Api" => {
                     websocket_urls.insert(id.clone(), format!("ws://{authority}/_ws/{id}"));
                     format!("{gateway_url}/_ws/{id}")
@@ -210,6 +220,7 @@ impl DevStack {
             queues,
             sqs: aws_sdk_sqs::Client::new(&stack.sdk),
             log: log.clone(),
+            gate: stack.gate.clone(),
         });
         let gateway = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -313,10 +324,13 @@ async fn function_spec(
             (k, v)
         })
         .collect();
+    // The function's process signs with its role's credentials, as Lambda hands them to it.
+    stack.ensure(&[function_id]).await?;
+    let access_key = stack.access_key(&stack.role_of(function_id)?);
     for (key, value) in [
         ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ACCESS_KEY_ID", access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", crate::iam::LOCAL_SECRET),
         ("AWS_REGION", REGION),
         ("AWS_DEFAULT_REGION", REGION),
     ] {

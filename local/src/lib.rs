@@ -1,23 +1,24 @@
-//! Runs this project's template.yaml against a local AWS emulator.
+//! Runs this project's template.yaml locally, the way AWS runs it, against an AWS emulator.
 //!
-//! - [`template`]: the template as data, with intrinsic functions resolved;
-//! - [`provision`]: resources created in the emulator under a unique prefix;
-//! - [`streams`]: DynamoDB streams read into Lambda-shaped event records;
-//! - [`emulator`]: where the emulator is and how SDK clients reach it;
-//! - [`dev`]: the whole system running locally (`make dev`): [`runtime`] runs the functions as
-//!   Lambda processes, [`gateway`] serves the [`apis`], [`sources`] runs the event sources.
+//! Each module stands in for an AWS service:
+//! - [`cloudformation`]: the SAM transform's output (what CloudFormation receives), intrinsic
+//!   functions, and provisioning in the emulator;
+//! - [`iam`]: every principal's credentials, policy evaluation, and the gate in front of the
+//!   emulator that refuses what AWS would refuse;
+//! - [`lambda`]: functions as Lambda processes, event-source mappings, pipes;
+//! - [`apigateway`]: REST and WebSocket APIs and `@connections`;
+//! - [`emulator`]: where the emulator (behind the gate) is;
+//! - [`dev`]: the start-up order of the whole system (`make dev`, the end-to-end tests).
 
-pub mod apis;
+pub mod apigateway;
+pub mod cloudformation;
 pub mod dev;
 pub mod emulator;
-pub mod gateway;
-pub mod pipes;
-pub mod provision;
-pub mod queues;
-pub mod runtime;
-pub mod sources;
-pub mod streams;
-pub mod template;
+pub mod iam;
+pub mod lambda;
 
+pub use apigateway::{apis, gateway};
+pub use cloudformation::{provision, template};
+pub use lambda::{pipes, queues, runtime, sources, streams};
 pub use provision::Stack;
 pub use template::Template;

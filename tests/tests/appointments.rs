@@ -32,8 +32,16 @@ async fn booking() -> Booking {
     let api_env = stack.function_env("AppointmentsApiFunction").await.unwrap();
     let enrich_env = stack.function_env("PipeEnrichmentFunction").await.unwrap();
     Booking {
-        api: appointments_api::App::from_env(&stack.sdk, &api_env as &dyn EnvSource).unwrap(),
-        enricher: Enricher::from_env(&stack.sdk, &enrich_env as &dyn EnvSource).unwrap(),
+        api: appointments_api::App::from_env(
+            &stack.function_sdk("AppointmentsApiFunction").await.unwrap(),
+            &api_env as &dyn EnvSource,
+        )
+        .unwrap(),
+        enricher: Enricher::from_env(
+            &stack.function_sdk("PipeEnrichmentFunction").await.unwrap(),
+            &enrich_env as &dyn EnvSource,
+        )
+        .unwrap(),
         pipe,
         stack,
     }

@@ -34,11 +34,26 @@ async fn chat(gone: &[&str], broken: &[&str], latency: Duration) -> Chat {
     put_env.insert("CHAT_CALLBACK_URL".into(), fake.url.clone());
     let get_env = stack.function_env("ChatGetFunction").await.unwrap();
     Chat {
-        connect: chat_connect::App::from_env(&stack.sdk, &connect_env as &dyn EnvSource).unwrap(),
-        disconnect: chat_disconnect::App::from_env(&stack.sdk, &disconnect_env as &dyn EnvSource)
-            .unwrap(),
-        put: chat_put::App::from_env(&stack.sdk, &put_env as &dyn EnvSource).unwrap(),
-        get: chat_get::App::from_env(&stack.sdk, &get_env as &dyn EnvSource).unwrap(),
+        connect: chat_connect::App::from_env(
+            &stack.function_sdk("ChatConnectFunction").await.unwrap(),
+            &connect_env as &dyn EnvSource,
+        )
+        .unwrap(),
+        disconnect: chat_disconnect::App::from_env(
+            &stack.function_sdk("ChatDisconnectFunction").await.unwrap(),
+            &disconnect_env as &dyn EnvSource,
+        )
+        .unwrap(),
+        put: chat_put::App::from_env(
+            &stack.function_sdk("ChatPutFunction").await.unwrap(),
+            &put_env as &dyn EnvSource,
+        )
+        .unwrap(),
+        get: chat_get::App::from_env(
+            &stack.function_sdk("ChatGetFunction").await.unwrap(),
+            &get_env as &dyn EnvSource,
+        )
+        .unwrap(),
         stack,
         fake,
     }

@@ -17,7 +17,11 @@ async fn items_app() -> (App, Stack) {
         .function_env("ItemsApiFunction")
         .await
         .expect("provision ItemsApiFunction's resources");
-    let app = App::from_env(&stack.sdk, &env as &dyn EnvSource).expect("env from template");
+    let app = App::from_env(
+        &stack.function_sdk("ItemsApiFunction").await.unwrap(),
+        &env as &dyn EnvSource,
+    )
+    .expect("env from template");
     (app, stack)
 }
 
@@ -570,11 +574,19 @@ async fn object(stack: &Stack, bucket: &str, key: &str) -> Option<Value> {
 async fn stream_backs_up_notifies_and_cleans_up() {
     let (app, mut stack) = items_app().await;
     let env = stack.function_env("ItemsStreamFunction").await.unwrap();
-    let processor = items_stream::Processor::from_env(&stack.sdk, &env as &dyn EnvSource).unwrap();
+    let processor = items_stream::Processor::from_env(
+        &stack.function_sdk("ItemsStreamFunction").await.unwrap(),
+        &env as &dyn EnvSource,
+    )
+    .unwrap();
     let bucket = env["BACKUP_BUCKET"].clone();
     let tap = subscribe_queue(&stack, &env["ITEMS_TOPIC_ARN"]).await;
     let stream_arn = stack.attribute("ItemsTable", "StreamArn").unwrap();
-    let mut reader = StreamReader::new(&stack.sdk, stream_arn, ShardIteratorType::TrimHorizon);
+    let mut reader = StreamReader::new(
+        &stack.function_sdk("ItemsStreamFunction").await.unwrap(),
+        stream_arn,
+        ShardIteratorType::TrimHorizon,
+    );
 
     let kept = create(&app, json!({"name": "Kept", "email": "k@example.com"})).await;
     let gone = create(&app, json!({"name": "Gone", "email": "g@example.com"})).await;
@@ -629,10 +641,18 @@ async fn stream_backs_up_notifies_and_cleans_up() {
 async fn stream_stops_at_the_first_failure_and_reports_it() {
     let (app, mut stack) = items_app().await;
     let env = stack.function_env("ItemsStreamFunction").await.unwrap();
-    let processor = items_stream::Processor::from_env(&stack.sdk, &env as &dyn EnvSource).unwrap();
+    let processor = items_stream::Processor::from_env(
+        &stack.function_sdk("ItemsStreamFunction").await.unwrap(),
+        &env as &dyn EnvSource,
+    )
+    .unwrap();
     let tap = subscribe_queue(&stack, &env["ITEMS_TOPIC_ARN"]).await;
     let stream_arn = stack.attribute("ItemsTable", "StreamArn").unwrap();
-    let mut reader = StreamReader::new(&stack.sdk, stream_arn, ShardIteratorType::TrimHorizon);
+    let mut reader = StreamReader::new(
+        &stack.function_sdk("ItemsStreamFunction").await.unwrap(),
+        stream_arn,
+        ShardIteratorType::TrimHorizon,
+    );
     for i in 0..3 {
         create(
             &app,
@@ -676,9 +696,17 @@ async fn stream_reports_backend_failures_for_retry() {
         "BACKUP_BUCKET".into(),
         format!("{}-no-such-bucket", stack.prefix),
     );
-    let processor = items_stream::Processor::from_env(&stack.sdk, &env as &dyn EnvSource).unwrap();
+    let processor = items_stream::Processor::from_env(
+        &stack.function_sdk("ItemsStreamFunction").await.unwrap(),
+        &env as &dyn EnvSource,
+    )
+    .unwrap();
     let stream_arn = stack.attribute("ItemsTable", "StreamArn").unwrap();
-    let mut reader = StreamReader::new(&stack.sdk, stream_arn, ShardIteratorType::TrimHorizon);
+    let mut reader = StreamReader::new(
+        &stack.function_sdk("ItemsStreamFunction").await.unwrap(),
+        stream_arn,
+        ShardIteratorType::TrimHorizon,
+    );
     create(&app, json!({"name": "x", "email": "x@example.com"})).await;
     create(&app, json!({"name": "y", "email": "y@example.com"})).await;
     let mut event = Event::default();
@@ -739,7 +767,11 @@ fn template_declares_the_indexes_the_domain_queries() {
 async fn stream_fixture_is_a_valid_lambda_event() {
     let mut stack = stack().await;
     let env = stack.function_env("ItemsStreamFunction").await.unwrap();
-    let processor = items_stream::Processor::from_env(&stack.sdk, &env as &dyn EnvSource).unwrap();
+    let processor = items_stream::Processor::from_env(
+        &stack.function_sdk("ItemsStreamFunction").await.unwrap(),
+        &env as &dyn EnvSource,
+    )
+    .unwrap();
     let event: Event = serde_json::from_str(&fixture("items-stream/changes.json"))
         .expect("fixture is a DynamoDB stream event");
     assert_eq!(event.records.len(), 3);

@@ -166,9 +166,13 @@ async fn pipeline() -> Pipeline {
     let thumbnailer_env = stack.function_env("ThumbnailerFunction").await.unwrap();
     let notices = subscribe_queue(&stack, &thumbnailer_env["THUMBNAIL_TOPIC_ARN"]).await;
     Pipeline {
-        presigner: presigner::App::from_env(&stack.sdk, &presigner_env as &dyn EnvSource).unwrap(),
+        presigner: presigner::App::from_env(
+            &stack.function_sdk("PresignerFunction").await.unwrap(),
+            &presigner_env as &dyn EnvSource,
+        )
+        .unwrap(),
         thumbnailer: thumbnailer::Thumbnailer::from_env(
-            &stack.sdk,
+            &stack.function_sdk("ThumbnailerFunction").await.unwrap(),
             &thumbnailer_env as &dyn EnvSource,
         )
         .unwrap(),
@@ -430,8 +434,11 @@ async fn transient_failures_are_reported_per_message_and_end_in_the_dlq() {
         "THUMBNAIL_BUCKET".into(),
         format!("{}-missing-bucket", p.stack.prefix),
     );
-    let broken =
-        thumbnailer::Thumbnailer::from_env(&p.stack.sdk, &broken_env as &dyn EnvSource).unwrap();
+    let broken = thumbnailer::Thumbnailer::from_env(
+        &p.stack.function_sdk("ThumbnailerFunction").await.unwrap(),
+        &broken_env as &dyn EnvSource,
+    )
+    .unwrap();
     p.upload("x.jpg", "image/jpeg", samples::jpeg(400, 300))
         .await;
 

@@ -5,7 +5,11 @@
 //!   system running locally (see `local_stack::dev`) until Ctrl-C;
 //! - `local-stack provision --prefix dev --env-file FILE`: only the resources, and the functions'
 //!   resolved environment for `cargo lambda watch --env-file` (one environment for all functions,
-//!   so the template must not give one variable two values).
+//!   so the template must not give one variable two values);
+//! - `local-stack gate --port P --emulator URL [--audit FILE]`: the IAM gate in front of the
+//!   emulator (started by `local/with-emulator.sh`);
+//! - `local-stack iam-report --audit FILE`: the least-privilege report from the gate's audit;
+//! - `local-stack transform [--parameter Name=Value]...`: the transformed template (JSON).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -21,7 +25,13 @@ async fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("dev") => dev(&args).await,
         Some("provision") => provision(&args).await,
-        _ => Err("usage: local-stack dev|provision [options] (see the crate docs)".into()),
+        Some("gate") => gate(&args).await,
+        Some("iam-report") => iam_report(&args),
+        Some("transform") => transform(&args),
+        _ => Err(
+            "usage: local-stack dev|provision|gate|iam-report|transform [options] (see the crate docs)"
+                .into(),
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +58,43 @@ fn flags(args: &[String], name: &str) -> Vec<String> {
 
 type Error = Box<dyn std::error::Error>;
 
+fn parameters(args: &[String]) -> Result<Vec<(String, String)>, Error> {
+    flags(args, "--parameter")
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("--parameter {p}: expected Name=Value").into())
+        })
+        .collect()
+}
+
+async fn gate(args: &[String]) -> Result<(), Error> {
+    let port: u16 = flag(args, "--port").ok_or("--port is required")?.parse()?;
+    let emulator = flag(args, "--emulator").ok_or("--emulator is required")?;
+    let audit = flag(args, "--audit").map(std::path::PathBuf::from);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    local_stack::iam::gate::serve(listener, emulator, audit).await?;
+    Ok(())
+}
+
+fn iam_report(args: &[String]) -> Result<(), Error> {
+    let audit = flag(args, "--audit").ok_or("--audit FILE is required")?;
+    let text = std::fs::read_to_string(&audit)
+        .map_err(|e| format!("{audit}: {e} (run make test first; it writes the audit)"))?;
+    print!("{}", local_stack::iam::report::report(&text));
+    Ok(())
+}
+
+fn transform(args: &[String]) -> Result<(), Error> {
+    let text = local_stack::template::transform(
+        &local_stack::template::project_template_path(),
+        &parameters(args)?,
+    )?;
+    print!("{text}");
+    Ok(())
+}
+
 async fn dev(args: &[String]) -> Result<(), Error> {
     let state_file = flag(args, "--state-file").map(std::path::PathBuf::from);
     if let Some(running) = state_file.as_deref().and_then(running_instance) {
@@ -56,14 +103,7 @@ async fn dev(args: &[String]) -> Result<(), Error> {
         )
         .into());
     }
-    let parameters = flags(args, "--parameter")
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| format!("--parameter {p}: expected Name=Value"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let parameters = parameters(args)?;
     let options = DevOptions {
         prefix: flag(args, "--prefix").unwrap_or_else(|| "dev".into()),
         port: flag(args, "--port").map_or(Ok(3000), |p| p.parse())?,
@@ -170,7 +210,7 @@ async fn provision(args: &[String]) -> Result<(), Error> {
         println!("  not emulated: {id} ({kind})");
     }
     let mut env: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for (function_id, _) in template.resources_of_kind("AWS::Serverless::Function") {
+    for (function_id, _) in template.resources_of_kind("AWS::Lambda::Function") {
         let vars = stack.function_env(function_id).await?;
         for (key, value) in vars {
             if let Some((other, previous)) = env.get(&key)

@@ -1,13 +1,17 @@
-//! Event sources, run the way Lambda runs them, configured only by the template:
+//! Event sources, run the way Lambda runs them, configured only by the transformed template's
+//! `AWS::Lambda::EventSourceMapping`s, `AWS::Events::Rule`s and `AWS::Pipes::Pipe`s. A mapping
+//! reads its source with its function's role (Lambda's pollers act as the execution role), so
+//! the gate checks what AWS checks.
 //!
-//! - `SQS` events: a poller per mapping; batches up to `BatchSize`; on success deletes every
+//! - SQS mappings: a poller per mapping; batches up to `BatchSize`; on success deletes every
 //!   message except the `batchItemFailures` (with `ReportBatchItemFailures`); on a function error
 //!   deletes nothing. Redelivery after the queue's visibility timeout and redrive to its DLQ are
 //!   the emulator's real SQS behaviour.
-//! - `DynamoDB` events: a stream reader per mapping; batches up to `BatchSize`; retries from the
+//! - DynamoDB stream mappings: a stream reader per mapping; batches up to `BatchSize`; retries from the
 //!   first reported failure up to `MaximumRetryAttempts`, then sends the batch's description to
 //!   the `OnFailure` destination and moves on (no bisecting: retries start at the failed record).
-//! - `Schedule` events: `rate(...)` expressions, when `Enabled`.
+//! - Rules with a `ScheduleExpression`: `rate(...)` expressions, when `State` is `ENABLED`,
+//!   invoking their Lambda targets.
 //! - `AWS::Pipes::Pipe`: [`PipeRunner`], its enrichment invoked through the function's process.
 
 use std::sync::Arc;
@@ -64,79 +68,106 @@ pub async fn start(
         tasks: Vec::new(),
         descriptions: Vec::new(),
     };
-    for (function_id, function) in template.resources_of_kind("AWS::Serverless::Function") {
-        if !stack.resolver.exists(function)? || functions.spec(function_id).is_none() {
+    for (mapping_id, mapping) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
+        if !stack.resolver.exists(mapping)? {
             continue;
         }
-        let label = functions.spec(function_id).expect("checked").label.clone();
-        for (event_name, event) in function.properties["Events"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            let kind = event["Type"].as_str().unwrap_or_default();
-            if kind == "Api" {
-                continue; // served by the gateway
-            }
-            let raw = &event["Properties"];
-            stack.ensure_referenced(raw).await?;
-            let props = stack.resolver.resolve(raw)?;
-            if props["Enabled"] == false || props["State"] == "DISABLED" {
+        let raw = &mapping.properties;
+        let Some(function_id) = function_named(stack, &raw["FunctionName"]) else {
+            return Err(SourceError::Config(format!(
+                "{mapping_id}: FunctionName names no function of the template"
+            )));
+        };
+        let Some(spec) = functions.spec(&function_id) else {
+            continue;
+        };
+        let label = spec.label.clone();
+        stack.ensure(&[mapping_id.as_str()]).await?;
+        let props = stack.resolver.resolve(raw)?;
+        if props["Enabled"] == false {
+            sources
+                .descriptions
+                .push(format!("{label} <- {mapping_id}: disabled by the template"));
+            continue;
+        }
+        let source_arn = props["EventSourceArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let sdk = stack.function_sdk(&function_id).await?;
+        let task = if source_arn.starts_with("arn:aws:sqs:") {
+            let mapping = SqsMapping::new(stack, &sdk, &function_id, &source_arn, &props)?;
+            sources.descriptions.push(format!(
+                "{label} <- SQS {} (batch {})",
+                mapping.queue_id, mapping.batch_size
+            ));
+            tokio::spawn(mapping.run(functions.clone(), log.clone()))
+        } else if source_arn.contains(":dynamodb:") && source_arn.contains("/stream/") {
+            let mapping =
+                StreamMapping::new(stack, &sdk, &function_id, &source_arn, &props).await?;
+            sources.descriptions.push(format!(
+                "{label} <- DynamoDB stream of {} (batch {})",
+                mapping.table_id, mapping.batch_size
+            ));
+            tokio::spawn(mapping.run(functions.clone(), log.clone()))
+        } else {
+            sources.descriptions.push(format!(
+                "{label} <- {mapping_id} ({source_arn}): not run locally"
+            ));
+            continue;
+        };
+        sources.tasks.push(task);
+    }
+    for (rule_id, rule) in template.resources_of_kind("AWS::Events::Rule") {
+        if !stack.resolver.exists(rule)? {
+            continue;
+        }
+        let props = stack.resolver.resolve(&Value::Object(
+            rule.properties
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "Targets")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))?;
+        let Some(expression) = props["ScheduleExpression"].as_str().map(str::to_string) else {
+            continue;
+        };
+        for target in rule.properties["Targets"].as_array().into_iter().flatten() {
+            let Some(function_id) = function_named(stack, &target["Arn"]) else {
+                continue;
+            };
+            let Some(spec) = functions.spec(&function_id) else {
+                continue;
+            };
+            let label = spec.label.clone();
+            // EventBridge's default State is ENABLED.
+            if props["State"].as_str().unwrap_or("ENABLED") != "ENABLED" {
                 sources.descriptions.push(format!(
-                    "{label} <- {kind} {event_name}: disabled by the template"
+                    "{label} <- {rule_id} {expression}: {} in the template",
+                    props["State"].as_str().unwrap_or_default()
                 ));
                 continue;
             }
-            let task = match kind {
-                "SQS" => {
-                    let mapping = SqsMapping::new(stack, function_id, &props)?;
-                    sources.descriptions.push(format!(
-                        "{label} <- SQS {} (batch {})",
-                        mapping.queue_id, mapping.batch_size
-                    ));
-                    tokio::spawn(mapping.run(functions.clone(), log.clone()))
-                }
-                "DynamoDB" => {
-                    let mapping = StreamMapping::new(stack, function_id, &props).await?;
-                    sources.descriptions.push(format!(
-                        "{label} <- DynamoDB stream of {} (batch {})",
-                        mapping.table_id, mapping.batch_size
-                    ));
-                    tokio::spawn(mapping.run(functions.clone(), log.clone()))
-                }
-                "Schedule" | "ScheduleV2" => {
-                    let expression = props["Schedule"]
-                        .as_str()
-                        .or_else(|| props["ScheduleExpression"].as_str())
-                        .unwrap_or_default()
-                        .to_string();
-                    let period = rate(&expression).ok_or_else(|| {
-                        SourceError::Config(format!(
-                            "{function_id}.{event_name}: only rate(...) schedules run locally, not {expression}"
-                        ))
-                    })?;
-                    sources
-                        .descriptions
-                        .push(format!("{label} <- schedule {expression}"));
-                    tokio::spawn(schedule(
-                        functions.clone(),
-                        log.clone(),
-                        function_id.clone(),
-                        format!(
-                            "arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{}-{event_name}",
-                            stack.prefix
-                        ),
-                        period,
-                    ))
-                }
-                other => {
-                    sources
-                        .descriptions
-                        .push(format!("{label} <- {other} {event_name}: not run locally"));
-                    continue;
-                }
-            };
-            sources.tasks.push(task);
+            let period = rate(&expression).ok_or_else(|| {
+                SourceError::Config(format!(
+                    "{rule_id}: only rate(...) schedules run locally, not {expression}"
+                ))
+            })?;
+            sources
+                .descriptions
+                .push(format!("{label} <- {rule_id} {expression}"));
+            sources.tasks.push(tokio::spawn(schedule(
+                functions.clone(),
+                log.clone(),
+                function_id.clone(),
+                format!(
+                    "arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{}-{rule_id}",
+                    stack.prefix
+                ),
+                period,
+            )));
         }
     }
     for (pipe_id, pipe) in template.resources_of_kind("AWS::Pipes::Pipe") {
@@ -161,6 +192,16 @@ pub async fn start(
         )));
     }
     Ok(sources)
+}
+
+/// The `AWS::Lambda::Function` a `FunctionName` or target `Arn` refers to.
+fn function_named(stack: &Stack, value: &Value) -> Option<String> {
+    stack.template.references(value).into_iter().find(|id| {
+        stack
+            .template
+            .resource(id)
+            .is_ok_and(|r| r.kind == "AWS::Lambda::Function")
+    })
 }
 
 /// `rate(5 minutes)` -> 5 minutes.
@@ -194,8 +235,14 @@ fn reports_item_failures(props: &Value) -> bool {
 }
 
 impl SqsMapping {
-    fn new(stack: &Stack, function_id: &str, props: &Value) -> Result<Self, SourceError> {
-        let queue_arn = props["Queue"].as_str().unwrap_or_default().to_string();
+    fn new(
+        stack: &Stack,
+        sdk: &aws_config::SdkConfig,
+        function_id: &str,
+        queue_arn: &str,
+        props: &Value,
+    ) -> Result<Self, SourceError> {
+        let queue_arn = queue_arn.to_string();
         let queue_id = stack.id_with_arn(&queue_arn).ok_or_else(|| {
             SourceError::Config(format!("{queue_arn} is not a provisioned queue"))
         })?;
@@ -206,7 +253,7 @@ impl SqsMapping {
             queue_arn,
             batch_size: props["BatchSize"].as_i64().unwrap_or(10).clamp(1, 10) as i32,
             report_failures: reports_item_failures(props),
-            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
         })
     }
 
@@ -324,8 +371,14 @@ struct StreamMapping {
 }
 
 impl StreamMapping {
-    async fn new(stack: &Stack, function_id: &str, props: &Value) -> Result<Self, SourceError> {
-        let stream_arn = props["Stream"].as_str().unwrap_or_default().to_string();
+    async fn new(
+        stack: &Stack,
+        sdk: &aws_config::SdkConfig,
+        function_id: &str,
+        stream_arn: &str,
+        props: &Value,
+    ) -> Result<Self, SourceError> {
+        let stream_arn = stream_arn.to_string();
         let table_id = stack
             .id_with_attribute("StreamArn", &stream_arn)
             .ok_or_else(|| {
@@ -345,7 +398,7 @@ impl StreamMapping {
                 Ok::<_, SourceError>(stack.reference(&id)?)
             })
             .transpose()?;
-        let mut reader = StreamReader::new(&stack.sdk, stream_arn.clone(), start);
+        let mut reader = StreamReader::new(sdk, stream_arn.clone(), start);
         // Opening the shards now pins LATEST to "from here on".
         reader
             .poll()
@@ -363,7 +416,7 @@ impl StreamMapping {
                 .and_then(|n| u64::try_from(n).ok()),
             report_failures: reports_item_failures(props),
             on_failure_url,
-            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
         })
     }
 

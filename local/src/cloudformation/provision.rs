@@ -1,8 +1,11 @@
 //! Creates the template's resources in the emulator, under a name prefix so that parallel tests
 //! (and a dev stack beside them) never share a table, queue, topic or bucket.
 //!
-//! Only what the template says is created: key schemas, indexes, streams, TTL, queue attributes
-//! and redrive policies are read from the resource properties, never restated here.
+//! Only what the transformed template says is created: key schemas, indexes, streams, TTL,
+//! queue attributes and redrive policies are read from the resource properties, never restated
+//! here, and nothing AWS would reject is repaired (an invalid bucket name fails, as in AWS).
+//! IAM roles, bucket and queue policies and state machines are registered with the IAM gate
+//! ([`crate::iam`]), so every principal acts with exactly the permissions the template gives it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -11,7 +14,11 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types as ddb;
 use serde_json::Value;
 
+use aws_config::Region;
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+
 use crate::emulator::{ACCOUNT_ID, REGION};
+use crate::iam::{self, GateClient, ResourcePolicyRecord, RoleRecord, StateMachineRecord};
 use crate::template::{Physical, Resolver, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +33,8 @@ pub enum ProvisionError {
     },
     #[error("resource type {kind} of {id} cannot be provisioned locally")]
     Unsupported { id: String, kind: String },
+    #[error("{0}")]
+    Iam(String),
 }
 
 /// Resources provisioned so far and the resolver over them.
@@ -38,6 +47,11 @@ pub struct Stack {
     /// Local-only: caps every queue's visibility timeout (seconds), so redelivery and redrive to
     /// a DLQ take seconds in end-to-end tests instead of the template's minutes.
     pub visibility_timeout_cap: Option<u64>,
+    /// The IAM gate in front of the emulator, where roles and resource policies are registered.
+    pub gate: GateClient,
+    /// Resource policies as registered (bucket and queue ARN -> documents), for the checks the
+    /// emulator makes inside itself (S3 validating a notification's queue).
+    pub resource_policies: HashMap<String, Vec<Value>>,
 }
 
 fn scalar(value: &Value) -> Option<String> {
@@ -60,6 +74,7 @@ fn create_err(id: &str, kind: &str, err: impl std::fmt::Display) -> ProvisionErr
 impl Stack {
     pub fn new(template: Arc<Template>, sdk: SdkConfig, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
+        let endpoint = sdk.endpoint_url().unwrap_or_default().to_string();
         let resolver = Resolver {
             physical: HashMap::new(),
             parameters: template.parameter_defaults.clone(),
@@ -74,7 +89,57 @@ impl Stack {
             prefix,
             resolver,
             visibility_timeout_cap: None,
+            gate: GateClient::new(&endpoint),
+            resource_policies: HashMap::new(),
         }
+    }
+
+    /// The logical id of the role a function, pipe or state machine runs with (`Role`,
+    /// `RoleArn`).
+    pub fn role_of(&self, id: &str) -> Result<String, TemplateError> {
+        let resource = self.template.resource(id)?;
+        let role = resource
+            .properties
+            .get("Role")
+            .or_else(|| resource.properties.get("RoleArn"))
+            .ok_or_else(|| TemplateError::Unresolved(format!("{id} has no Role or RoleArn")))?;
+        self.template
+            .references(role)
+            .into_iter()
+            .find(|r| {
+                self.template
+                    .resource(r)
+                    .is_ok_and(|r| r.kind == "AWS::IAM::Role")
+            })
+            .ok_or_else(|| TemplateError::Unresolved(format!("{id}'s role is not in the template")))
+    }
+
+    /// The access key id a role's principal signs with.
+    pub fn access_key(&self, role_id: &str) -> String {
+        iam::access_key_for(&self.prefix, role_id)
+    }
+
+    /// SDK configuration for a role's principal: the gate, signing with the role's key.
+    pub fn role_sdk(&self, role_id: &str) -> SdkConfig {
+        self.sdk
+            .to_builder()
+            .region(Region::new(REGION))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                self.access_key(role_id),
+                iam::LOCAL_SECRET,
+                None,
+                None,
+                "local-iam",
+            )))
+            .build()
+    }
+
+    /// SDK configuration for a function (its role provisioned first): what its process, and
+    /// its event-source mappings, sign with.
+    pub async fn function_sdk(&mut self, function_id: &str) -> Result<SdkConfig, ProvisionError> {
+        self.ensure(&[function_id]).await?;
+        let role = self.role_of(function_id)?;
+        Ok(self.role_sdk(&role))
     }
 
     /// A stack with a random prefix, for one test.
@@ -116,6 +181,31 @@ impl Stack {
             .get(attr)
             .cloned()
             .ok_or_else(|| TemplateError::Unresolved(format!("{id}.{attr}")))
+    }
+
+    /// What a user does in SES before deploying (the README's deploy step): verify an address
+    /// the stack sends from without creating its identity (`CreateSenderIdentity=false`).
+    pub async fn verify_email_identity(&self, address: &str) -> Result<(), ProvisionError> {
+        aws_sdk_sesv2::Client::new(&self.sdk)
+            .create_email_identity()
+            .email_identity(address)
+            .send()
+            .await
+            .map(drop)
+            .or_else(|e| {
+                let already = e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_already_exists_exception());
+                if already {
+                    Ok(())
+                } else {
+                    Err(create_err(
+                        address,
+                        "SES identity",
+                        aws_sdk_sesv2::error::DisplayErrorContext(e),
+                    ))
+                }
+            })
     }
 
     /// Overrides a template parameter (before provisioning what depends on it).
@@ -179,7 +269,9 @@ impl Stack {
         if !self.resolver.exists(resource)? {
             return Ok(());
         }
-        for dep in self.template.references(&resource.properties) {
+        let mut deps = self.template.references(&resource.properties);
+        deps.extend(resource.depends_on.iter().cloned());
+        for dep in deps {
             self.visit(&dep, seen, order)?;
         }
         order.push(id.to_string());
@@ -215,8 +307,9 @@ impl Stack {
         name
     }
 
-    async fn create(&self, id: &str) -> Result<Physical, ProvisionError> {
-        let resource = self.template.resource(id)?;
+    async fn create(&mut self, id: &str) -> Result<Physical, ProvisionError> {
+        let template = self.template.clone();
+        let resource = template.resource(id)?;
         let props = self.resolver.resolve(&resource.properties)?;
         let kind = resource.kind.as_str();
         match kind {
@@ -226,47 +319,75 @@ impl Stack {
             "AWS::S3::Bucket" => self.create_bucket(id, &props).await,
             "AWS::SES::EmailIdentity" => self.create_email_identity(id, &props).await,
             "AWS::StepFunctions::Activity" => self.create_activity(id).await,
-            "AWS::Serverless::StateMachine" => self.create_state_machine(id, &props).await,
-            // Policies and APIs have no emulator counterpart that changes behaviour; they resolve
-            // to a stable local name so environments that mention them still resolve.
-            "AWS::SQS::QueuePolicy" | "AWS::S3::BucketPolicy" | "AWS::SNS::TopicPolicy" => {
-                Ok(Physical {
-                    reference: self.physical_name(id, 128),
-                    attributes: HashMap::new(),
-                })
+            "AWS::StepFunctions::StateMachine" => self.create_state_machine(id, &props).await,
+            "AWS::IAM::Role" => self.create_role(id, &props).await,
+            "AWS::SQS::QueuePolicy" | "AWS::S3::BucketPolicy" => {
+                self.create_resource_policy(id, kind, &props).await
             }
-            // Run by this crate (pipes) or not needed to run functions (roles, log groups).
-            "AWS::Pipes::Pipe" | "AWS::IAM::Role" | "AWS::Logs::LogGroup" => {
-                let name = self.physical_name(id, 64);
-                let arn = format!(
-                    "arn:aws:local:{REGION}:{ACCOUNT_ID}:{}/{name}",
-                    kind.rsplit("::")
-                        .next()
-                        .unwrap_or("resource")
-                        .to_ascii_lowercase()
-                );
-                Ok(Physical {
-                    reference: name,
-                    attributes: HashMap::from([("Arn".into(), arn)]),
-                })
-            }
-            // Functions run as processes or in-process handlers; the template's ARN still resolves.
-            "AWS::Serverless::Function" => {
-                let name = self.physical_name(id, 64);
+            "AWS::Lambda::Function" => {
+                let name = props["FunctionName"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.physical_name(id, 64));
                 let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}");
                 Ok(Physical {
                     reference: name,
                     attributes: HashMap::from([("Arn".into(), arn)]),
                 })
             }
-            "AWS::Serverless::Api" | "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api" => {
+            "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api" => {
                 let api_id = format!("{}{}", self.prefix, id.to_ascii_lowercase())
                     .chars()
+                    .filter(char::is_ascii_alphanumeric)
                     .take(10)
-                    .collect::<String>();
+                    .collect::<String>()
+                    .to_ascii_lowercase();
                 Ok(Physical {
                     reference: api_id.clone(),
-                    attributes: HashMap::from([("ApiId".into(), api_id)]),
+                    attributes: HashMap::from([
+                        ("ApiId".into(), api_id),
+                        ("RootResourceId".into(), "root".into()),
+                    ]),
+                })
+            }
+            // Served or run by this crate from their properties (the gateway, the event-source
+            // pollers, the pipe runner); they only need names that resolve.
+            "AWS::ApiGateway::Deployment"
+            | "AWS::ApiGateway::Stage"
+            | "AWS::ApiGateway::ApiKey"
+            | "AWS::ApiGateway::UsagePlan"
+            | "AWS::ApiGateway::UsagePlanKey"
+            | "AWS::ApiGatewayV2::Deployment"
+            | "AWS::ApiGatewayV2::Stage"
+            | "AWS::ApiGatewayV2::Route"
+            | "AWS::ApiGatewayV2::Integration"
+            | "AWS::Lambda::Permission"
+            | "AWS::Lambda::EventSourceMapping"
+            | "AWS::Events::Rule"
+            | "AWS::Pipes::Pipe"
+            | "AWS::Logs::LogGroup" => {
+                let reference = match kind {
+                    // A stage's Ref is its name.
+                    "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => props["StageName"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| self.physical_name(id, 64)),
+                    _ => self.physical_name(id, 64),
+                };
+                let arn = format!(
+                    "arn:aws:{}:{REGION}:{ACCOUNT_ID}:{}/{reference}",
+                    kind.split("::")
+                        .nth(1)
+                        .unwrap_or("local")
+                        .to_ascii_lowercase(),
+                    kind.rsplit("::")
+                        .next()
+                        .unwrap_or("resource")
+                        .to_ascii_lowercase()
+                );
+                Ok(Physical {
+                    reference,
+                    attributes: HashMap::from([("Arn".into(), arn)]),
                 })
             }
             _ => Err(ProvisionError::Unsupported {
@@ -493,12 +614,22 @@ impl Stack {
 
     async fn create_bucket(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
         let kind = "AWS::S3::Bucket";
-        let name = props
-            .get("BucketName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| self.physical_name(id, 63))
-            .to_ascii_lowercase();
+        // CloudFormation names an unnamed bucket from the stack and logical id, lower-cased;
+        // an explicit name is used as written, and S3 refuses an invalid one.
+        let name = match props.get("BucketName").and_then(Value::as_str) {
+            Some(name) => name.to_string(),
+            None => self.physical_name(id, 63).to_ascii_lowercase(),
+        };
+        if let Err(why) = valid_bucket_name(&name) {
+            return Err(create_err(
+                id,
+                kind,
+                format!(
+                    "InvalidBucketName: {name:?} {why} (S3 refuses it; so does CloudFormation)"
+                ),
+            ));
+        }
+        let bucket_arn = format!("arn:aws:s3:::{name}");
         let s3 = aws_sdk_s3::Client::new(&self.sdk);
         s3.create_bucket()
             .bucket(&name)
@@ -527,8 +658,13 @@ impl Stack {
                             .build()
                     })
                     .collect::<Vec<_>>();
+                let queue_arn = queue["Queue"].as_str().unwrap_or_default();
+                // S3 validates the destination when the configuration is put: the queue policy
+                // must let s3.amazonaws.com send for this bucket.
+                self.s3_may_notify(queue_arn, &bucket_arn)
+                    .map_err(|why| create_err(id, kind, why))?;
                 let mut target = QueueConfiguration::builder()
-                    .queue_arn(queue["Queue"].as_str().unwrap_or_default())
+                    .queue_arn(queue_arn)
                     .events(Event::from(queue["Event"].as_str().unwrap_or_default()));
                 if !rules.is_empty() {
                     target = target.filter(
@@ -607,23 +743,36 @@ impl Stack {
         })
     }
 
-    /// `DefinitionUri` is read from the repository and `DefinitionSubstitutions` applied, as
-    /// `sam deploy` does.
+    /// The definition comes from the file the transform's placeholder `DefinitionS3Location`
+    /// names, with `DefinitionSubstitutions` applied, as `sam deploy` packages it. The state
+    /// machine is registered with the gate: moto runs its service integrations, and the gate
+    /// attributes those calls (and the task tokens they carry) to it and its role.
     async fn create_state_machine(
         &self,
         id: &str,
         props: &Value,
     ) -> Result<Physical, ProvisionError> {
-        let kind = "AWS::Serverless::StateMachine";
-        let uri = props["DefinitionUri"]
-            .as_str()
-            .ok_or_else(|| create_err(id, kind, "only DefinitionUri (a file) is supported"))?;
-        let path = crate::template::project_template_path()
-            .parent()
-            .map(|p| p.join(uri))
-            .unwrap_or_default();
-        let mut definition = std::fs::read_to_string(&path)
-            .map_err(|e| create_err(id, kind, format!("{}: {e}", path.display())))?;
+        let kind = "AWS::StepFunctions::StateMachine";
+        let mut definition = match (
+            props.get("DefinitionString"),
+            props.get("DefinitionS3Location"),
+        ) {
+            (Some(Value::String(text)), _) => text.clone(),
+            (_, Some(location)) => {
+                let path = Template::packaged_path(location).ok_or_else(|| {
+                    create_err(id, kind, "DefinitionS3Location is not a local placeholder")
+                })?;
+                std::fs::read_to_string(&path)
+                    .map_err(|e| create_err(id, kind, format!("{}: {e}", path.display())))?
+            }
+            _ => {
+                return Err(create_err(
+                    id,
+                    kind,
+                    "no DefinitionString or DefinitionS3Location",
+                ));
+            }
+        };
         for (name, value) in props
             .get("DefinitionSubstitutions")
             .and_then(Value::as_object)
@@ -633,15 +782,29 @@ impl Stack {
             definition =
                 definition.replace(&format!("${{{name}}}"), &scalar(value).unwrap_or_default());
         }
+        let parsed: Value = serde_json::from_str(&definition)
+            .map_err(|e| create_err(id, kind, format!("definition is not JSON: {e}")))?;
+        let role_arn = props["RoleArn"].as_str().unwrap_or_default().to_string();
         let name = self.physical_name(id, 80);
         let out = aws_sdk_sfn::Client::new(&self.sdk)
             .create_state_machine()
             .name(&name)
             .definition(definition)
-            .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}"))
+            .role_arn(&role_arn)
             .send()
             .await
             .map_err(|e| create_err(id, kind, aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+        let role = self.role_of(id)?;
+        let (queue_urls, token_fields) = service_integrations(&parsed);
+        self.gate
+            .register_state_machine(&StateMachineRecord {
+                arn: out.state_machine_arn.clone(),
+                role_access_key: self.access_key(&role),
+                queue_urls,
+                token_fields,
+            })
+            .await
+            .map_err(ProvisionError::Iam)?;
         Ok(Physical {
             reference: out.state_machine_arn.clone(),
             attributes: HashMap::from([
@@ -649,5 +812,205 @@ impl Stack {
                 ("Arn".into(), out.state_machine_arn),
             ]),
         })
+    }
+
+    /// A role: registered with the gate with its inline policies (SAM's policy templates
+    /// already expanded by the transform) and pinned copies of its managed policies.
+    async fn create_role(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
+        let name = props["RoleName"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.physical_name(id, 64));
+        let arn = format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}");
+        let mut policies: Vec<Value> = props["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p["PolicyDocument"].clone())
+            .collect();
+        for managed in props["ManagedPolicyArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            policies.push(iam::managed_policy(managed).map_err(ProvisionError::Iam)?);
+        }
+        self.gate
+            .register_role(&RoleRecord {
+                access_key_id: self.access_key(id),
+                stack: self.prefix.clone(),
+                logical_id: id.to_string(),
+                arn: arn.clone(),
+                policies,
+            })
+            .await
+            .map_err(ProvisionError::Iam)?;
+        Ok(Physical {
+            reference: name.clone(),
+            attributes: HashMap::from([("Arn".into(), arn), ("RoleId".into(), name)]),
+        })
+    }
+
+    /// Bucket and queue policies: registered with the gate for the resources they are on.
+    async fn create_resource_policy(
+        &mut self,
+        id: &str,
+        kind: &str,
+        props: &Value,
+    ) -> Result<Physical, ProvisionError> {
+        let resources: Vec<String> = match kind {
+            "AWS::S3::BucketPolicy" => props["Bucket"]
+                .as_str()
+                .map(|b| vec![format!("arn:aws:s3:::{b}")])
+                .unwrap_or_default(),
+            _ => props["Queues"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter_map(iam::actions::queue_arn)
+                .collect(),
+        };
+        let policy = props["PolicyDocument"].clone();
+        for resource in &resources {
+            self.gate
+                .register_resource_policy(&ResourcePolicyRecord {
+                    resource: resource.clone(),
+                    policy: policy.clone(),
+                })
+                .await
+                .map_err(ProvisionError::Iam)?;
+            self.resource_policies
+                .entry(resource.clone())
+                .or_default()
+                .push(policy.clone());
+        }
+        Ok(Physical {
+            reference: self.physical_name(id, 128),
+            attributes: HashMap::new(),
+        })
+    }
+
+    /// Whether the queue's policy lets S3 deliver this bucket's notifications (what S3 checks
+    /// when the notification configuration is put).
+    fn s3_may_notify(&self, queue_arn: &str, bucket_arn: &str) -> Result<(), String> {
+        let policies = self
+            .resource_policies
+            .get(queue_arn)
+            .cloned()
+            .unwrap_or_default();
+        let statements: Vec<Value> = policies
+            .iter()
+            .flat_map(|p| iam::policy::statements(p).into_iter().cloned())
+            .collect();
+        let policy = serde_json::json!({ "Statement": statements });
+        let context = std::collections::BTreeMap::from([
+            ("aws:SourceArn".to_string(), vec![bucket_arn.to_string()]),
+            (
+                "aws:SourceAccount".to_string(),
+                vec![ACCOUNT_ID.to_string()],
+            ),
+        ]);
+        let decision = iam::policy::evaluate(
+            &iam::policy::Principal::Service {
+                name: "s3.amazonaws.com".into(),
+            },
+            &[],
+            Some(&policy),
+            &iam::policy::Check {
+                action: "sqs:SendMessage",
+                resource: queue_arn,
+                context: &context,
+            },
+        );
+        if decision.allowed() {
+            Ok(())
+        } else {
+            Err(format!(
+                "Unable to validate the following destination configurations: the policy of {queue_arn} does not let s3.amazonaws.com send messages for {bucket_arn}"
+            ))
+        }
+    }
+}
+
+/// S3's bucket naming rules (general purpose buckets): 3-63 characters of lower-case letters,
+/// digits, dots and hyphens, starting and ending with a letter or digit, not an IP address.
+pub fn valid_bucket_name(name: &str) -> Result<(), &'static str> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("must be 3 to 63 characters long");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+    {
+        return Err("may contain only lower-case letters, digits, dots and hyphens");
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+        return Err("must begin and end with a letter or digit");
+    }
+    if name.contains("..") || name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err("must not contain two adjacent dots or be an IP address");
+    }
+    Ok(())
+}
+
+/// The queue URLs a state machine definition sends to and the message fields it fills with
+/// `$$.Task.Token`.
+fn service_integrations(definition: &Value) -> (Vec<String>, Vec<String>) {
+    let mut urls = Vec::new();
+    let mut fields = Vec::new();
+    fn walk(value: &Value, urls: &mut Vec<String>, fields: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(url)) = map.get("QueueUrl") {
+                    urls.push(url.clone());
+                }
+                for (key, v) in map {
+                    if v == "$$.Task.Token"
+                        && let Some(field) = key.strip_suffix(".$")
+                    {
+                        fields.push(field.to_string());
+                    }
+                    walk(v, urls, fields);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, urls, fields)),
+            _ => {}
+        }
+    }
+    walk(definition, &mut urls, &mut fields);
+    urls.sort();
+    urls.dedup();
+    fields.sort();
+    fields.dedup();
+    (urls, fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3s_rules() {
+        assert!(valid_bucket_name("uploads-0f8fad5b-d9cb-469f-a165-70867728950e").is_ok());
+        assert!(valid_bucket_name("MyStack-uploads-123456789012-us-east-1").is_err());
+        assert!(valid_bucket_name(&"a".repeat(64)).is_err());
+        assert!(valid_bucket_name("-abc").is_err());
+        assert!(valid_bucket_name("192.168.1.1").is_err());
+    }
+
+    #[test]
+    fn definitions_name_their_queues_and_token_fields() {
+        let definition = serde_json::json!({"States": {"Ask": {"Parameters": {
+            "QueueUrl": "http://q/1/a", "MessageBody": {"taskToken.$": "$$.Task.Token", "x.$": "$.x"}}}}});
+        assert_eq!(
+            service_integrations(&definition),
+            (
+                vec!["http://q/1/a".to_string()],
+                vec!["taskToken".to_string()]
+            )
+        );
     }
 }

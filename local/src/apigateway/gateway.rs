@@ -50,6 +50,8 @@ pub struct Gateway {
     pub sqs: aws_sdk_sqs::Client,
     /// Where the gateway reports integration failures (next to the functions' own logs).
     pub log: Arc<dyn LogSink>,
+    /// Decides `execute-api:ManageConnections` for `@connections` calls (IAM-authorised in AWS).
+    pub gate: crate::iam::GateClient,
 }
 
 struct Connection {
@@ -200,27 +202,33 @@ fn gateway_response(api: &RestApi, kind: &str, status: StatusCode, message: &str
 async fn rest(State(shared): State<AppState>, request: Request) -> Response {
     let gateway = &shared.gateway;
     let (parts, body) = request.into_parts();
+    let Some(api) = gateway.rest.first() else {
+        return json_response(StatusCode::NOT_FOUND, json!({"message": "no REST API"}));
+    };
+    // API Gateway's payload limit is 10 MB; what it answers is a gateway response
+    // (REQUEST_TOO_LARGE, else DEFAULT_4XX), shaped by the template.
     let body = match axum::body::to_bytes(body, 10 * 1024 * 1024).await {
         Ok(body) => body,
         Err(_) => {
-            return json_response(
+            return gateway_response(
+                api,
+                "REQUEST_TOO_LARGE",
                 StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"message": "Request Too Long"}),
+                "Request Too Long",
             );
         }
     };
     let path = parts.uri.path();
     let method = parts.method.as_str();
-    let Some(api) = gateway.rest.first() else {
-        return json_response(StatusCode::NOT_FOUND, json!({"message": "no REST API"}));
-    };
     // Several REST APIs would share the root; the template has one, and routes are matched
     // across all of them in template order.
     let mut found = None;
     let mut preflight = None;
     for api in &gateway.rest {
-        if parts.method == Method::OPTIONS && api.cors.is_some() && api.has_path(path) {
-            preflight = Some(api);
+        if parts.method == Method::OPTIONS
+            && let Some(cors) = api.preflight_for(path)
+        {
+            preflight = Some(cors);
             break;
         }
         if let RestMatch::Route {
@@ -232,8 +240,7 @@ async fn rest(State(shared): State<AppState>, request: Request) -> Response {
             break;
         }
     }
-    if let Some(api) = preflight {
-        let cors = api.cors.as_ref().expect("checked");
+    if let Some(cors) = preflight {
         let mut response = StatusCode::OK.into_response();
         let headers = response.headers_mut();
         let mut set = |name: &'static str, value: &str| {
@@ -636,8 +643,48 @@ async fn manage_connection(
     State(shared): State<AppState>,
     Path((api_id, connection_id)): Path<(String, String)>,
     method: Method,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The management API is IAM-authorised: the caller's role must allow
+    // execute-api:ManageConnections on arn:aws:execute-api:region:account:api/stage/METHOD/@connections/id.
+    let Some((key, _)) = crate::iam::actions::credential_scope(&headers, &[]) else {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            json!({"message": "Missing Authentication Token"}),
+        );
+    };
+    let stage = shared
+        .gateway
+        .websockets
+        .iter()
+        .find(|w| w.logical_id == api_id)
+        .map(|w| w.stage.clone())
+        .unwrap_or_default();
+    let physical = shared
+        .gateway
+        .api_ids
+        .get(&api_id)
+        .cloned()
+        .unwrap_or_default();
+    let resource = format!(
+        "arn:aws:execute-api:{}:{ACCOUNT_ID}:{physical}/{stage}/{method}/@connections/{connection_id}",
+        crate::emulator::REGION
+    );
+    let question = crate::iam::AuthorizeRequest {
+        access_key_id: key,
+        action: "execute-api:ManageConnections".into(),
+        resource,
+    };
+    match shared.gateway.gate.authorize(&question).await {
+        Ok(answer) if answer.allowed => {}
+        Ok(answer) => {
+            return json_response(StatusCode::FORBIDDEN, json!({"message": answer.message}));
+        }
+        Err(err) => {
+            return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": err}));
+        }
+    }
     let Some(connection) = shared.connection(&api_id, &connection_id) else {
         return json_response(StatusCode::GONE, json!({"message": "GoneException"}));
     };

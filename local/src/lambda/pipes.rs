@@ -91,6 +91,8 @@ pub struct PipeRunner {
     dead_letter_url: Option<String>,
     /// The enrichment function's logical id, when the pipe has one.
     pub enrichment: Option<String>,
+    /// The pipe role's `lambda:InvokeFunction` on the enrichment, asked of the IAM gate.
+    invoke_check: Option<(crate::iam::GateClient, crate::iam::AuthorizeRequest)>,
     sqs: aws_sdk_sqs::Client,
 }
 
@@ -134,7 +136,20 @@ impl PipeRunner {
             .transpose()?;
         let enrichment_arn = props["Enrichment"].as_str();
         let enrichment = enrichment_arn.and_then(|arn| stack.id_with_arn(arn));
-        let mut reader = StreamReader::new(&stack.sdk, stream, start);
+        // The pipe reads, invokes and sends as its role.
+        let role = stack.role_of(pipe_id)?;
+        let sdk = stack.role_sdk(&role);
+        let invoke_check = enrichment_arn.map(|arn| {
+            (
+                stack.gate.clone(),
+                crate::iam::AuthorizeRequest {
+                    access_key_id: stack.access_key(&role),
+                    action: "lambda:InvokeFunction".into(),
+                    resource: arn.to_string(),
+                },
+            )
+        });
+        let mut reader = StreamReader::new(&sdk, stream, start);
         // Opening the shards now pins LATEST to "from here on".
         reader.poll().await?;
         Ok(Self {
@@ -144,7 +159,8 @@ impl PipeRunner {
             target_url,
             dead_letter_url,
             enrichment,
-            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+            invoke_check,
+            sqs: aws_sdk_sqs::Client::new(&sdk),
         })
     }
 
@@ -173,7 +189,14 @@ impl PipeRunner {
         for batch in selected.chunks(self.batch_size) {
             let input = Value::Array(batch.to_vec());
             let output = if self.enrichment.is_some() {
-                enrich(input.clone()).await
+                match &self.invoke_check {
+                    Some((gate, question)) => match gate.authorize(question).await {
+                        Ok(answer) if answer.allowed => enrich(input.clone()).await,
+                        Ok(answer) => Err(format!("AccessDeniedException: {}", answer.message)),
+                        Err(err) => Err(err),
+                    },
+                    None => enrich(input.clone()).await,
+                }
             } else {
                 Ok(input.clone())
             };

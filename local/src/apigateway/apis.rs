@@ -1,5 +1,8 @@
-//! The template's APIs as routing tables: REST routes from each function's `Api` events (with the
-//! API's key requirement, CORS and gateway responses), WebSocket routes from `ApiGatewayV2`
+//! The template's APIs as routing tables, read from what the SAM transform generated: REST
+//! routes from each `AWS::ApiGateway::RestApi`'s OpenAPI `Body` (`x-amazon-apigateway-integration`
+//! URIs name the functions, per-method `security` the API key, the CORS `OPTIONS` methods' mock
+//! responses the preflight headers, `x-amazon-apigateway-gateway-responses` the error shapes),
+//! stages from `AWS::ApiGateway::Stage`/`Deployment`; WebSocket routes from `ApiGatewayV2`
 //! routes and integrations. The local gateway serves exactly these.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,15 +12,15 @@ use serde_json::Value;
 use crate::provision::Stack;
 use crate::template::TemplateError;
 
-/// SAM's name for the API it creates for `Api` events without a `RestApiId`.
-const IMPLICIT_API: &str = "ServerlessRestApi";
-
 #[derive(Debug, Clone)]
 pub struct RestApi {
     pub logical_id: String,
     pub stage: String,
-    pub api_key_required: bool,
-    pub cors: Option<Cors>,
+    /// Every stage a deployment of the template creates (`prod`, and SAM's `Stage` unless
+    /// `OpenApiVersion` is set).
+    pub stages: Vec<String>,
+    /// Paths with a CORS `OPTIONS` mock integration and the headers it answers with.
+    pub preflights: Vec<(String, Cors)>,
     /// `DEFAULT_4XX`, `DEFAULT_5XX`, `MISSING_AUTHENTICATION_TOKEN`, ... as the template sets them.
     pub gateway_responses: BTreeMap<String, GatewayResponse>,
     pub routes: Vec<RestRoute>,
@@ -93,12 +96,17 @@ impl RestApi {
         }
     }
 
-    /// Whether any route serves this path (for CORS preflights).
-    pub fn has_path(&self, path: &str) -> bool {
+    /// The CORS headers of the `OPTIONS` mock integration on this path, if it has one.
+    pub fn preflight_for(&self, path: &str) -> Option<&Cors> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        self.routes
+        self.preflights
             .iter()
-            .any(|r| match_path(&r.path, &segments).is_some())
+            .filter_map(|(template, cors)| {
+                let (_, literal, greedy) = match_path(template, &segments)?;
+                Some(((literal, !greedy), cors))
+            })
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, cors)| cors)
     }
 }
 
@@ -148,61 +156,104 @@ fn logical_ref(value: &Value) -> Option<String> {
     value.get("Ref").and_then(Value::as_str).map(str::to_string)
 }
 
-/// Every REST API with the routes of the functions that exist under the stack's parameters.
+/// The `AWS::Lambda::Function` an integration URI (`...functions/${Fn.Arn}/invocations`) names.
+fn integrated_function(stack: &Stack, uri: &Value) -> Option<String> {
+    stack.template.references(uri).into_iter().find(|id| {
+        stack
+            .template
+            .resource(id)
+            .is_ok_and(|r| r.kind == "AWS::Lambda::Function")
+    })
+}
+
+/// Every REST API that exists under the stack's parameters, with its routes.
 pub fn rest_apis(stack: &Stack) -> Result<Vec<RestApi>, TemplateError> {
     let template = &stack.template;
     let resolver = &stack.resolver;
-    let mut apis: BTreeMap<String, RestApi> = BTreeMap::new();
-    let api = |id: &str| -> Result<RestApi, TemplateError> {
-        let Ok(resource) = template.resource(id) else {
-            // The implicit API: no key, no CORS, stage `Prod`.
-            return Ok(RestApi {
-                logical_id: id.to_string(),
-                stage: "Prod".into(),
-                api_key_required: false,
-                cors: None,
-                gateway_responses: BTreeMap::new(),
-                routes: Vec::new(),
-            });
+    let mut apis = Vec::new();
+    for (api_id, resource) in template.resources_of_kind("AWS::ApiGateway::RestApi") {
+        if !resolver.exists(resource)? {
+            continue;
+        }
+        let body = &resource.properties["Body"];
+        let api_security = body.get("security");
+        let requires_key = |security: Option<&Value>| {
+            security
+                .and_then(Value::as_array)
+                .is_some_and(|s| s.iter().any(|req| req.get("api_key").is_some()))
         };
-        let props = resolver.resolve(&resource.properties)?;
-        let cors = match &props["Cors"] {
-            Value::String(origin) => Some(Cors {
-                allow_methods: "GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS".into(),
-                allow_headers: None,
-                allow_origin: unquote(origin),
-                max_age: None,
-            }),
-            Value::Object(c) => Some(Cors {
-                allow_methods: c
-                    .get("AllowMethods")
-                    .and_then(Value::as_str)
-                    .map(unquote)
-                    .unwrap_or_else(|| "GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS".into()),
-                allow_headers: c.get("AllowHeaders").and_then(Value::as_str).map(unquote),
-                allow_origin: c
-                    .get("AllowOrigin")
-                    .and_then(Value::as_str)
-                    .map(unquote)
-                    .unwrap_or_else(|| "*".into()),
-                max_age: c.get("MaxAge").and_then(Value::as_str).map(unquote),
-            }),
-            _ => None,
-        };
-        let gateway_responses = props["GatewayResponses"]
+        let mut routes = Vec::new();
+        let mut preflights = Vec::new();
+        for (path, methods) in body["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in methods.as_object().into_iter().flatten() {
+                let integration = &operation["x-amazon-apigateway-integration"];
+                let method = match method.as_str() {
+                    "x-amazon-apigateway-any-method" => "ANY".to_string(),
+                    other => other.to_ascii_uppercase(),
+                };
+                match integration["type"].as_str() {
+                    Some("aws_proxy") => {
+                        let function = integrated_function(stack, &integration["uri"])
+                            .ok_or_else(|| {
+                                TemplateError::Unsupported(format!(
+                                    "{api_id} {method} {path}: the integration names no function of the template"
+                                ))
+                            })?;
+                        routes.push(RestRoute {
+                            path: path.clone(),
+                            method,
+                            function,
+                            api_key_required: requires_key(
+                                operation.get("security").or(api_security),
+                            ),
+                        });
+                    }
+                    Some("mock") if method == "OPTIONS" => {
+                        let params = resolver
+                            .resolve(&integration["responses"]["default"]["responseParameters"])?;
+                        let header = |name: &str| {
+                            params
+                                .get(format!("method.response.header.{name}"))
+                                .and_then(Value::as_str)
+                                .map(unquote)
+                        };
+                        preflights.push((
+                            path.clone(),
+                            Cors {
+                                allow_methods: header("Access-Control-Allow-Methods")
+                                    .unwrap_or_default(),
+                                allow_headers: header("Access-Control-Allow-Headers"),
+                                allow_origin: header("Access-Control-Allow-Origin")
+                                    .unwrap_or_default(),
+                                max_age: header("Access-Control-Max-Age"),
+                            },
+                        ));
+                    }
+                    other => {
+                        return Err(TemplateError::Unsupported(format!(
+                            "{api_id} {method} {path}: integration type {other:?} is not served locally"
+                        )));
+                    }
+                }
+            }
+        }
+        let responses = resolver.resolve(&body["x-amazon-apigateway-gateway-responses"])?;
+        let gateway_responses = responses
             .as_object()
             .into_iter()
             .flatten()
             .map(|(kind, body)| {
-                let headers = body
-                    .pointer("/ResponseParameters/Headers")
-                    .and_then(Value::as_object)
+                let headers = body["responseParameters"]
+                    .as_object()
                     .into_iter()
                     .flatten()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), unquote(v))))
+                    .filter_map(|(k, v)| {
+                        let name = k.strip_prefix("gatewayresponse.header.")?;
+                        Some((name.to_string(), unquote(v.as_str()?)))
+                    })
                     .collect();
                 let json_template = body
-                    .pointer("/ResponseTemplates/application~1json")
+                    .pointer("/responseTemplates/application~1json")
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 (
@@ -214,58 +265,39 @@ pub fn rest_apis(stack: &Stack) -> Result<Vec<RestApi>, TemplateError> {
                 )
             })
             .collect();
-        Ok(RestApi {
-            logical_id: id.to_string(),
-            stage: props["StageName"].as_str().unwrap_or("Prod").to_string(),
-            api_key_required: props
-                .pointer("/Auth/ApiKeyRequired")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            cors,
-            gateway_responses,
-            routes: Vec::new(),
-        })
-    };
-    for (function_id, function) in template.resources_of_kind("AWS::Serverless::Function") {
-        if !resolver.exists(function)? {
-            continue;
-        }
-        for (_, event) in function.properties["Events"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            if event["Type"] != "Api" {
+        // Stages: each AWS::ApiGateway::Stage, and the stage a Deployment names itself.
+        let mut stages = Vec::new();
+        let mut main_stage = None;
+        for other in template.resources.values() {
+            if logical_ref(&other.properties["RestApiId"]).as_deref() != Some(api_id)
+                || !resolver.exists(other)?
+            {
                 continue;
             }
-            let raw = &event["Properties"];
-            let api_id = logical_ref(&raw["RestApiId"]).unwrap_or_else(|| IMPLICIT_API.into());
-            // The API is known by its logical id; the rest needs no provisioned resource.
-            let mut raw = raw.clone();
-            if let Some(props) = raw.as_object_mut() {
-                props.remove("RestApiId");
+            let is_stage = matches!(
+                other.kind.as_str(),
+                "AWS::ApiGateway::Stage" | "AWS::ApiGateway::Deployment"
+            );
+            if is_stage && let Some(name) = other.properties.get("StageName") {
+                let name = resolver.resolve_string(name)?;
+                if other.kind == "AWS::ApiGateway::Stage" {
+                    main_stage = Some(name.clone());
+                }
+                stages.push(name);
             }
-            let props = resolver.resolve(&raw)?;
-            if !apis.contains_key(&api_id) {
-                apis.insert(api_id.clone(), api(&api_id)?);
-            }
-            let entry = apis.get_mut(&api_id).expect("inserted");
-            let method = props["Method"]
-                .as_str()
-                .unwrap_or("ANY")
-                .to_ascii_uppercase();
-            entry.routes.push(RestRoute {
-                path: props["Path"].as_str().unwrap_or("/").to_string(),
-                method,
-                function: function_id.clone(),
-                api_key_required: props
-                    .pointer("/Auth/ApiKeyRequired")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(entry.api_key_required),
-            });
         }
+        stages.sort();
+        stages.dedup();
+        apis.push(RestApi {
+            logical_id: api_id.clone(),
+            stage: main_stage.unwrap_or_else(|| stages.first().cloned().unwrap_or_default()),
+            stages,
+            preflights,
+            gateway_responses,
+            routes,
+        });
     }
-    Ok(apis.into_values().collect())
+    Ok(apis)
 }
 
 #[derive(Debug, Clone)]
@@ -320,7 +352,7 @@ pub fn websocket_apis(stack: &Stack) -> Result<Vec<WebSocketApi>, TemplateError>
                         template.references(uri).into_iter().find(|f| {
                             template
                                 .resource(f)
-                                .is_ok_and(|r| r.kind == "AWS::Serverless::Function")
+                                .is_ok_and(|r| r.kind == "AWS::Lambda::Function")
                         })
                     });
                     if let Some(function) = function {
@@ -348,8 +380,16 @@ mod tests {
         RestApi {
             logical_id: "Api".into(),
             stage: "prod".into(),
-            api_key_required: true,
-            cors: None,
+            stages: vec!["prod".into()],
+            preflights: vec![(
+                "/items/{id}".into(),
+                Cors {
+                    allow_methods: "GET".into(),
+                    allow_headers: None,
+                    allow_origin: "*".into(),
+                    max_age: None,
+                },
+            )],
             gateway_responses: BTreeMap::new(),
             routes: routes
                 .iter()
@@ -403,7 +443,8 @@ mod tests {
         assert_eq!(api.find("GET", "/files"), RestMatch::NoPath);
         assert_eq!(api.find("GET", "/items/x/y"), RestMatch::NoPath);
         assert_eq!(api.find("GET", "/nothing"), RestMatch::NoPath);
-        assert!(api.has_path("/items/x"));
+        assert!(api.preflight_for("/items/x").is_some());
+        assert!(api.preflight_for("/items").is_none());
     }
 
     #[test]

@@ -1,4 +1,13 @@
-//! template.yaml, read as data: resources, parameters, globals, and intrinsic functions.
+//! The template CloudFormation receives, read as data: the output of the SAM transform of
+//! template.yaml (run by `local/tools/sam_transform.py` with the pinned aws-sam-translator, the
+//! library behind `sam build`, `sam validate` and CloudFormation's `AWS::Serverless`
+//! transform), with its parameters, conditions and intrinsic functions.
+//!
+//! Nothing here interprets an `AWS::Serverless::*` type: functions, roles, permissions,
+//! event-source mappings, rules, the REST API's OpenAPI body, its deployment, stage, key and
+//! usage plan are what SAM generated. The translator refuses local `CodeUri`/`DefinitionUri`
+//! paths, so the script passes them as `s3://local-placeholder/<path>`: a function's
+//! `Code.S3Key` is its crate folder, a state machine's `DefinitionS3Location.Key` its file.
 //!
 //! YAML short forms (`!Ref`, `!GetAtt`, `!Sub`, ...) are normalised to their long JSON forms
 //! (`{"Ref": ..}`, `{"Fn::GetAtt": [..]}`) so everything downstream works on `serde_json::Value`.
@@ -23,7 +32,12 @@ pub enum TemplateError {
     Unresolved(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("the SAM transform failed: {0}")]
+    Transform(String),
 }
+
+/// The bucket name the transform script puts in place of local code and definition paths.
+pub const PLACEHOLDER_BUCKET: &str = "local-placeholder";
 
 #[derive(Debug, Clone)]
 pub struct Resource {
@@ -32,6 +46,8 @@ pub struct Resource {
     pub metadata: Value,
     /// The name of the condition that decides whether the resource exists.
     pub condition: Option<String>,
+    /// `DependsOn`: created after these, as CloudFormation does.
+    pub depends_on: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,13 +55,20 @@ pub struct Template {
     pub resources: BTreeMap<String, Resource>,
     pub parameter_defaults: BTreeMap<String, String>,
     pub conditions: BTreeMap<String, Value>,
-    pub globals: Value,
 }
 
 impl Template {
-    /// The repository's template.yaml, found from this crate's location (or `KIT_TEMPLATE`).
+    /// The repository's template.yaml (or `KIT_TEMPLATE`) through the SAM transform, with the
+    /// parameters' defaults.
     pub fn load_project() -> Result<Self, TemplateError> {
-        Self::load(&project_template_path())
+        Self::load_project_with(&[])
+    }
+
+    /// The transformed project template with parameter overrides (as `sam deploy
+    /// --parameter-overrides`): the transform sees them, as CloudFormation's does.
+    pub fn load_project_with(parameters: &[(String, String)]) -> Result<Self, TemplateError> {
+        let transformed = transform(&project_template_path(), parameters)?;
+        Self::parse(&transformed)
     }
 
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
@@ -84,6 +107,15 @@ impl Template {
                         .get("Condition")
                         .and_then(Value::as_str)
                         .map(str::to_string),
+                    depends_on: match body.get("DependsOn") {
+                        Some(Value::String(one)) => vec![one.clone()],
+                        Some(Value::Array(many)) => many
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect(),
+                        _ => Vec::new(),
+                    },
                 },
             );
         }
@@ -107,7 +139,6 @@ impl Template {
             resources,
             parameter_defaults,
             conditions,
-            globals: doc.get("Globals").cloned().unwrap_or(Value::Null),
         })
     }
 
@@ -124,41 +155,31 @@ impl Template {
         self.resources.iter().filter(move |(_, r)| r.kind == kind)
     }
 
-    /// A function's environment as the template declares it: `Globals.Function` variables
-    /// overlaid by the function's own, still unresolved.
+    /// A function's environment as deployed (`AWS::Lambda::Function`), still unresolved.
     pub fn function_environment(
         &self,
         function_id: &str,
     ) -> Result<Map<String, Value>, TemplateError> {
-        let function = self.resource(function_id)?;
-        let mut vars = self
-            .globals
-            .pointer("/Function/Environment/Variables")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(own) = function
+        Ok(self
+            .resource(function_id)?
             .properties
             .pointer("/Environment/Variables")
             .and_then(Value::as_object)
-        {
-            vars.extend(own.clone());
-        }
-        Ok(vars)
+            .cloned()
+            .unwrap_or_default())
     }
 
-    /// A function property as deployed: the function's own value, else `Globals.Function`'s
-    /// (unresolved).
+    /// A function property as deployed (unresolved); SAM has already applied `Globals`.
     pub fn function_property(&self, function_id: &str, name: &str) -> Option<Value> {
-        let function = self.resources.get(function_id)?;
-        function
+        self.resources
+            .get(function_id)?
             .properties
             .get(name)
-            .or_else(|| self.globals.pointer(&format!("/Function/{name}")))
             .cloned()
     }
 
-    /// The cargo binary that implements a function (`Metadata.BuildProperties.Binary`).
+    /// The cargo binary that implements a function (`Metadata.BuildProperties.Binary`, which
+    /// the transform passes through for `sam build`).
     pub fn function_binary(&self, function_id: &str) -> Result<String, TemplateError> {
         self.resource(function_id)?
             .metadata
@@ -170,6 +191,17 @@ impl Template {
                     "{function_id} has no Metadata.BuildProperties.Binary"
                 ))
             })
+    }
+
+    /// A repository file a resource was packaged from: the placeholder `s3://local-placeholder/
+    /// <path>` the transform script wrote for a local `CodeUri` or `DefinitionUri`.
+    pub fn packaged_path(location: &Value) -> Option<PathBuf> {
+        let (bucket, key) = match (location.get("S3Bucket"), location.get("Bucket")) {
+            (Some(b), _) => (b, location.get("S3Key")?),
+            (None, Some(b)) => (b, location.get("Key")?),
+            _ => return None,
+        };
+        (bucket == PLACEHOLDER_BUCKET).then(|| project_root().join(key.as_str().unwrap_or("")))
     }
 
     /// The logical ids of resources a value refers to (Ref, GetAtt, Sub), parameters excluded.
@@ -185,9 +217,83 @@ pub fn project_template_path() -> PathBuf {
     if let Ok(path) = std::env::var("KIT_TEMPLATE") {
         return PathBuf::from(path);
     }
+    project_root().join("template.yaml")
+}
+
+/// The repository root (the workspace this crate belongs to).
+pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("template.yaml")
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs the SAM transform over `template` (JSON text of the CloudFormation template). The
+/// output is cached under `target/sam-transform/`, keyed by the template's bytes and the
+/// parameters, so test binaries and `make dev` pay the ~2 s of Python once per change.
+/// The Python comes from `.venv-sam` (`make venvs`), or `KIT_SAM_PYTHON`.
+pub fn transform(
+    template: &Path,
+    parameters: &[(String, String)],
+) -> Result<String, TemplateError> {
+    use sha2::Digest;
+    let text = std::fs::read(template).map_err(|source| TemplateError::Read {
+        path: template.to_path_buf(),
+        source,
+    })?;
+    let root = project_root();
+    let script = root.join("local/tools/sam_transform.py");
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(&text);
+    hasher.update(std::fs::read(&script).unwrap_or_default());
+    for (name, value) in parameters {
+        hasher.update(format!("\0{name}={value}"));
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cache_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("sam-transform");
+    let cached = cache_dir.join(format!("{digest}.json"));
+    if let Ok(out) = std::fs::read_to_string(&cached) {
+        return Ok(out);
+    }
+    let python = std::env::var_os("KIT_SAM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv-sam/bin/python"));
+    if !python.exists() {
+        return Err(TemplateError::Transform(format!(
+            "{} is missing: run `make venvs` (or `make test`, which creates it)",
+            python.display()
+        )));
+    }
+    let mut command = std::process::Command::new(&python);
+    command.arg(&script).arg(template);
+    for (name, value) in parameters {
+        command.arg("--parameter").arg(format!("{name}={value}"));
+    }
+    let out = command
+        .output()
+        .map_err(|e| TemplateError::Transform(format!("{}: {e}", python.display())))?;
+    if !out.status.success() {
+        return Err(TemplateError::Transform(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    let json = String::from_utf8(out.stdout)
+        .map_err(|e| TemplateError::Transform(format!("output is not UTF-8: {e}")))?;
+    // Write-then-rename: parallel test binaries may race to fill the cache.
+    let _ = std::fs::create_dir_all(&cache_dir);
+    let partial = cache_dir.join(format!("{digest}.{}.tmp", std::process::id()));
+    if std::fs::write(&partial, &json).is_ok() {
+        let _ = std::fs::rename(&partial, &cached);
+    }
+    Ok(json)
 }
 
 fn scalar_string(value: &Value) -> Option<String> {
@@ -375,6 +481,29 @@ impl Resolver {
                             .collect();
                         Ok(Value::String(strings.join(sep)))
                     }
+                    "Fn::Split" => {
+                        let parts = arg
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::Split {arg}")))?;
+                        let sep = parts[0].as_str().unwrap_or_default();
+                        let text = self.resolve_string(&parts[1])?;
+                        Ok(Value::Array(text.split(sep).map(Value::from).collect()))
+                    }
+                    "Fn::Select" => {
+                        let parts = arg.as_array().filter(|a| a.len() == 2).ok_or_else(|| {
+                            TemplateError::Unresolved(format!("Fn::Select {arg}"))
+                        })?;
+                        let index: usize = self
+                            .resolve_string(&parts[0])?
+                            .parse()
+                            .map_err(|_| TemplateError::Unresolved(format!("Fn::Select {arg}")))?;
+                        let list = self.resolve(&parts[1])?;
+                        list.as_array()
+                            .and_then(|items| items.get(index))
+                            .cloned()
+                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::Select {arg}")))
+                    }
                     _ if key.starts_with("Fn::") => Err(TemplateError::Unsupported(format!(
                         "intrinsic {key} is not supported locally"
                     ))),
@@ -466,6 +595,7 @@ impl Resolver {
             "AWS::Partition" => return Ok("aws".into()),
             "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
             "AWS::StackName" => return Ok(self.stack_name.clone()),
+            "AWS::StackId" => return Ok(self.stack_id()),
             "AWS::NoValue" => return Ok(NO_VALUE.into()),
             _ => {}
         }
@@ -476,6 +606,16 @@ impl Resolver {
             .get(name)
             .map(|p| p.reference.clone())
             .ok_or_else(|| TemplateError::Unresolved(format!("Ref {name} (not provisioned)")))
+    }
+
+    /// `arn:aws:cloudformation:region:account:stack/<name>/<uuid>`, the uuid derived from the
+    /// stack name so that a stack keeps its id across restarts of the local stack.
+    pub fn stack_id(&self) -> String {
+        let uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, self.stack_name.as_bytes());
+        format!(
+            "arn:aws:cloudformation:{}:{}:stack/{}/{uuid}",
+            self.region, self.account_id, self.stack_name
+        )
     }
 
     fn attribute(&self, id: &str, attr: &str) -> Result<String, TemplateError> {
@@ -534,18 +674,17 @@ mod tests {
     const SAMPLE: &str = r#"
 Parameters:
   Stage: { Type: String, Default: prod }
-Globals:
-  Function:
-    Environment: { Variables: { SHARED: "1" } }
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
   Fn:
-    Type: AWS::Serverless::Function
+    Type: AWS::Lambda::Function
     Metadata: { BuildProperties: { Binary: fn-bin } }
     Properties:
+      Code: { S3Bucket: local-placeholder, S3Key: functions/fn }
       Environment:
         Variables:
+          SHARED: "1"
           TABLE: !Ref Table
           STREAM: !GetAtt Table.StreamArn
           URL: !Sub "https://${Table}.example/${Stage}/${AWS::Region}/${!Literal}"
@@ -579,5 +718,10 @@ Resources:
         assert_eq!(get("STREAM"), "arn:s");
         assert_eq!(get("URL"), "https://t1.example/prod/us-east-1/${Literal}");
         assert_eq!(template.function_binary("Fn").unwrap(), "fn-bin");
+        let code = &template.resource("Fn").unwrap().properties["Code"];
+        assert_eq!(
+            Template::packaged_path(code).unwrap(),
+            project_root().join("functions/fn")
+        );
     }
 }

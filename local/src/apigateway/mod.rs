@@ -1,0 +1,5 @@
+//! What API Gateway does: REST routes from the REST API's OpenAPI body and WebSocket routes
+//! ([`apis`]), served with the `@connections` management API by the local [`gateway`].
+
+pub mod apis;
+pub mod gateway;

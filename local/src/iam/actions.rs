@@ -1,0 +1,658 @@
+//! What AWS authorises for a request: the IAM action(s), the resource ARN(s) and the condition
+//! keys, derived from the HTTP request the SDK sent (the service from the SigV4 credential
+//! scope, the operation from `X-Amz-Target`, the query `Action`, or the REST method and path).
+//!
+//! Only operations this project makes are mapped; anything else is [`Unmapped`] and the gate
+//! refuses it, so a new SDK call cannot pass unchecked. The action names and ARN formats follow
+//! the Service Authorization Reference ("Actions, resources, and condition keys for ...").
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::emulator::{ACCOUNT_ID, REGION};
+
+/// One request as the gate sees it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    /// Raw path (percent-encoded).
+    pub path: &'a str,
+    pub query: &'a [(String, String)],
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// The authorisation one request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub service: String,
+    /// The API operation (`PutItem`, `GetObject`, ...), for logs and the report.
+    pub operation: String,
+    /// Every (action, resource) pair that must be allowed.
+    pub checks: Vec<(String, String)>,
+    pub context: BTreeMap<String, Vec<String>>,
+    /// Set for Step Functions task-token calls: the token, resolved by the gate to the state
+    /// machine or activity that issued it.
+    pub task_token: Option<String>,
+    /// Set for DynamoDB Streams `GetRecords`: the iterator, resolved by the gate to its stream.
+    pub shard_iterator: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{service} request not mapped to an IAM action: {detail}")]
+pub struct Unmapped {
+    pub service: String,
+    pub detail: String,
+}
+
+/// Placeholder resources that the gate replaces once it knows what a token or iterator names.
+pub const TASK_TOKEN_RESOURCE: &str = "<issuer of the task token>";
+pub const SHARD_ITERATOR_RESOURCE: &str = "<stream of the shard iterator>";
+
+pub fn table_arn(name: &str) -> String {
+    format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}")
+}
+
+/// `http://host/123456789012/name` -> `arn:aws:sqs:region:123456789012:name`.
+pub fn queue_arn(url: &str) -> Option<String> {
+    let mut parts = url.trim_end_matches('/').rsplit('/');
+    let name = parts.next().filter(|n| !n.is_empty())?;
+    let account = parts
+        .next()
+        .filter(|a| a.chars().all(|c| c.is_ascii_digit()))?;
+    Some(format!("arn:aws:sqs:{REGION}:{account}:{name}"))
+}
+
+/// The principal's access key id and the service from a SigV4 `Authorization` header or a
+/// presigned URL's `X-Amz-Credential`.
+pub fn credential_scope(
+    headers: &http::HeaderMap,
+    query: &[(String, String)],
+) -> Option<(String, String)> {
+    let credential = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| {
+            auth.split([',', ' '])
+                .find_map(|part| part.trim().strip_prefix("Credential="))
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k == "X-Amz-Credential")
+                .map(|(_, v)| v.clone())
+        })?;
+    // AKID/date/region/service/aws4_request
+    let parts: Vec<&str> = credential.split('/').collect();
+    match parts.as_slice() {
+        [key, _date, _region, service, _] => Some((key.to_string(), service.to_string())),
+        _ => None,
+    }
+}
+
+fn unmapped(service: &str, detail: impl Into<String>) -> Unmapped {
+    Unmapped {
+        service: service.into(),
+        detail: detail.into(),
+    }
+}
+
+fn target(headers: &http::HeaderMap) -> Option<(String, String)> {
+    let target = headers.get("x-amz-target")?.to_str().ok()?;
+    let (prefix, op) = target.split_once('.')?;
+    Some((prefix.to_string(), op.to_string()))
+}
+
+fn form(body: &[u8]) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn secure_transport() -> BTreeMap<String, Vec<String>> {
+    // The gate stands in for AWS's TLS endpoint: every request arrived over HTTPS.
+    BTreeMap::from([("aws:SecureTransport".to_string(), vec!["true".to_string()])])
+}
+
+/// The authorisation `request` needs, for the service named in its credential scope.
+pub fn derive(service: &str, request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let mut call = match service {
+        "dynamodb" => dynamodb(request)?,
+        "sqs" => sqs(request)?,
+        "sns" => sns(request)?,
+        "s3" => s3(request)?,
+        "states" => states(request)?,
+        "ses" => ses(request)?,
+        other => return Err(unmapped(other, "service not used by this project")),
+    };
+    call.context.extend(secure_transport());
+    Ok(call)
+}
+
+fn json_body(service: &str, body: &[u8]) -> Result<Value, Unmapped> {
+    if body.is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body).map_err(|e| unmapped(service, format!("body is not JSON: {e}")))
+}
+
+fn call(service: &str, operation: &str, checks: Vec<(String, String)>) -> Call {
+    Call {
+        service: service.into(),
+        operation: operation.into(),
+        checks,
+        context: BTreeMap::new(),
+        task_token: None,
+        shard_iterator: None,
+    }
+}
+
+fn dynamodb(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let s = "dynamodb";
+    let (prefix, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
+    let body = json_body(s, request.body)?;
+    let str_field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
+    if prefix.starts_with("DynamoDBStreams") {
+        let action = format!("dynamodb:{op}");
+        return match op.as_str() {
+            "DescribeStream" | "GetShardIterator" => {
+                let stream = str_field("StreamArn").ok_or_else(|| unmapped(s, "no StreamArn"))?;
+                Ok(call(s, &op, vec![(action, stream)]))
+            }
+            "GetRecords" => {
+                let mut c = call(s, &op, vec![(action, SHARD_ITERATOR_RESOURCE.into())]);
+                c.shard_iterator = str_field("ShardIterator");
+                Ok(c)
+            }
+            // ListStreams is not scoped to a resource.
+            "ListStreams" => Ok(call(s, &op, vec![(action, "*".into())])),
+            other => Err(unmapped(s, format!("streams operation {other}"))),
+        };
+    }
+    let table =
+        || str_field("TableName").ok_or_else(|| unmapped(s, format!("{op} without TableName")));
+    let checks = match op.as_str() {
+        "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "DescribeTable"
+        | "DescribeTimeToLive" => {
+            vec![(format!("dynamodb:{op}"), table_arn(&table()?))]
+        }
+        // A query or scan of an index is authorised on the index's ARN.
+        "Query" | "Scan" => {
+            let mut arn = table_arn(&table()?);
+            if let Some(index) = str_field("IndexName") {
+                arn = format!("{arn}/index/{index}");
+            }
+            vec![(format!("dynamodb:{op}"), arn)]
+        }
+        "BatchGetItem" | "BatchWriteItem" => body["RequestItems"]
+            .as_object()
+            .ok_or_else(|| unmapped(s, format!("{op} without RequestItems")))?
+            .keys()
+            .map(|t| (format!("dynamodb:{op}"), table_arn(t)))
+            .collect(),
+        // Each part of a transaction is authorised as the single-item action it performs.
+        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+            .as_array()
+            .ok_or_else(|| unmapped(s, format!("{op} without TransactItems")))?
+            .iter()
+            .filter_map(|item| item.as_object()?.iter().next())
+            .map(|(kind, part)| {
+                let action = match kind.as_str() {
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    "ConditionCheck" => "ConditionCheckItem",
+                    _ => "GetItem",
+                };
+                (
+                    format!("dynamodb:{action}"),
+                    table_arn(part["TableName"].as_str().unwrap_or_default()),
+                )
+            })
+            .collect(),
+        "ListTables" => vec![("dynamodb:ListTables".into(), "*".into())],
+        other => return Err(unmapped(s, format!("operation {other}"))),
+    };
+    Ok(call(s, &op, checks))
+}
+
+fn sqs(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let s = "sqs";
+    // JSON protocol (X-Amz-Target: AmazonSQS.Op) or the query protocol (Action=Op).
+    let (op, url, name) = match target(request.headers) {
+        Some((_, op)) => {
+            let body = json_body(s, request.body)?;
+            let url = body["QueueUrl"].as_str().map(str::to_string);
+            let name = body["QueueName"].as_str().map(str::to_string);
+            (op, url, name)
+        }
+        None => {
+            let mut params = form(request.body);
+            params.extend(request.query.iter().cloned());
+            let op = params
+                .get("Action")
+                .cloned()
+                .ok_or_else(|| unmapped(s, "no X-Amz-Target or Action"))?;
+            (
+                op,
+                params.get("QueueUrl").cloned(),
+                params.get("QueueName").cloned(),
+            )
+        }
+    };
+    let action = match op.as_str() {
+        "SendMessage" | "SendMessageBatch" => "sqs:SendMessage",
+        "ReceiveMessage" => "sqs:ReceiveMessage",
+        "DeleteMessage" | "DeleteMessageBatch" => "sqs:DeleteMessage",
+        "ChangeMessageVisibility" | "ChangeMessageVisibilityBatch" => "sqs:ChangeMessageVisibility",
+        "GetQueueAttributes" => "sqs:GetQueueAttributes",
+        "GetQueueUrl" => "sqs:GetQueueUrl",
+        "PurgeQueue" => "sqs:PurgeQueue",
+        "StartMessageMoveTask" => "sqs:StartMessageMoveTask",
+        "ListQueues" => return Ok(call(s, &op, vec![("sqs:ListQueues".into(), "*".into())])),
+        other => return Err(unmapped(s, format!("operation {other}"))),
+    };
+    let arn = match (url, name) {
+        (Some(url), _) => queue_arn(&url).ok_or_else(|| unmapped(s, format!("queue URL {url}")))?,
+        (None, Some(name)) => format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"),
+        (None, None) => return Err(unmapped(s, format!("{op} without a queue"))),
+    };
+    Ok(call(s, &op, vec![(action.into(), arn)]))
+}
+
+fn sns(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let s = "sns";
+    let mut params = form(request.body);
+    params.extend(request.query.iter().cloned());
+    let op = params
+        .get("Action")
+        .cloned()
+        .ok_or_else(|| unmapped(s, "no Action"))?;
+    let topic = params.get("TopicArn").cloned();
+    match (op.as_str(), topic) {
+        ("Publish" | "PublishBatch", Some(topic)) => {
+            Ok(call(s, &op, vec![("sns:Publish".into(), topic)]))
+        }
+        ("Subscribe" | "GetTopicAttributes", Some(topic)) => {
+            Ok(call(s, &op, vec![(format!("sns:{op}"), topic)]))
+        }
+        (other, _) => Err(unmapped(s, format!("operation {other}"))),
+    }
+}
+
+fn decode(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let s = "s3";
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let path = request.path.trim_start_matches('/');
+    // Virtual-hosted style (`bucket.host`) unless the host is an IP address (path style).
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let virtual_bucket = hostname
+        .split_once('.')
+        .filter(|_| hostname.parse::<std::net::IpAddr>().is_err())
+        .map(|(b, _)| b.to_string())
+        .filter(|b| !b.is_empty() && b != "s3" && b != "localhost");
+    let (bucket, key) = match virtual_bucket {
+        Some(bucket) => (bucket, decode(path)),
+        None => match path.split_once('/') {
+            Some((b, k)) => (decode(b), decode(k)),
+            None => (decode(path), String::new()),
+        },
+    };
+    if bucket.is_empty() {
+        return Ok(call(
+            s,
+            "ListBuckets",
+            vec![("s3:ListAllMyBuckets".into(), "*".into())],
+        ));
+    }
+    let has = |name: &str| request.query.iter().any(|(k, _)| k == name);
+    let bucket_arn = format!("arn:aws:s3:::{bucket}");
+    let object_arn = format!("{bucket_arn}/{key}");
+    let method = request.method;
+    let subresources = [
+        "acl",
+        "tagging",
+        "versioning",
+        "policy",
+        "cors",
+        "lifecycle",
+        "notification",
+        "retention",
+        "legal-hold",
+        "attributes",
+        "versionId",
+    ];
+    if let Some(sub) = subresources.iter().find(|name| has(name)) {
+        return Err(unmapped(s, format!("{method} ?{sub}")));
+    }
+    let (op, checks, mut context) = if key.is_empty() {
+        match method {
+            "GET" | "HEAD" => {
+                let prefix = request
+                    .query
+                    .iter()
+                    .find(|(k, _)| k == "prefix")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let op = if method == "HEAD" {
+                    "HeadBucket"
+                } else {
+                    "ListObjectsV2"
+                };
+                (
+                    op,
+                    vec![("s3:ListBucket".to_string(), bucket_arn)],
+                    BTreeMap::from([("s3:prefix".to_string(), vec![prefix])]),
+                )
+            }
+            "PUT" => (
+                "CreateBucket",
+                vec![("s3:CreateBucket".to_string(), bucket_arn)],
+                BTreeMap::new(),
+            ),
+            other => return Err(unmapped(s, format!("{other} on a bucket"))),
+        }
+    } else {
+        match method {
+            // HeadObject is authorised as s3:GetObject.
+            "GET" => (
+                "GetObject",
+                vec![("s3:GetObject".to_string(), object_arn)],
+                BTreeMap::new(),
+            ),
+            "HEAD" => (
+                "HeadObject",
+                vec![("s3:GetObject".to_string(), object_arn)],
+                BTreeMap::new(),
+            ),
+            "PUT" => {
+                let mut checks = vec![("s3:PutObject".to_string(), object_arn)];
+                if let Some(source) = request
+                    .headers
+                    .get("x-amz-copy-source")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    let source = decode(source.trim_start_matches('/'));
+                    checks.push(("s3:GetObject".to_string(), format!("arn:aws:s3:::{source}")));
+                }
+                ("PutObject", checks, BTreeMap::new())
+            }
+            "DELETE" => (
+                "DeleteObject",
+                vec![("s3:DeleteObject".to_string(), object_arn)],
+                BTreeMap::new(),
+            ),
+            other => return Err(unmapped(s, format!("{other} on an object"))),
+        }
+    };
+    let mut c = call(s, op, checks);
+    c.context.append(&mut context);
+    Ok(c)
+}
+
+fn states(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let s = "states";
+    let (_, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
+    let body = json_body(s, request.body)?;
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| unmapped(s, format!("{op} without {name}")))
+    };
+    let action = format!("states:{op}");
+    match op.as_str() {
+        "StartExecution" | "DescribeStateMachine" | "ListExecutions" => {
+            Ok(call(s, &op, vec![(action, field("stateMachineArn")?)]))
+        }
+        "DescribeExecution" | "StopExecution" | "GetExecutionHistory" => {
+            Ok(call(s, &op, vec![(action, field("executionArn")?)]))
+        }
+        "GetActivityTask" => Ok(call(s, &op, vec![(action, field("activityArn")?)])),
+        "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => {
+            let mut c = call(s, &op, vec![(action, TASK_TOKEN_RESOURCE.into())]);
+            c.task_token = Some(field("taskToken")?);
+            Ok(c)
+        }
+        other => Err(unmapped(s, format!("operation {other}"))),
+    }
+}
+
+fn ses(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let s = "ses";
+    match (request.method, request.path) {
+        ("POST", "/v2/email/outbound-emails") => {
+            let body = json_body(s, request.body)?;
+            let from = body["FromEmailAddress"]
+                .as_str()
+                .ok_or_else(|| unmapped(s, "SendEmail without FromEmailAddress"))?;
+            let identity = |address: &str| {
+                format!(
+                    "arn:aws:ses:{REGION}:{ACCOUNT_ID}:identity/{}",
+                    bare_address(address)
+                )
+            };
+            let mut checks = vec![("ses:SendEmail".to_string(), identity(from))];
+            // In the SES sandbox recipients are verified identities too, and SendEmail is
+            // authorised against each of them.
+            for list in ["ToAddresses", "CcAddresses", "BccAddresses"] {
+                for to in body
+                    .pointer(&format!("/Destination/{list}"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    checks.push(("ses:SendEmail".to_string(), identity(to)));
+                }
+            }
+            checks.dedup();
+            let mut c = call(s, "SendEmail", checks);
+            c.context.insert(
+                "ses:FromAddress".into(),
+                vec![bare_address(from).to_string()],
+            );
+            Ok(c)
+        }
+        (method, path) => Err(unmapped(s, format!("{method} {path}"))),
+    }
+}
+
+/// `"Name" <a@b.c>` -> `a@b.c`.
+fn bare_address(address: &str) -> &str {
+    match (address.rfind('<'), address.rfind('>')) {
+        (Some(start), Some(end)) if start < end => &address[start + 1..end],
+        _ => address.trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn derive_one(service: &str, method: &str, path: &str, h: &[(&str, &str)], body: &str) -> Call {
+        let headers = headers(h);
+        derive(
+            service,
+            &HttpRequest {
+                method,
+                path,
+                query: &[],
+                headers: &headers,
+                body: body.as_bytes(),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_credential_scope_names_the_key_and_service() {
+        let h = headers(&[(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=KEY1/20261201/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=abc",
+        )]);
+        assert_eq!(
+            credential_scope(&h, &[]),
+            Some(("KEY1".into(), "dynamodb".into()))
+        );
+        let q = vec![(
+            "X-Amz-Credential".to_string(),
+            "KEY2/20261201/us-east-1/s3/aws4_request".to_string(),
+        )];
+        assert_eq!(
+            credential_scope(&http::HeaderMap::new(), &q),
+            Some(("KEY2".into(), "s3".into()))
+        );
+        assert_eq!(credential_scope(&http::HeaderMap::new(), &[]), None);
+    }
+
+    #[test]
+    fn dynamodb_indexes_batches_and_transactions() {
+        let q = derive_one(
+            "dynamodb",
+            "POST",
+            "/",
+            &[("x-amz-target", "DynamoDB_20120810.Query")],
+            r#"{"TableName":"T","IndexName":"EmailIndex"}"#,
+        );
+        assert_eq!(
+            q.checks,
+            [(
+                "dynamodb:Query".to_string(),
+                table_arn("T") + "/index/EmailIndex"
+            )]
+        );
+        let b = derive_one(
+            "dynamodb",
+            "POST",
+            "/",
+            &[("x-amz-target", "DynamoDB_20120810.BatchGetItem")],
+            r#"{"RequestItems":{"A":{},"B":{}}}"#,
+        );
+        assert_eq!(b.checks.len(), 2);
+        let t = derive_one(
+            "dynamodb",
+            "POST",
+            "/",
+            &[("x-amz-target", "DynamoDB_20120810.TransactWriteItems")],
+            r#"{"TransactItems":[{"Put":{"TableName":"A"}},{"Delete":{"TableName":"B"}}]}"#,
+        );
+        assert_eq!(
+            t.checks,
+            [
+                ("dynamodb:PutItem".to_string(), table_arn("A")),
+                ("dynamodb:DeleteItem".to_string(), table_arn("B")),
+            ]
+        );
+        assert_eq!(q.context["aws:SecureTransport"], ["true"]);
+    }
+
+    #[test]
+    fn s3_objects_and_buckets_path_and_virtual_style() {
+        let get = derive_one(
+            "s3",
+            "GET",
+            "/b/uploads/a%20b.jpg",
+            &[("host", "127.0.0.1:4566")],
+            "",
+        );
+        assert_eq!(
+            get.checks,
+            [(
+                "s3:GetObject".to_string(),
+                "arn:aws:s3:::b/uploads/a b.jpg".to_string()
+            )]
+        );
+        let head = derive_one("s3", "HEAD", "/k", &[("host", "b.s3.amazonaws.com")], "");
+        assert_eq!(
+            head.checks,
+            [("s3:GetObject".to_string(), "arn:aws:s3:::b/k".to_string())]
+        );
+        let list = derive_one("s3", "GET", "/b", &[("host", "127.0.0.1:1")], "");
+        assert_eq!(
+            list.checks,
+            [("s3:ListBucket".to_string(), "arn:aws:s3:::b".to_string())]
+        );
+    }
+
+    #[test]
+    fn queues_by_url_sns_by_topic_ses_by_identities() {
+        let send = derive_one(
+            "sqs",
+            "POST",
+            "/",
+            &[("x-amz-target", "AmazonSQS.SendMessageBatch")],
+            r#"{"QueueUrl":"http://127.0.0.1:1/123456789012/q1"}"#,
+        );
+        assert_eq!(
+            send.checks,
+            [(
+                "sqs:SendMessage".to_string(),
+                "arn:aws:sqs:us-east-1:123456789012:q1".to_string()
+            )]
+        );
+        let publish = derive_one(
+            "sns",
+            "POST",
+            "/",
+            &[],
+            "Action=Publish&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At",
+        );
+        assert_eq!(
+            publish.checks,
+            [(
+                "sns:Publish".to_string(),
+                "arn:aws:sns:us-east-1:1:t".to_string()
+            )]
+        );
+        let mail = derive_one(
+            "ses",
+            "POST",
+            "/v2/email/outbound-emails",
+            &[],
+            r#"{"FromEmailAddress":"Approvals <a@x.com>","Destination":{"ToAddresses":["m@y.com"]}}"#,
+        );
+        assert_eq!(
+            mail.checks.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(),
+            [
+                "arn:aws:ses:us-east-1:123456789012:identity/a@x.com",
+                "arn:aws:ses:us-east-1:123456789012:identity/m@y.com",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_operations_are_unmapped_not_allowed() {
+        let h = headers(&[("x-amz-target", "DynamoDB_20120810.DeleteTable")]);
+        let r = HttpRequest {
+            method: "POST",
+            path: "/",
+            query: &[],
+            headers: &h,
+            body: br#"{"TableName":"T"}"#,
+        };
+        assert!(derive("dynamodb", &r).is_err());
+        assert!(derive("iam", &r).is_err());
+    }
+}

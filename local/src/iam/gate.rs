@@ -1,0 +1,624 @@
+//! The IAM gate: an HTTP proxy on loopback in front of the emulator (moto does not evaluate
+//! IAM). `local/with-emulator.sh` starts it (`local-stack gate`) and exports its URL as
+//! `AWS_ENDPOINT_URL`; moto runs with `MOTO_PORT` set to the gate's port, so the calls moto's
+//! Step Functions makes for a state machine come back through it too.
+//!
+//! For every request: the principal from the SigV4 credential scope (header or presigned
+//! query), the action/resources/condition keys from [`actions::derive`], the role's policies and
+//! the resource's policy through [`policy::evaluate`]; a refusal is answered in the service's
+//! own error shape and never reaches the emulator. Unsigned CORS preflights pass through.
+//! Every decision is appended to the audit file (`--audit`), which `local-stack iam-report`
+//! reads. Task tokens are attributed to the state machine that sent them (read from its
+//! messages) or the activity that handed them out (read from `GetActivityTask` answers); shard
+//! iterators to the stream they were issued for.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::actions::{self, Call, HttpRequest, SHARD_ITERATOR_RESOURCE, TASK_TOKEN_RESOURCE};
+use super::policy::{self, Check, Decision, Principal};
+use super::{
+    AuthorizeAnswer, AuthorizeRequest, DEPLOYER_KEY, EMULATOR_STATES_KEY, ResourcePolicyRecord,
+    RoleRecord, StateMachineRecord, session_arn,
+};
+
+#[derive(Default)]
+struct Registry {
+    roles: HashMap<String, RoleRecord>,
+    resource_policies: HashMap<String, Vec<Value>>,
+    state_machines: Vec<StateMachineRecord>,
+    /// Task token -> ARN of the state machine or activity that issued it.
+    tokens: HashMap<String, String>,
+    /// Shard iterator -> stream ARN.
+    iterators: HashMap<String, String>,
+}
+
+struct Gate {
+    emulator: String,
+    http: reqwest::Client,
+    registry: Mutex<Registry>,
+    audit: Option<Mutex<std::fs::File>>,
+}
+
+/// Serves the gate on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    emulator: String,
+    audit: Option<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    let audit = match audit {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        )),
+        None => None,
+    };
+    let gate = Arc::new(Gate {
+        emulator: emulator.trim_end_matches('/').to_string(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client"),
+        registry: Mutex::new(Registry::default()),
+        audit,
+    });
+    let app = Router::new().fallback(handle).with_state(gate);
+    axum::serve(listener, app).await
+}
+
+/// What the gate decided about one call, as one audit line.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub stack: String,
+    pub role: String,
+    pub service: String,
+    pub operation: String,
+    pub action: String,
+    pub resource: String,
+    pub allowed: bool,
+}
+
+impl Gate {
+    fn audit(&self, line: &Value) {
+        if let Some(file) = &self.audit {
+            let mut file = file.lock().expect("audit lock");
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+fn loud(message: &str) {
+    eprintln!("iam-gate: REFUSED {message}");
+}
+
+async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
+    };
+    let path = parts.uri.path().to_string();
+    if let Some(what) = path.strip_prefix("/_local/iam/") {
+        return register(&gate, what, &body);
+    }
+    if path.starts_with("/moto-api/") {
+        // The emulator's own inspection API (the local mailbox reads SES's outbox there) is no
+        // AWS API; it passes.
+        return forward(&gate, &parts, &[], body).await;
+    }
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some((key, service)) = actions::credential_scope(&parts.headers, &query) else {
+        if parts.method == Method::OPTIONS {
+            // CORS preflights carry no credentials, in AWS too.
+            return forward(&gate, &parts, &query, body).await;
+        }
+        loud(&format!("unsigned {} {path}", parts.method));
+        return denied(
+            "s3",
+            "anonymous",
+            "Anonymous requests are not allowed by this stack",
+        );
+    };
+    if key == DEPLOYER_KEY {
+        return forward(&gate, &parts, &query, body).await;
+    }
+    let http_request = HttpRequest {
+        method: parts.method.as_str(),
+        path: &path,
+        query: &query,
+        headers: &parts.headers,
+        body: &body,
+    };
+    let mut call = match actions::derive(&service, &http_request) {
+        Ok(call) => call,
+        Err(unmapped) => {
+            loud(&format!("{key}: {unmapped}"));
+            return denied(&service, &unmapped.detail, &unmapped.to_string());
+        }
+    };
+    // The principal: a role's key, or moto's Step Functions acting for a state machine.
+    let role = {
+        let registry = gate.registry.lock().expect("registry");
+        if key == EMULATOR_STATES_KEY {
+            state_machine_role(&registry, &call, &body)
+        } else {
+            registry.roles.get(&key).cloned()
+        }
+    };
+    let Some(role) = role else {
+        loud(&format!(
+            "unknown access key {key} ({service} {})",
+            call.operation
+        ));
+        return denied(
+            &service,
+            &call.operation,
+            "The security token included in the request is invalid",
+        );
+    };
+    if let Some(refusal) = resolve_placeholders(&gate, &mut call) {
+        return refusal;
+    }
+    let principal = Principal::Role {
+        arn: role.arn.clone(),
+    };
+    for (action, resource) in &call.checks {
+        let resource_policies = {
+            let registry = gate.registry.lock().expect("registry");
+            resource_policy_for(&registry, resource)
+        };
+        let check = Check {
+            action,
+            resource,
+            context: &call.context,
+        };
+        let decision = policy::evaluate(
+            &principal,
+            &role.policies,
+            resource_policies.as_ref(),
+            &check,
+        );
+        gate.audit(&json!({
+            "kind": "call",
+            "stack": role.stack,
+            "role": role.logical_id,
+            "service": call.service,
+            "operation": call.operation,
+            "action": action,
+            "resource": resource,
+            "allowed": decision.allowed(),
+        }));
+        if !decision.allowed() {
+            let why = match &decision {
+                Decision::ExplicitDeny(_) => "with an explicit deny in a resource-based policy",
+                _ => "because no identity-based policy allows the action",
+            };
+            let message = format!(
+                "User: {} is not authorized to perform: {action} on resource: {resource} {why}",
+                session_arn(&role.arn)
+            );
+            eprintln!(
+                "iam-gate: AccessDenied {} ({}): {message}",
+                role.logical_id, call.operation
+            );
+            return denied(&call.service, &call.operation, &message);
+        }
+    }
+    let sent_body = body.clone();
+    let response = forward_raw(&gate, &parts, &query, body).await;
+    match response {
+        Ok((status, headers, bytes)) => {
+            if status.is_success() {
+                learn(&gate, &call, &key, &sent_body, &bytes);
+            }
+            if status == StatusCode::NOT_FOUND
+                && let Some(response) = missing_object_without_list(&gate, &role, &call)
+            {
+                return response;
+            }
+            build_response(status, headers, bytes)
+        }
+        Err(response) => response,
+    }
+}
+
+/// S3 answers a missing key with 404 only to callers allowed to list the bucket; everyone else
+/// gets 403 AccessDenied, so they learn nothing about which keys exist. moto always says 404.
+fn missing_object_without_list(gate: &Gate, role: &RoleRecord, call: &Call) -> Option<Response> {
+    if call.service != "s3" || !matches!(call.operation.as_str(), "GetObject" | "HeadObject") {
+        return None;
+    }
+    let object = &call.checks.first()?.1;
+    let bucket = format!(
+        "arn:aws:s3:::{}",
+        object.strip_prefix("arn:aws:s3:::")?.split('/').next()?
+    );
+    let resource_policy = resource_policy_for(&gate.registry.lock().expect("registry"), &bucket);
+    let decision = policy::evaluate(
+        &Principal::Role {
+            arn: role.arn.clone(),
+        },
+        &role.policies,
+        resource_policy.as_ref(),
+        &Check {
+            action: "s3:ListBucket",
+            resource: &bucket,
+            context: &call.context,
+        },
+    );
+    (!decision.allowed()).then(|| denied("s3", &call.operation, "Access Denied"))
+}
+
+/// The role of the state machine moto is acting for: the one whose definition sends to the
+/// queue in this request.
+fn state_machine_role(registry: &Registry, call: &Call, body: &[u8]) -> Option<RoleRecord> {
+    let url = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|b| b["QueueUrl"].as_str().map(str::to_string))
+        .or_else(|| {
+            url::form_urlencoded::parse(body)
+                .find(|(k, _)| k == "QueueUrl")
+                .map(|(_, v)| v.into_owned())
+        })?;
+    let _ = call;
+    let machine = registry
+        .state_machines
+        .iter()
+        .find(|m| m.queue_urls.iter().any(|q| q == &url))?;
+    registry.roles.get(&machine.role_access_key).cloned()
+}
+
+fn resource_policy_for(registry: &Registry, resource: &str) -> Option<Value> {
+    // S3 object ARNs fall under their bucket's policy.
+    let owner = if let Some(rest) = resource.strip_prefix("arn:aws:s3:::") {
+        format!("arn:aws:s3:::{}", rest.split('/').next().unwrap_or(rest))
+    } else {
+        resource.to_string()
+    };
+    let policies = registry.resource_policies.get(&owner)?;
+    let statements: Vec<Value> = policies
+        .iter()
+        .flat_map(|p| policy::statements(p).into_iter().cloned())
+        .collect();
+    Some(json!({"Statement": statements}))
+}
+
+/// Replaces the token/iterator placeholders with what issued them; the refusal AWS would give
+/// when it cannot.
+fn resolve_placeholders(gate: &Gate, call: &mut Call) -> Option<Response> {
+    let registry = gate.registry.lock().expect("registry");
+    if let Some(token) = &call.task_token {
+        let Some(issuer) = registry.tokens.get(token).cloned() else {
+            // A token AWS did not issue cannot be decoded: Step Functions answers InvalidToken
+            // before anything else.
+            return Some(error_json(
+                StatusCode::BAD_REQUEST,
+                "InvalidToken",
+                "Invalid Token: the task token was not issued by this account",
+            ));
+        };
+        for check in &mut call.checks {
+            if check.1 == TASK_TOKEN_RESOURCE {
+                check.1 = issuer.clone();
+            }
+        }
+    }
+    if let Some(iterator) = &call.shard_iterator {
+        let Some(stream) = registry.iterators.get(iterator).cloned() else {
+            loud("GetRecords with a shard iterator the gate has not seen issued");
+            return Some(error_json(
+                StatusCode::BAD_REQUEST,
+                "ExpiredIteratorException",
+                "Iterator expired or unknown to the gate",
+            ));
+        };
+        for check in &mut call.checks {
+            if check.1 == SHARD_ITERATOR_RESOURCE {
+                check.1 = stream.clone();
+            }
+        }
+    }
+    None
+}
+
+/// Records what answers and sent messages reveal: shard iterators, task tokens.
+fn learn(gate: &Gate, call: &Call, key: &str, sent: &[u8], answer: &[u8]) {
+    let mut registry = gate.registry.lock().expect("registry");
+    let answer: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
+    match (call.service.as_str(), call.operation.as_str()) {
+        ("dynamodb", "GetShardIterator") => {
+            if let (Some(iterator), Some((_, stream))) =
+                (answer["ShardIterator"].as_str(), call.checks.first())
+            {
+                registry.iterators.insert(iterator.into(), stream.clone());
+            }
+        }
+        ("dynamodb", "GetRecords") => {
+            if let (Some(next), Some((_, stream))) =
+                (answer["NextShardIterator"].as_str(), call.checks.first())
+            {
+                registry.iterators.insert(next.into(), stream.clone());
+            }
+        }
+        ("states", "GetActivityTask") => {
+            if let (Some(token), Some((_, activity))) =
+                (answer["taskToken"].as_str(), call.checks.first())
+            {
+                registry.tokens.insert(token.into(), activity.clone());
+            }
+        }
+        ("sqs", "SendMessage") if key == EMULATOR_STATES_KEY => {
+            let sent: Value = serde_json::from_slice(sent).unwrap_or(Value::Null);
+            let url = sent["QueueUrl"].as_str().unwrap_or_default();
+            let message: Value = sent["MessageBody"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            let found: Vec<(String, String)> = registry
+                .state_machines
+                .iter()
+                .filter(|m| m.queue_urls.iter().any(|q| q == url))
+                .flat_map(|m| {
+                    m.token_fields.iter().filter_map(|field| {
+                        Some((message[field].as_str()?.to_string(), m.arn.clone()))
+                    })
+                })
+                .collect();
+            registry.tokens.extend(found);
+        }
+        _ => {}
+    }
+}
+
+fn register(gate: &Gate, what: &str, body: &[u8]) -> Response {
+    fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    }
+    let registry = || gate.registry.lock().expect("registry");
+    let outcome: Result<Response, String> = match what {
+        "roles" => parse::<RoleRecord>(body).map(|role| {
+            gate.audit(&json!({"kind": "role", "record": role}));
+            registry().roles.insert(role.access_key_id.clone(), role);
+            StatusCode::NO_CONTENT.into_response()
+        }),
+        "resource-policies" => parse::<ResourcePolicyRecord>(body).map(|record| {
+            registry()
+                .resource_policies
+                .entry(record.resource)
+                .or_default()
+                .push(record.policy);
+            StatusCode::NO_CONTENT.into_response()
+        }),
+        "state-machines" => parse::<StateMachineRecord>(body).map(|record| {
+            registry().state_machines.push(record);
+            StatusCode::NO_CONTENT.into_response()
+        }),
+        "authorize" => parse::<AuthorizeRequest>(body)
+            .map(|question| axum::Json(authorize(gate, &question)).into_response()),
+        _ => Ok((StatusCode::NOT_FOUND, "unknown gate endpoint").into_response()),
+    };
+    outcome.unwrap_or_else(|e| (StatusCode::BAD_REQUEST, e).into_response())
+}
+
+/// A decision for a local stand-in of an AWS service (see [`AuthorizeRequest`]).
+fn authorize(gate: &Gate, question: &AuthorizeRequest) -> AuthorizeAnswer {
+    let role = gate
+        .registry
+        .lock()
+        .expect("registry")
+        .roles
+        .get(&question.access_key_id)
+        .cloned();
+    let Some(role) = role else {
+        loud(&format!("unknown access key {}", question.access_key_id));
+        return AuthorizeAnswer {
+            allowed: false,
+            message: "The security token included in the request is invalid".into(),
+        };
+    };
+    let context = BTreeMap::from([("aws:SecureTransport".to_string(), vec!["true".to_string()])]);
+    let decision = policy::evaluate(
+        &Principal::Role {
+            arn: role.arn.clone(),
+        },
+        &role.policies,
+        None,
+        &Check {
+            action: &question.action,
+            resource: &question.resource,
+            context: &context,
+        },
+    );
+    let service = question.action.split(':').next().unwrap_or_default();
+    gate.audit(&json!({
+        "kind": "call",
+        "stack": role.stack,
+        "role": role.logical_id,
+        "service": service,
+        "operation": question.action.split(':').nth(1).unwrap_or_default(),
+        "action": question.action,
+        "resource": question.resource,
+        "allowed": decision.allowed(),
+    }));
+    let message = if decision.allowed() {
+        "allowed".to_string()
+    } else {
+        let message = format!(
+            "User: {} is not authorized to perform: {} on resource: {} because no identity-based policy allows the action",
+            session_arn(&role.arn),
+            question.action,
+            question.resource
+        );
+        eprintln!("iam-gate: AccessDenied {}: {message}", role.logical_id);
+        message
+    };
+    AuthorizeAnswer {
+        allowed: decision.allowed(),
+        message,
+    }
+}
+
+type Forwarded = (StatusCode, HeaderMap, Bytes);
+
+async fn forward_raw(
+    gate: &Gate,
+    parts: &axum::http::request::Parts,
+    _query: &[(String, String)],
+    body: Bytes,
+) -> Result<Forwarded, Response> {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut request = gate.http.request(
+        parts.method.clone(),
+        format!("{}{path_and_query}", gate.emulator),
+    );
+    for (name, value) in &parts.headers {
+        // The Host header stays the gate's: moto builds queue URLs and S3 hosts from it.
+        if name == axum::http::header::CONNECTION || name == axum::http::header::CONTENT_LENGTH {
+            continue;
+        }
+        request = request.header(name, value);
+    }
+    let response = request.body(body).send().await.map_err(|e| {
+        (
+            StatusCode::BAD_GATEWAY,
+            format!("the emulator did not answer: {e}"),
+        )
+            .into_response()
+    })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap_or_default();
+    Ok((status, headers, bytes))
+}
+
+async fn forward(
+    gate: &Gate,
+    parts: &axum::http::request::Parts,
+    query: &[(String, String)],
+    body: Bytes,
+) -> Response {
+    match forward_raw(gate, parts, query, body).await {
+        Ok((status, headers, bytes)) => build_response(status, headers, bytes),
+        Err(response) => response,
+    }
+}
+
+fn build_response(status: StatusCode, headers: HeaderMap, bytes: Bytes) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    for (name, value) in &headers {
+        if name == axum::http::header::TRANSFER_ENCODING || name == axum::http::header::CONNECTION {
+            continue;
+        }
+        response.headers_mut().append(name, value.clone());
+    }
+    response
+}
+
+fn error_json(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (
+        status,
+        axum::Json(json!({"__type": code, "message": message})),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("AccessDenied")),
+    );
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    response
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// AccessDenied in each service's own shape (what the SDK parses into its error types).
+pub fn denied(service: &str, operation: &str, message: &str) -> Response {
+    match service {
+        "s3" => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>{}</Message><RequestId>local</RequestId></Error>",
+                escape(message)
+            );
+            let mut response = xml(StatusCode::FORBIDDEN, body);
+            if operation == "HeadObject" || operation == "HeadBucket" {
+                // HEAD answers carry no body.
+                *response.body_mut() = Body::empty();
+            }
+            response
+        }
+        "sns" => xml(
+            StatusCode::FORBIDDEN,
+            format!(
+                "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>Sender</Type><Code>AuthorizationError</Code><Message>{}</Message></Error><RequestId>local</RequestId></ErrorResponse>",
+                escape(message)
+            ),
+        ),
+        "sqs" => {
+            let mut response = error_json(
+                StatusCode::BAD_REQUEST,
+                "com.amazonaws.sqs#AccessDenied",
+                message,
+            );
+            response.headers_mut().insert(
+                "x-amzn-query-error",
+                HeaderValue::from_static("AccessDenied;Sender"),
+            );
+            response
+        }
+        "ses" => {
+            let mut response = (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({"message": message})),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                "x-amzn-errortype",
+                HeaderValue::from_static("AccessDeniedException"),
+            );
+            response
+        }
+        "dynamodb" => error_json(
+            StatusCode::BAD_REQUEST,
+            "com.amazon.coral.service#AccessDeniedException",
+            message,
+        ),
+        _ => error_json(StatusCode::BAD_REQUEST, "AccessDeniedException", message),
+    }
+}

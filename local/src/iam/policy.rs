@@ -1,0 +1,459 @@
+//! IAM policy evaluation for one account, as AWS documents it ("Policy evaluation logic"):
+//! an explicit `Deny` in any applicable policy wins; otherwise an `Allow` in the principal's
+//! identity-based policies, or in the resource's policy naming the principal, allows; otherwise
+//! the request is implicitly denied. A request that names several resources (a batch over two
+//! tables) is allowed only when every (action, resource) pair is.
+//!
+//! Written here rather than taken from a crate: `scratchstack-aspen` 0.3 evaluates statements,
+//! but its context model is built around its own ARN and principal types, and what this stack
+//! needs (string/ARN/Bool conditions, `NotAction`/`NotResource`, service principals in resource
+//! policies) is ~200 lines that are unit-tested against the documentation's examples below.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Who is asking: an IAM role (a function, the pipe, a state machine) or an AWS service acting
+/// for a resource (S3 sending bucket notifications).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Role { arn: String },
+    Service { name: String },
+}
+
+/// One authorisation AWS makes: an action on a resource, with the request's condition keys.
+#[derive(Debug, Clone)]
+pub struct Check<'a> {
+    pub action: &'a str,
+    pub resource: &'a str,
+    /// Condition keys (`aws:SecureTransport`, `aws:SourceArn`, `s3:prefix`, ...) -> values.
+    pub context: &'a BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// An explicit `Deny`; the statement's `Sid` when it has one.
+    ExplicitDeny(Option<String>),
+    /// No statement allows it.
+    ImplicitDeny,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+}
+
+/// Evaluates one check against the principal's identity policies and the resource's policy.
+pub fn evaluate(
+    principal: &Principal,
+    identity_policies: &[Value],
+    resource_policy: Option<&Value>,
+    check: &Check<'_>,
+) -> Decision {
+    let mut allowed = false;
+    let identity = identity_policies.iter().map(|p| (p, false));
+    let resource = resource_policy.into_iter().map(|p| (p, true));
+    for (policy, is_resource_policy) in identity.chain(resource) {
+        for statement in statements(policy) {
+            if is_resource_policy && !names_principal(statement, principal) {
+                continue;
+            }
+            if !applies(statement, check, is_resource_policy) {
+                continue;
+            }
+            match statement.get("Effect").and_then(Value::as_str) {
+                Some("Deny") => {
+                    return Decision::ExplicitDeny(
+                        statement
+                            .get("Sid")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    );
+                }
+                Some("Allow") => allowed = true,
+                _ => {}
+            }
+        }
+    }
+    if allowed {
+        Decision::Allow
+    } else {
+        Decision::ImplicitDeny
+    }
+}
+
+/// A policy's statements (`Statement` may be one object or a list).
+pub fn statements(policy: &Value) -> Vec<&Value> {
+    match policy.get("Statement") {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<&str> {
+    match value {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn applies(statement: &Value, check: &Check<'_>, is_resource_policy: bool) -> bool {
+    let action_matches = |patterns: Vec<&str>| {
+        patterns
+            .iter()
+            .any(|p| wildcard(&p.to_ascii_lowercase(), &check.action.to_ascii_lowercase()))
+    };
+    let action = match (statement.get("Action"), statement.get("NotAction")) {
+        (Some(a), _) => action_matches(strings(Some(a))),
+        (None, Some(n)) => !action_matches(strings(Some(n))),
+        (None, None) => false,
+    };
+    let resource_matches =
+        |patterns: Vec<&str>| patterns.iter().any(|p| wildcard(p, check.resource));
+    let resource = match (statement.get("Resource"), statement.get("NotResource")) {
+        (Some(r), _) => resource_matches(strings(Some(r))),
+        (None, Some(n)) => !resource_matches(strings(Some(n))),
+        // A resource policy's statement without Resource is about the resource it is on.
+        (None, None) => is_resource_policy,
+    };
+    action && resource && conditions_hold(statement.get("Condition"), check.context)
+}
+
+fn names_principal(statement: &Value, principal: &Principal) -> bool {
+    let Some(named) = statement.get("Principal") else {
+        return false;
+    };
+    if named == "*" {
+        return true;
+    }
+    match principal {
+        Principal::Role { arn } => strings(named.get("AWS"))
+            .iter()
+            .any(|p| *p == "*" || p == arn),
+        Principal::Service { name } => strings(named.get("Service")).contains(&name.as_str()),
+    }
+}
+
+/// `Condition`: every operator block holds; in a block every key holds; a key holds when the
+/// request's value matches any of the listed values (negated operators: matches none).
+fn conditions_hold(conditions: Option<&Value>, context: &BTreeMap<String, Vec<String>>) -> bool {
+    let Some(Value::Object(blocks)) = conditions else {
+        return true;
+    };
+    blocks.iter().all(|(operator, keys)| {
+        let Value::Object(keys) = keys else {
+            return false;
+        };
+        keys.iter().all(|(key, expected)| {
+            let expected = strings(Some(expected))
+                .into_iter()
+                .map(str::to_string)
+                .chain(match expected {
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            // Condition keys are case-insensitive.
+            let actual = context
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.as_slice());
+            operator_holds(operator, &expected, actual)
+        })
+    })
+}
+
+fn operator_holds(operator: &str, expected: &[String], actual: Option<&[String]>) -> bool {
+    if operator == "Null" {
+        // `"Null": {"key": "true"}` holds when the key is absent.
+        let absent = actual.is_none_or(|v| v.is_empty());
+        return expected.iter().any(|e| (e == "true") == absent);
+    }
+    let (operator, if_exists) = match operator.strip_suffix("IfExists") {
+        Some(base) => (base, true),
+        None => (operator, false),
+    };
+    let Some(actual) = actual.filter(|v| !v.is_empty()) else {
+        // A missing key matches nothing: positive operators fail, negated ones hold.
+        return if_exists || operator.contains("Not");
+    };
+    let matches = |value: &str| -> bool {
+        expected.iter().any(|e| match operator {
+            "StringEquals" | "StringNotEquals" | "ArnEquals" | "ArnNotEquals" => e == value,
+            "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => e.eq_ignore_ascii_case(value),
+            "StringLike" | "StringNotLike" | "ArnLike" | "ArnNotLike" => wildcard(e, value),
+            "Bool" => e.eq_ignore_ascii_case(value),
+            _ => false,
+        })
+    };
+    let known = [
+        "StringEquals",
+        "StringNotEquals",
+        "StringEqualsIgnoreCase",
+        "StringNotEqualsIgnoreCase",
+        "StringLike",
+        "StringNotLike",
+        "ArnEquals",
+        "ArnNotEquals",
+        "ArnLike",
+        "ArnNotLike",
+        "Bool",
+    ];
+    if !known.contains(&operator) {
+        // An operator this evaluator does not know never allows (and never denies).
+        return false;
+    }
+    let any = actual.iter().any(|v| matches(v));
+    if operator.contains("Not") { !any } else { any }
+}
+
+/// IAM's wildcards: `*` any run of characters, `?` one character.
+pub fn wildcard(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn role() -> Principal {
+        Principal::Role {
+            arn: "arn:aws:iam::123456789012:role/app".into(),
+        }
+    }
+
+    fn check<'a>(
+        action: &'a str,
+        resource: &'a str,
+        ctx: &'a BTreeMap<String, Vec<String>>,
+    ) -> Check<'a> {
+        Check {
+            action,
+            resource,
+            context: ctx,
+        }
+    }
+
+    const TABLE: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/Items";
+
+    #[test]
+    fn wildcards_match_like_iam() {
+        assert!(wildcard(
+            "arn:aws:s3:::b/uploads/*",
+            "arn:aws:s3:::b/uploads/a/b.jpg"
+        ));
+        assert!(!wildcard(
+            "arn:aws:s3:::b/uploads/*",
+            "arn:aws:s3:::b/other"
+        ));
+        assert!(wildcard("dynamodb:*item", "dynamodb:getitem"));
+        assert!(wildcard("a?c", "abc"));
+        assert!(!wildcard("a?c", "ac"));
+        assert!(wildcard("*", ""));
+    }
+
+    #[test]
+    fn no_statement_is_an_implicit_deny_and_allow_needs_action_and_resource() {
+        let ctx = BTreeMap::new();
+        let policy = json!({"Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": TABLE}]});
+        let p = [policy];
+        assert_eq!(
+            evaluate(&role(), &p, None, &check("dynamodb:GetItem", TABLE, &ctx)),
+            Decision::Allow
+        );
+        // Actions are case-insensitive.
+        assert_eq!(
+            evaluate(&role(), &p, None, &check("DynamoDB:putitem", TABLE, &ctx)),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(
+                &role(),
+                &p,
+                None,
+                &check("dynamodb:DeleteItem", TABLE, &ctx)
+            ),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(
+                &role(),
+                &p,
+                None,
+                &check("dynamodb:GetItem", &format!("{TABLE}2"), &ctx)
+            ),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&role(), &[], None, &check("dynamodb:GetItem", TABLE, &ctx)),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn an_explicit_deny_wins_over_any_allow() {
+        let ctx = BTreeMap::from([("aws:SecureTransport".to_string(), vec!["false".to_string()])]);
+        let identity =
+            [json!({"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}})];
+        let bucket_policy = json!({"Statement": [{
+            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]});
+        assert_eq!(
+            evaluate(
+                &role(),
+                &identity,
+                Some(&bucket_policy),
+                &check("s3:GetObject", "arn:aws:s3:::b/k", &ctx)
+            ),
+            Decision::ExplicitDeny(Some("DenyInsecureTransport".into()))
+        );
+        let tls = BTreeMap::from([("aws:SecureTransport".to_string(), vec!["true".to_string()])]);
+        assert_eq!(
+            evaluate(
+                &role(),
+                &identity,
+                Some(&bucket_policy),
+                &check("s3:GetObject", "arn:aws:s3:::b/k", &tls)
+            ),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn not_action_and_not_resource_invert_the_match() {
+        let ctx = BTreeMap::new();
+        let p = [json!({"Statement": [
+            {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:*", "NotResource": "arn:aws:s3:::mine/*"}]})];
+        assert!(evaluate(&role(), &p, None, &check("sqs:SendMessage", "arn:q", &ctx)).allowed());
+        assert!(!evaluate(&role(), &p, None, &check("iam:CreateRole", "*", &ctx)).allowed());
+        assert!(
+            evaluate(
+                &role(),
+                &p,
+                None,
+                &check("s3:GetObject", "arn:aws:s3:::mine/k", &ctx)
+            )
+            .allowed()
+        );
+        assert_eq!(
+            evaluate(
+                &role(),
+                &p,
+                None,
+                &check("s3:GetObject", "arn:aws:s3:::theirs/k", &ctx)
+            ),
+            Decision::ExplicitDeny(None)
+        );
+    }
+
+    #[test]
+    fn a_queue_policy_admits_a_service_principal_under_its_conditions() {
+        let s3 = Principal::Service {
+            name: "s3.amazonaws.com".into(),
+        };
+        let queue = "arn:aws:sqs:us-east-1:123456789012:uploads";
+        let policy = json!({"Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": queue,
+            "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:s3:::stack-uploads"},
+                          "StringEquals": {"aws:SourceAccount": "123456789012"}}}]});
+        let ctx = |source: &str| {
+            BTreeMap::from([
+                ("aws:SourceArn".to_string(), vec![source.to_string()]),
+                (
+                    "aws:SourceAccount".to_string(),
+                    vec!["123456789012".to_string()],
+                ),
+            ])
+        };
+        let good = ctx("arn:aws:s3:::stack-uploads");
+        assert!(
+            evaluate(
+                &s3,
+                &[],
+                Some(&policy),
+                &check("sqs:SendMessage", queue, &good)
+            )
+            .allowed()
+        );
+        let other = ctx("arn:aws:s3:::Stack-Uploads");
+        assert!(
+            !evaluate(
+                &s3,
+                &[],
+                Some(&policy),
+                &check("sqs:SendMessage", queue, &other)
+            )
+            .allowed()
+        );
+        // The policy names S3, not this role.
+        assert!(
+            !evaluate(
+                &role(),
+                &[],
+                Some(&policy),
+                &check("sqs:SendMessage", queue, &good)
+            )
+            .allowed()
+        );
+        // A missing key fails a positive operator.
+        assert!(
+            !evaluate(
+                &s3,
+                &[],
+                Some(&policy),
+                &check("sqs:SendMessage", queue, &BTreeMap::new())
+            )
+            .allowed()
+        );
+    }
+
+    #[test]
+    fn negated_and_if_exists_operators_on_missing_keys() {
+        assert!(operator_holds("StringNotEquals", &["a".into()], None));
+        assert!(!operator_holds("StringEquals", &["a".into()], None));
+        assert!(operator_holds("StringEqualsIfExists", &["a".into()], None));
+        assert!(operator_holds("Null", &["true".into()], None));
+        assert!(!operator_holds(
+            "Null",
+            &["true".into()],
+            Some(&["x".into()])
+        ));
+        assert!(operator_holds(
+            "StringLike",
+            &["uploads/*".into()],
+            Some(&["uploads/a".into()])
+        ));
+        assert!(!operator_holds(
+            "NumericLessThan",
+            &["1".into()],
+            Some(&["0".into()])
+        ));
+    }
+}

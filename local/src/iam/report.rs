@@ -1,0 +1,146 @@
+//! The least-privilege report (`make iam-report`): from the gate's audit file, per role, the
+//! actions and resources its principal used, what was refused, and every granted (action,
+//! resource) pair that no call exercised. Stack name prefixes are folded to `<stack>` so the runs
+//! of many isolated test stacks add up per role.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::policy::{statements, wildcard};
+
+#[derive(Default)]
+struct RoleUse {
+    granted: BTreeSet<(String, String)>,
+    used: BTreeSet<(String, String)>,
+    refused: BTreeSet<(String, String)>,
+}
+
+fn fold(stack: &str, text: &str) -> String {
+    if stack.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(stack, "<stack>")
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The report as Markdown.
+pub fn report(audit: &str) -> String {
+    let mut roles: BTreeMap<String, RoleUse> = BTreeMap::new();
+    for line in audit.lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        match entry["kind"].as_str() {
+            Some("role") => {
+                let record = &entry["record"];
+                let stack = record["stack"].as_str().unwrap_or_default();
+                let role = roles
+                    .entry(
+                        record["logical_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                    .or_default();
+                for policy in record["policies"].as_array().into_iter().flatten() {
+                    for statement in statements(policy) {
+                        if statement["Effect"] != "Allow" {
+                            continue;
+                        }
+                        for action in strings(&statement["Action"]) {
+                            for resource in strings(&statement["Resource"]) {
+                                role.granted
+                                    .insert((action.clone(), fold(stack, &resource)));
+                            }
+                        }
+                    }
+                }
+            }
+            Some("call") => {
+                let stack = entry["stack"].as_str().unwrap_or_default();
+                let role = roles
+                    .entry(entry["role"].as_str().unwrap_or_default().to_string())
+                    .or_default();
+                let pair = (
+                    entry["action"].as_str().unwrap_or_default().to_string(),
+                    fold(stack, entry["resource"].as_str().unwrap_or_default()),
+                );
+                if entry["allowed"] == true {
+                    role.used.insert(pair);
+                } else {
+                    role.refused.insert(pair);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::from(
+        "# Least-privilege report\n\nFrom the IAM gate's audit of the last test run: per role, what its principal did, what was refused, and the grants nothing exercised.\n",
+    );
+    for (role, usage) in &roles {
+        out.push_str(&format!("\n## {role}\n\nUsed ({}):\n", usage.used.len()));
+        for (action, resource) in &usage.used {
+            out.push_str(&format!("- `{action}` on `{resource}`\n"));
+        }
+        if !usage.refused.is_empty() {
+            out.push_str("\nRefused:\n");
+            for (action, resource) in &usage.refused {
+                out.push_str(&format!("- `{action}` on `{resource}`\n"));
+            }
+        }
+        let unused: Vec<&(String, String)> = usage
+            .granted
+            .iter()
+            .filter(|(action, resource)| {
+                !usage.used.iter().any(|(a, r)| {
+                    wildcard(&action.to_ascii_lowercase(), &a.to_ascii_lowercase())
+                        && wildcard(resource, r)
+                })
+            })
+            .collect();
+        if !unused.is_empty() {
+            out.push_str("\nGranted, never exercised:\n");
+            for (action, resource) in unused {
+                out.push_str(&format!("- `{action}` on `{resource}`\n"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_stacks_and_lists_unused_grants() {
+        let audit = [
+            r#"{"kind":"role","record":{"stack":"t1","logical_id":"R","policies":[{"Statement":[{"Effect":"Allow","Action":["dynamodb:GetItem","dynamodb:Scan"],"Resource":"arn:aws:dynamodb:us-east-1:1:table/t1-T"}]}]}}"#,
+            r#"{"kind":"call","stack":"t1","role":"R","action":"dynamodb:GetItem","resource":"arn:aws:dynamodb:us-east-1:1:table/t1-T","allowed":true}"#,
+            r#"{"kind":"call","stack":"t2","role":"R","action":"dynamodb:DeleteItem","resource":"arn:aws:dynamodb:us-east-1:1:table/t2-T","allowed":false}"#,
+        ]
+        .join("\n");
+        let text = report(&audit);
+        assert!(
+            text.contains("- `dynamodb:GetItem` on `arn:aws:dynamodb:us-east-1:1:table/<stack>-T`"),
+            "{text}"
+        );
+        assert!(text.contains("Refused:\n- `dynamodb:DeleteItem`"), "{text}");
+        assert!(
+            text.contains("Granted, never exercised:\n- `dynamodb:Scan`"),
+            "{text}"
+        );
+    }
+}
