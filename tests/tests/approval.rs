@@ -26,7 +26,8 @@ async fn approval(timeout_seconds: &str) -> Approval {
     let sender = format!("approvals-{}@example.com", stack.prefix);
     stack.set_parameter("ApprovalSenderEmail", &sender);
     stack.set_parameter("ApprovalTimeoutSeconds", timeout_seconds);
-    stack.ensure(&["ApprovalSenderIdentity"]).await.unwrap();
+    // CreateSenderIdentity defaults to false: the user verifies the sender before deploying.
+    stack.verify_email_identity(&sender).await.unwrap();
     let api_env = stack.function_env("ApprovalApiFunction").await.unwrap();
     let worker_env = stack.function_env("ApprovalWorkerFunction").await.unwrap();
     assert!(
@@ -34,8 +35,16 @@ async fn approval(timeout_seconds: &str) -> Approval {
         "callback is the default pattern"
     );
     Approval {
-        api: approval_api::App::from_env(&stack.sdk, &api_env as &dyn EnvSource).unwrap(),
-        mailer: Mailer::from_env(&stack.sdk, &worker_env as &dyn EnvSource).unwrap(),
+        api: approval_api::App::from_env(
+            &stack.function_sdk("ApprovalApiFunction").await.unwrap(),
+            &api_env as &dyn EnvSource,
+        )
+        .unwrap(),
+        mailer: Mailer::from_env(
+            &stack.function_sdk("ApprovalWorkerFunction").await.unwrap(),
+            &worker_env as &dyn EnvSource,
+        )
+        .unwrap(),
         manager: format!("boss-{}@example.com", stack.prefix),
         stack,
     }
