@@ -8,7 +8,8 @@
 //! - [`lambda`]: functions as Lambda processes, event-source mappings, pipes;
 //! - [`apigateway`]: REST and WebSocket APIs and `@connections`;
 //! - [`emulator`]: where the emulator (behind the gate) is;
-//! - [`dev`]: the start-up order of the whole system (`make dev`, the end-to-end tests).
+//! - [`dev`]: the start-up order of the whole system (`make dev`, the end-to-end tests);
+//! - [`tour`]: the script `make dev` prints and the end-to-end tests run.
 
 pub mod apigateway;
 pub mod cloudformation;
@@ -16,6 +17,7 @@ pub mod dev;
 pub mod emulator;
 pub mod iam;
 pub mod lambda;
+pub mod tour;
 
 pub use apigateway::{apis, gateway};
 pub use cloudformation::{provision, template};

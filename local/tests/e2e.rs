@@ -571,3 +571,70 @@ async fn a_poison_message_ends_in_the_dead_letter_queue() {
     })
     .await;
 }
+
+/// The tour `make dev` prints, run exactly as printed (bash, curl, python3), plus the socket
+/// frame it tells a chat client to send: every step must be accepted by the APIs.
+#[tokio::test(flavor = "multi_thread")]
+async fn tour_runs_as_printed() {
+    let local = local();
+    let script = local_stack::tour::script(
+        &local.url,
+        &local.api_key,
+        &local.websocket,
+        time::OffsetDateTime::now_utc(),
+    );
+    // Step 3's clients: connected before the script posts to the room.
+    let (mut ann, _) =
+        tokio_tungstenite::connect_async(local_stack::tour::chat_url(&local.websocket, "ann"))
+            .await
+            .expect("the tour's chat URL connects");
+    ann.send(Message::Text(local_stack::tour::CHAT_FRAME.into()))
+        .await
+        .unwrap();
+    let echoed = receive(&mut ann).await;
+    assert_eq!(echoed["message"]["user"], "ann", "{echoed}");
+
+    let dir = std::env::temp_dir().join(format!("tour-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("photo.jpg"), photo()).unwrap();
+    let output = tokio::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the printed tour failed\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- stack\n{}",
+        local.log_tail()
+    );
+    let thumbnail = image::open(dir.join("thumbnail.jpg")).expect("step 2 saved the thumbnail");
+    assert_eq!(thumbnail.width(), 200);
+    assert!(stdout.contains("hello from curl"), "{stdout}");
+    assert!(
+        stdout.contains("/approvals/succeed?"),
+        "the approval email: {stdout}"
+    );
+    assert!(stdout.contains(r#""preferredMethod":"sms""#), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over API Gateway's 10 MB payload limit the gateway answers itself, with the template's
+/// gateway response (REQUEST_TOO_LARGE falls back to DEFAULT_4XX): the JSON error shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_body_gets_the_gateway_response_shape() {
+    let local = local();
+    let response = http()
+        .post(format!("{}/items", local.url))
+        .header("x-api-key", &local.api_key)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 10 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "REQUEST_TOO_LARGE", "{body}");
+}

@@ -217,31 +217,65 @@ impl AppointmentsRepo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichError {
-    #[error("record {index} is not an appointment insert: {reason}")]
-    Malformed { index: usize, reason: String },
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
 
-/// Enriches a whole batch of stream records, keeping their order. A malformed record fails the
-/// batch: the pipe retries, bisects (`AUTOMATIC_BISECT`) down to the bad record, and sends that
-/// one to its dead-letter queue, so nothing vanishes silently.
+/// A stream record that is not an appointment insert (an item written around the API, a
+/// schema drift): taken out of the batch and kept, with why, for a person to look at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedRecord {
+    /// Position in the batch the pipe passed.
+    pub index: usize,
+    pub reason: String,
+    /// The record as the pipe passed it.
+    pub record: serde_json::Value,
+}
+
+/// The enriched documents of a batch, in order, and the records that could not be enriched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrichment {
+    pub documents: Vec<EnrichedAppointment>,
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// Enriches a whole batch of stream records, keeping their order. EventBridge Pipes does not
+/// support partial batch failure for enrichments: an error fails the whole batch through every
+/// retry and its dead-letter queue receives only where the batch was. So a malformed record
+/// does not fail the batch: it is returned in [`Enrichment::rejected`] (the function keeps it
+/// where a person sees it) and the rest go on. Only a backend failure fails the batch (retried).
 pub async fn enrich(
     repo: &AppointmentsRepo,
     records: &[serde_json::Value],
-) -> Result<Vec<EnrichedAppointment>, EnrichError> {
+) -> Result<Enrichment, EnrichError> {
     let mut appointments = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
     for (index, record) in records.iter().enumerate() {
-        let malformed = |reason: String| EnrichError::Malformed { index, reason };
-        let parsed: aws_lambda_events::event::dynamodb::EventRecord =
-            serde_json::from_value(record.clone()).map_err(|e| malformed(e.to_string()))?;
-        let appointment: Appointment = serde_dynamo::from_item(parsed.change.new_image)
-            .map_err(|e| malformed(e.to_string()))?;
-        appointments.push(appointment);
+        let parsed = serde_json::from_value::<aws_lambda_events::event::dynamodb::EventRecord>(
+            record.clone(),
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|parsed| {
+            serde_dynamo::from_item::<_, Appointment>(parsed.change.new_image)
+                .map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(appointment) => appointments.push(appointment),
+            Err(reason) => rejected.push(RejectedRecord {
+                index,
+                reason: format!("record {index} is not an appointment insert: {reason}"),
+                record: record.clone(),
+            }),
+        }
     }
     let emails: Vec<String> = appointments.iter().map(|a| a.email.clone()).collect();
-    let methods = repo.preferred_methods(&emails).await?;
-    Ok(appointments
+    let methods = if emails.is_empty() {
+        HashMap::new()
+    } else {
+        repo.preferred_methods(&emails).await?
+    };
+    let documents = appointments
         .into_iter()
         .map(|appointment| {
             let preferred_method = methods
@@ -253,7 +287,11 @@ pub async fn enrich(
                 preferred_method,
             }
         })
-        .collect())
+        .collect();
+    Ok(Enrichment {
+        documents,
+        rejected,
+    })
 }
 
 #[cfg(test)]

@@ -220,7 +220,7 @@ async fn enrichment_handles_batches_over_100_contacts_in_order() {
 }
 
 #[tokio::test]
-async fn a_malformed_record_fails_the_batch_into_the_dead_letter_queue() {
+async fn a_malformed_record_is_kept_aside_and_the_rest_of_its_batch_delivered() {
     let mut b = booking().await;
     let good = b.book("Ann", "ann@example.com").await;
     // An item that is not an appointment (written around the API).
@@ -232,21 +232,70 @@ async fn a_malformed_record_fails_the_batch_into_the_dead_letter_queue() {
         .await
         .unwrap();
     let stats = b.run_pipe().await;
+    // Pipes cannot fail one record of an enrichment batch: the bad record must not take the
+    // good one down with it through every retry.
+    assert_eq!(stats.failed_batches, 0);
+    assert_eq!(stats.delivered, 1);
+    let delivered = b.drain("AppointmentQueue").await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["id"], good["id"]);
+    let rejected = b.drain("AppointmentRejectedRecords").await;
+    assert_eq!(rejected.len(), 1, "the bad record is kept for a person");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an appointment insert"),
+        "{}",
+        rejected[0]
+    );
+    assert_eq!(
+        rejected[0]["record"]["dynamodb"]["NewImage"]["id"]["S"], "junk",
+        "the record itself is kept: {}",
+        rejected[0]
+    );
+    assert!(b.drain("AppointmentPipeDLQ").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_enrichment_is_retried_then_dead_lettered_by_position() {
+    let mut b = booking().await;
+    b.book("Ann", "ann@example.com").await;
+    b.book("Bob", "bob@example.com").await;
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let stats = b
+        .pipe
+        .run_once(move |_batch| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err::<Value, _>("ThrottlingException: contacts unavailable".to_string())
+            }
+        })
+        .await
+        .unwrap();
     assert_eq!(stats.failed_batches, 1);
-    assert_eq!(stats.delivered, 0);
+    let template = integration_tests::template();
+    let retries = template.resource("AppointmentPipe").unwrap().properties["SourceParameters"]
+        ["DynamoDBStreamParameters"]["MaximumRetryAttempts"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst) as u64,
+        1 + retries,
+        "the first attempt and MaximumRetryAttempts retries"
+    );
     assert!(b.drain("AppointmentQueue").await.is_empty());
     let dead = b.drain("AppointmentPipeDLQ").await;
     assert_eq!(dead.len(), 1);
+    let info = &dead[0]["DDBStreamBatchInfo"];
+    assert_eq!(info["batchSize"], 2, "{}", dead[0]);
+    assert!(info["startSequenceNumber"].is_string(), "{}", dead[0]);
+    assert_eq!(dead[0]["context"]["condition"], "RetryAttemptsExhausted");
     assert!(
-        dead[0]["reason"].as_str().unwrap().contains("record 1"),
-        "{}",
-        dead[0]["reason"]
-    );
-    assert_eq!(
-        dead[0]["records"].as_array().unwrap().len(),
-        2,
-        "nothing vanished: {}",
-        good["id"]
+        dead[0].get("records").is_none(),
+        "metadata only, as AWS sends"
     );
 }
 

@@ -439,3 +439,47 @@ async fn activity_poller_does_not_start_a_poll_it_cannot_finish() {
     assert_eq!(summary, approval_worker::PollSummary::default());
     assert!(fake.poll_starts().is_empty());
 }
+
+/// moto 5.2.5 cannot run an activity task (GetActivityTask answers 500; an activity state
+/// fails with States.Runtime), so the activity pattern's decisions are checked where AWS
+/// decides them: the IAM gate, with the roles the activity-pattern template gives, against the
+/// ARN a token from an activity is authorised on (the activity's, aws-cdk#8486).
+#[tokio::test]
+async fn activity_pattern_decisions_are_authorised_on_the_activity() {
+    let parameters = [("ApprovalPattern".to_string(), "activity".to_string())];
+    let template = std::sync::Arc::new(
+        local_stack::Template::load_project_with(&parameters).expect("transform"),
+    );
+    let mut stack = Stack::isolated(template, integration_tests::sdk().await);
+    stack.set_parameter("ApprovalPattern", "activity");
+    stack
+        .ensure(&["ApprovalApiFunction", "ApprovalWorkerFunction"])
+        .await
+        .unwrap();
+    let activity = stack.reference("ApprovalActivity").unwrap();
+    let machine = stack.reference("ApprovalActivityStateMachine").unwrap();
+    let api_key = stack.access_key(&stack.role_of("ApprovalApiFunction").unwrap());
+    let worker_key = stack.access_key(&stack.role_of("ApprovalWorkerFunction").unwrap());
+    let ask = |key: &str, action: &str, resource: &str| {
+        let question = local_stack::iam::AuthorizeRequest {
+            access_key_id: key.to_string(),
+            action: action.to_string(),
+            resource: resource.to_string(),
+        };
+        let gate = stack.gate.clone();
+        async move { gate.authorize(&question).await.unwrap().allowed }
+    };
+    assert!(ask(&api_key, "states:StartExecution", &machine).await);
+    for decision in ["states:SendTaskSuccess", "states:SendTaskFailure"] {
+        assert!(
+            ask(&api_key, decision, &activity).await,
+            "{decision} on the activity"
+        );
+        assert!(
+            !ask(&api_key, decision, &machine).await,
+            "{decision} on the state machine is not what a token from an activity needs"
+        );
+    }
+    assert!(ask(&worker_key, "states:GetActivityTask", &activity).await);
+    assert!(!ask(&api_key, "states:GetActivityTask", &activity).await);
+}

@@ -166,31 +166,15 @@ fn print_tour(stack: &DevStack, took: std::time::Duration) {
         .cloned()
         .unwrap_or_default();
     println!(
-        r#"
-Ready in {took:.1} s. API: {url}   API key: {key}   WebSocket: {ws}
-Function logs below are prefixed with the function's name. Ctrl-C stops everything.
-
-Tour (in another terminal):
- 1. Items:
-      curl -s -X POST {url}/items -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"name":"lamp","email":"ann@example.com"}}'
-      curl -s {url}/items -H 'x-api-key: {key}'
- 2. Photos: ask for an upload URL, PUT a JPEG to it with the headers it names, then open the thumbnail:
-      curl -s -X POST {url}/uploads -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"contentType":"image/jpeg","contentLength":BYTES}}'
-      curl -s -X PUT "<url from the answer>" -H 'content-type: image/jpeg' --data-binary @photo.jpg
-      curl -sL {url}/thumbnails/<id from the answer> -o thumbnail.jpg
- 3. Chat: two clients (e.g. `npx wscat -c` or websocat) in one room, then talk:
-      {ws}?room=lobby&user=ann      {ws}?room=lobby&user=bob
-      send: {{"action":"sendmessage","user":"ann","text":"hi"}}
-      curl -s {url}/rooms/lobby/messages -H 'x-api-key: {key}'
- 4. Approval: start one, then open the emailed link from the local mailbox in a browser:
-      curl -s -X POST {url}/approvals -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"employeeName":"Ann","managerEmail":"boss@example.com"}}'
-      curl -s {url}/_local/mail
- 5. Appointments: a contact's preference, a booking, and the enriched message on the queue:
-      curl -s -X PUT {url}/contacts/ann@example.com -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"preferredMethod":"sms"}}'
-      curl -s -X POST {url}/appointments -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{"contactEmail":"ann@example.com","startsAt":"2027-01-05T10:00:00Z"}}'
-      curl -s {url}/_local/queues/AppointmentQueue
-"#,
-        took = took.as_secs_f64()
+        "\nReady in {:.1} s. API: {url}   API key: {key}   WebSocket: {ws}\n\
+         Function logs below are prefixed with the function's name. Ctrl-C stops everything.\n\n\
+         Tour: paste into another terminal, in a folder with a JPEG named photo.jpg (the end-to-end\n\
+         tests run exactly this script):\n",
+        took.as_secs_f64()
+    );
+    println!(
+        "{}",
+        local_stack::tour::script(url, key, &ws, time::OffsetDateTime::now_utc())
     );
 }
 

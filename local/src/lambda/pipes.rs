@@ -84,6 +84,10 @@ pub struct PipeStats {
 }
 
 pub struct PipeRunner {
+    pipe_arn: String,
+    stream_arn: String,
+    /// `MaximumRetryAttempts` of the source (retries after the first attempt).
+    max_retries: u64,
     reader: StreamReader,
     filters: Vec<Value>,
     batch_size: usize,
@@ -149,10 +153,21 @@ impl PipeRunner {
                 },
             )
         });
+        let max_retries = stream_params["MaximumRetryAttempts"]
+            .as_i64()
+            .and_then(|n| u64::try_from(n).ok())
+            // -1 (the default) retries until the records expire; a day of local retries is
+            // the same thing here.
+            .unwrap_or(u64::MAX);
+        let pipe_arn = stack.attribute(pipe_id, "Arn")?;
+        let stream_arn = stream.to_string();
         let mut reader = StreamReader::new(&sdk, stream, start);
         // Opening the shards now pins LATEST to "from here on".
         reader.poll().await?;
         Ok(Self {
+            pipe_arn,
+            stream_arn,
+            max_retries,
             reader,
             filters,
             batch_size: stream_params["BatchSize"].as_u64().unwrap_or(100).max(1) as usize,
@@ -188,17 +203,21 @@ impl PipeRunner {
         }
         for batch in selected.chunks(self.batch_size) {
             let input = Value::Array(batch.to_vec());
-            let output = if self.enrichment.is_some() {
-                match &self.invoke_check {
-                    Some((gate, question)) => match gate.authorize(question).await {
-                        Ok(answer) if answer.allowed => enrich(input.clone()).await,
-                        Ok(answer) => Err(format!("AccessDeniedException: {}", answer.message)),
-                        Err(err) => Err(err),
-                    },
-                    None => enrich(input.clone()).await,
+            // An enrichment failure fails the whole batch (Pipes supports no partial batch
+            // failure for enrichments); it is retried up to MaximumRetryAttempts, then only
+            // where the batch was goes to the dead-letter queue.
+            let mut attempts = 0;
+            let output = loop {
+                attempts += 1;
+                match self.enrich_once(&input, &enrich).await {
+                    Ok(output) => break Ok(output),
+                    Err(reason) if attempts > self.max_retries => break Err(reason),
+                    Err(reason) => {
+                        tracing::warn!(%reason, attempts, "pipe batch failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(50 * attempts.min(20)))
+                            .await;
+                    }
                 }
-            } else {
-                Ok(input.clone())
             };
             match output {
                 Ok(Value::Array(documents)) => {
@@ -212,19 +231,60 @@ impl PipeRunner {
                     stats.delivered += 1;
                 }
                 Err(reason) => {
-                    tracing::warn!(%reason, "pipe batch failed");
                     stats.failed_batches += 1;
                     if let Some(dlq) = &self.dead_letter_url {
-                        self.send(
-                            dlq,
-                            &serde_json::json!({"reason": reason, "records": input}),
-                        )
-                        .await?;
+                        self.send(dlq, &self.dead_letter_message(batch, attempts, &reason))
+                            .await?;
                     }
                 }
             }
         }
         Ok(stats)
+    }
+
+    async fn enrich_once<F, Fut>(&self, input: &Value, enrich: &F) -> Result<Value, String>
+    where
+        F: Fn(Value) -> Fut,
+        Fut: Future<Output = Result<Value, String>>,
+    {
+        if self.enrichment.is_none() {
+            return Ok(input.clone());
+        }
+        if let Some((gate, question)) = &self.invoke_check {
+            // The pipe invokes its enrichment as its role.
+            let answer = gate.authorize(question).await?;
+            if !answer.allowed {
+                return Err(format!("AccessDeniedException: {}", answer.message));
+            }
+        }
+        enrich(input.clone()).await
+    }
+
+    /// What the dead-letter queue gets for a stream batch: where it was, not the records (as
+    /// for Lambda's stream sources); the records stay readable in the table.
+    fn dead_letter_message(&self, batch: &[Value], attempts: u64, reason: &str) -> Value {
+        let sequence = |r: Option<&Value>| {
+            r.and_then(|r| r.pointer("/dynamodb/SequenceNumber"))
+                .cloned()
+        };
+        serde_json::json!({
+            "context": {
+                "pipeArn": self.pipe_arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+                "errorMessage": reason,
+            },
+            "version": "1.0",
+            "timestamp": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            "DDBStreamBatchInfo": {
+                "startSequenceNumber": sequence(batch.first()),
+                "endSequenceNumber": sequence(batch.last()),
+                "batchSize": batch.len(),
+                "streamArn": self.stream_arn,
+            },
+        })
     }
 
     async fn send(&self, queue_url: &str, document: &Value) -> Result<(), PipeError> {

@@ -1,0 +1,84 @@
+//! The tour `make dev` prints: one shell script per run, generated here and nowhere else, which
+//! the end-to-end tests execute exactly as printed (`tour_runs_as_printed`), so it cannot drift
+//! from what the APIs accept. It needs `curl` and `python3` (the README's prerequisites) and a
+//! JPEG named `photo.jpg` in the current folder.
+
+/// The WebSocket frame the tour tells a chat client to send (the route takes `text` only; the
+/// sender is the connection's name).
+pub const CHAT_FRAME: &str = r#"{"action":"sendmessage","text":"hi from the socket"}"#;
+pub const CHAT_ROOM: &str = "lobby";
+
+/// The URL a chat client connects to as `user`.
+pub fn chat_url(websocket: &str, user: &str) -> String {
+    format!("{websocket}?room={CHAT_ROOM}&user={user}")
+}
+
+/// The tour as a bash script (comments say what each step shows).
+pub fn script(url: &str, key: &str, websocket: &str, now: time::OffsetDateTime) -> String {
+    let starts_at = (now + time::Duration::days(7))
+        .replace_time(time::macros::time!(10:00))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let json =
+        |field: &str| format!("python3 -c 'import json,sys; print(json.load(sys.stdin){field})'");
+    let curl = format!("curl -sS --fail-with-body -H 'x-api-key: {key}'");
+    let post = format!("{curl} -H 'content-type: application/json'");
+    let ann = chat_url(websocket, "ann");
+    let bob = chat_url(websocket, "bob");
+    format!(
+        r#"# 1. Items: create one, then list them.
+{post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
+{curl} {url}/items; echo
+
+# 2. Photos: an upload ticket for photo.jpg, the PUT it describes, then its 200 px thumbnail.
+ticket=$({post} -X POST {url}/uploads -d "{{\"filename\":\"photo.jpg\",\"content_type\":\"image/jpeg\",\"size\":$(wc -c < photo.jpg)}}")
+curl -sS --fail-with-body -X PUT "$({upload_url} <<<"$ticket")" -H 'content-type: image/jpeg' --data-binary @photo.jpg
+photo=$({photo_id} <<<"$ticket")
+for _ in $(seq 30); do curl -sSfL {url}/thumbnails/$photo -o thumbnail.jpg 2>/dev/null && break; sleep 1; done
+ls -l thumbnail.jpg
+
+# 3. Chat: two WebSocket clients in one room (websocat, or npx wscat -c), then send this frame
+#    from one of them:  {CHAT_FRAME}
+#      websocat '{ann}'
+#      websocat '{bob}'
+#    A REST post reaches the same room; the history has both.
+{post} -X POST {url}/rooms/{CHAT_ROOM}/messages -d '{{"user":"ann","text":"hello from curl"}}'; echo
+{curl} {url}/rooms/{CHAT_ROOM}/messages; echo
+
+# 4. Approval: ask a manager; the email (in the local mailbox) links to a page with the buttons.
+{post} -X POST {url}/approvals -d '{{"employeeName":"Ann","managerEmail":"boss@example.com"}}'; echo
+sleep 2; curl -sS --fail-with-body '{url}/_local/mail?to=boss@example.com'; echo
+
+# 5. Appointments: a contact's preferred method, a booking, and the enriched message the pipe
+#    puts on the queue.
+{post} -X PUT {url}/contacts/ann@example.com -d '{{"preferredMethod":"sms"}}'; echo
+{post} -X POST {url}/appointments -d '{{"patientName":"Ann","email":"ann@example.com","dentist":"Dr. Kim","startsAt":"{starts_at}"}}'; echo
+sleep 3; curl -sS --fail-with-body {url}/_local/queues/AppointmentQueue; echo
+"#,
+        upload_url = json(r#"["upload_url"]"#),
+        photo_id = json(r#"["key"].split("/")[1]"#),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_names_the_gateway_key_and_a_future_booking() {
+        let now = time::macros::datetime!(2026-12-01 21:00 UTC);
+        let text = script(
+            "http://127.0.0.1:3000",
+            "k",
+            "ws://127.0.0.1:3000/_ws/Chat",
+            now,
+        );
+        assert!(text.contains("http://127.0.0.1:3000/items"));
+        assert!(text.contains("x-api-key: k"));
+        assert!(
+            text.contains(r#""startsAt":"2026-12-08T10:00:00Z""#),
+            "{text}"
+        );
+        assert!(text.contains("ws://127.0.0.1:3000/_ws/Chat?room=lobby&user=ann"));
+    }
+}

@@ -1,0 +1,182 @@
+//! What CloudFormation receives (template.yaml through the SAM transform), checked for the
+//! defects a deployment would hit and the local stack cannot show by running it: each test here
+//! failed on the template before the fix it guards (run with `KIT_TEMPLATE=<old template.yaml>`).
+//! No emulator needed.
+
+use local_stack::template::{Physical, Resolver, Template};
+use serde_json::Value;
+use std::collections::HashMap;
+
+fn transformed(parameters: &[(&str, &str)]) -> Template {
+    let parameters: Vec<(String, String)> = parameters
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Template::load_project_with(&parameters).expect("the SAM transform accepts template.yaml")
+}
+
+fn resolver(template: &Template, parameters: &[(&str, &str)]) -> Resolver {
+    let mut values = template.parameter_defaults.clone();
+    for (k, v) in parameters {
+        values.insert(k.to_string(), v.to_string());
+    }
+    Resolver {
+        physical: HashMap::<String, Physical>::new(),
+        parameters: values,
+        conditions: template.conditions.clone(),
+        region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        stack_name: "Kit-Stack".into(),
+    }
+}
+
+fn of_kind<'a>(template: &'a Template, kind: &'a str) -> Vec<(&'a String, &'a Value)> {
+    template
+        .resources_of_kind(kind)
+        .map(|(id, r)| (id, &r.properties))
+        .collect()
+}
+
+#[test]
+fn the_activity_schedule_runs_only_in_the_activity_pattern() {
+    for (pattern, expected) in [("callback", "DISABLED"), ("activity", "ENABLED")] {
+        let template = transformed(&[("ApprovalPattern", pattern)]);
+        let resolver = resolver(&template, &[("ApprovalPattern", pattern)]);
+        let rules = of_kind(&template, "AWS::Events::Rule");
+        assert_eq!(rules.len(), 1, "one schedule: {rules:?}");
+        let state = resolver
+            .resolve_string(&rules[0].1["State"])
+            .expect("State resolves");
+        assert_eq!(state, expected, "{pattern} pattern");
+    }
+}
+
+#[test]
+fn the_rest_api_deploys_one_stage_throttled_on_every_method() {
+    let template = transformed(&[]);
+    for (id, deployment) in of_kind(&template, "AWS::ApiGateway::Deployment") {
+        assert!(
+            deployment.get("StageName").is_none(),
+            "{id} creates a stage of its own ({}): SAM's implicit `Stage`",
+            deployment["StageName"]
+        );
+    }
+    let stages = of_kind(&template, "AWS::ApiGateway::Stage");
+    assert_eq!(stages.len(), 1);
+    let settings = stages[0].1["MethodSettings"]
+        .as_array()
+        .expect("the stage has MethodSettings");
+    assert!(
+        settings.iter().any(|s| s["ResourcePath"] == "/*"
+            && s["HttpMethod"] == "*"
+            && s["ThrottlingRateLimit"].is_number()
+            && s["ThrottlingBurstLimit"].is_number()),
+        "{settings:?}"
+    );
+}
+
+#[test]
+fn every_function_keeps_lambdas_start_and_report_lines() {
+    let template = transformed(&[]);
+    let functions = of_kind(&template, "AWS::Lambda::Function");
+    assert_eq!(functions.len(), 12);
+    for (id, function) in functions {
+        let level = function["LoggingConfig"]["SystemLogLevel"]
+            .as_str()
+            .unwrap_or("INFO");
+        assert!(
+            matches!(level, "INFO" | "DEBUG"),
+            "{id}: SystemLogLevel {level} drops START/END/REPORT"
+        );
+    }
+}
+
+#[test]
+fn the_websocket_stage_deploys_every_route_change() {
+    let template = transformed(&[]);
+    for (id, stage) in of_kind(&template, "AWS::ApiGatewayV2::Stage") {
+        assert_eq!(
+            stage["AutoDeploy"], true,
+            "{id} would keep its first deployment forever"
+        );
+    }
+}
+
+#[test]
+fn old_backup_versions_expire_after_the_retention_parameter() {
+    let template = transformed(&[]);
+    let bucket = &template.resource("BackupBucket").unwrap().properties;
+    let rules = bucket["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .expect("the versioned backup bucket has lifecycle rules");
+    assert!(
+        rules.iter().any(|r| r["Status"] == "Enabled"
+            && r["NoncurrentVersionExpiration"]["NoncurrentDays"]
+                == serde_json::json!({"Ref": "BackupRetentionDays"})),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn the_sender_identity_is_created_only_when_asked() {
+    let template = transformed(&[]);
+    let identities: Vec<_> = template
+        .resources_of_kind("AWS::SES::EmailIdentity")
+        .collect();
+    for (id, identity) in &identities {
+        let condition = identity
+            .condition
+            .as_deref()
+            .unwrap_or_else(|| panic!("{id} is always created"));
+        let defaults = resolver(&template, &[]);
+        assert!(!defaults.condition(condition).unwrap(), "{id} by default");
+        let asked = resolver(&template, &[("CreateSenderIdentity", "true")]);
+        assert!(asked.condition(condition).unwrap());
+    }
+}
+
+#[test]
+fn the_uploads_bucket_name_is_valid_for_any_stack_name() {
+    let template = transformed(&[]);
+    let bucket = &template.resource("PhotoUploadsBucket").unwrap().properties;
+    for stack_name in [
+        "Kit-Stack",
+        "a-stack-name-that-is-longer-than-thirty-two-characters-by-far",
+    ] {
+        let mut resolver = resolver(&template, &[]);
+        resolver.stack_name = stack_name.into();
+        let name = resolver.resolve_string(&bucket["BucketName"]).unwrap();
+        assert!(
+            local_stack::provision::valid_bucket_name(&name).is_ok(),
+            "{stack_name} -> {name}"
+        );
+    }
+}
+
+#[test]
+fn no_role_gets_an_account_wide_queue_or_stream_policy() {
+    let template = transformed(&[]);
+    for (id, role) in of_kind(&template, "AWS::IAM::Role") {
+        for arn in role["ManagedPolicyArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            assert!(
+                !arn.ends_with("AWSLambdaSQSQueueExecutionRole")
+                    && !arn.ends_with("AWSLambdaDynamoDBExecutionRole"),
+                "{id} has {arn}: receive/delete on every queue or read every stream of the account"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_stack_id_resolves_like_cloudformations() {
+    let template = transformed(&[]);
+    let resolver = resolver(&template, &[]);
+    let id = resolver.stack_id();
+    assert!(id.starts_with("arn:aws:cloudformation:us-east-1:123456789012:stack/Kit-Stack/"));
+    assert_eq!(id.rsplit('/').next().unwrap().len(), 36);
+}
