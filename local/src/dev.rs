@@ -14,7 +14,7 @@ use crate::gateway::{self, Gateway};
 use crate::provision::{ProvisionError, Stack};
 use crate::runtime::{FunctionSpec, Functions, LogSink};
 use crate::sources::{self, EventSources, SourceError};
-use crate::template::{Template, TemplateError, project_template_path};
+use crate::template::{Template, TemplateError, project_root};
 
 #[derive(Debug, Clone)]
 pub struct DevOptions {
@@ -361,10 +361,7 @@ async fn function_spec(
 
 /// `cargo build` of the functions' binaries; returns each binary's path, as cargo reports it.
 async fn build(binaries: &[String], release: bool) -> Result<HashMap<String, PathBuf>, DevError> {
-    let workspace = project_template_path()
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let workspace = project_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = tokio::process::Command::new(cargo);
     command

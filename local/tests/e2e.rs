@@ -394,7 +394,7 @@ async fn two_websocket_clients_chat_and_read_the_history() {
     bob.close(None).await.unwrap();
     drop(bob);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _) = call(
+    let (status, posted) = call(
         reqwest::Method::POST,
         &format!("/rooms/{room}/messages"),
         Some(json!({"user": "ann", "text": "still here"})),
@@ -402,6 +402,18 @@ async fn two_websocket_clients_chat_and_read_the_history() {
     .await;
     assert_eq!(status, 201);
     assert_eq!(receive(&mut ann).await["message"]["text"], "still here");
+    // $disconnect forgot bob: nothing was left to push to and prune (a failed $disconnect,
+    // e.g. AccessDenied on DeleteItem, leaves the record behind; API Gateway ignores its result).
+    assert_eq!(
+        (
+            posted["delivered"].as_u64(),
+            posted["pruned"].as_u64(),
+            posted["failed"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{posted}\n{}",
+        local.log_tail()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

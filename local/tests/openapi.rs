@@ -6,17 +6,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use local_stack::apis::rest_apis;
-use local_stack::template::project_template_path;
+use local_stack::template::project_root;
 use local_stack::{Stack, Template};
 use serde_json::Value;
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
 
 fn document() -> Value {
-    let path = project_template_path()
-        .parent()
-        .expect("repo root")
-        .join("docs/openapi.yaml");
+    let path = project_root().join("docs/openapi.yaml");
     let text = std::fs::read_to_string(&path).expect("docs/openapi.yaml");
     serde_norway::from_str(&text).expect("valid YAML")
 }

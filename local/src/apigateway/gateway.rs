@@ -637,6 +637,17 @@ async fn route_message(
     }
 }
 
+/// API Gateway's answer for a connection that is not open: 410 with the error type header the
+/// SDK reads (`GoneException`).
+fn gone() -> Response {
+    let mut response = json_response(StatusCode::GONE, json!({"message": null}));
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("GoneException"),
+    );
+    response
+}
+
 /// `POST` (send), `GET` (describe), `DELETE` (close) `/@connections/{id}`; 410 for ids that are
 /// not connected, as API Gateway answers.
 async fn manage_connection(
@@ -686,7 +697,7 @@ async fn manage_connection(
         }
     }
     let Some(connection) = shared.connection(&api_id, &connection_id) else {
-        return json_response(StatusCode::GONE, json!({"message": "GoneException"}));
+        return gone();
     };
     match method {
         Method::POST => {
@@ -695,7 +706,7 @@ async fn manage_connection(
                 Err(bytes) => Message::Binary(bytes.into_bytes().into()),
             };
             if connection.outbox.send(message).is_err() {
-                return json_response(StatusCode::GONE, json!({"message": "GoneException"}));
+                return gone();
             }
             StatusCode::OK.into_response()
         }
