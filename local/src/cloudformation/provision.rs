@@ -114,6 +114,37 @@ impl Stack {
             .ok_or_else(|| TemplateError::Unresolved(format!("{id}'s role is not in the template")))
     }
 
+    /// An API's id: 10 lower-case characters, as API Gateway's, distinct per stack and API.
+    pub fn api_id(&self, logical_id: &str) -> String {
+        let name = format!("{}/{logical_id}", self.prefix);
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes())
+            .simple()
+            .to_string()[..10]
+            .to_string()
+    }
+
+    /// Names this stack's resources carry besides its prefix (the stack id's UUID, API ids),
+    /// which the least-privilege report folds into `<stack>`.
+    fn stack_aliases(&self) -> Vec<String> {
+        let mut aliases = vec![
+            self.resolver
+                .stack_id()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ];
+        for (id, resource) in &self.template.resources {
+            if matches!(
+                resource.kind.as_str(),
+                "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api"
+            ) {
+                aliases.push(self.api_id(id));
+            }
+        }
+        aliases
+    }
+
     /// The access key id a role's principal signs with.
     pub fn access_key(&self, role_id: &str) -> String {
         iam::access_key_for(&self.prefix, role_id)
@@ -320,6 +351,20 @@ impl Stack {
             "AWS::SES::EmailIdentity" => self.create_email_identity(id, &props).await,
             "AWS::StepFunctions::Activity" => self.create_activity(id).await,
             "AWS::StepFunctions::StateMachine" => self.create_state_machine(id, &props).await,
+            // Not emulated (functions log to stdout locally); named and ARN'd as CloudFormation does.
+            "AWS::Logs::LogGroup" => {
+                let name = props["LogGroupName"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.physical_name(id, 512));
+                Ok(Physical {
+                    attributes: HashMap::from([(
+                        "Arn".into(),
+                        format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"),
+                    )]),
+                    reference: name,
+                })
+            }
             "AWS::IAM::Role" => self.create_role(id, &props).await,
             "AWS::SQS::QueuePolicy" | "AWS::S3::BucketPolicy" => {
                 self.create_resource_policy(id, kind, &props).await
@@ -336,12 +381,7 @@ impl Stack {
                 })
             }
             "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api" => {
-                let api_id = format!("{}{}", self.prefix, id.to_ascii_lowercase())
-                    .chars()
-                    .filter(char::is_ascii_alphanumeric)
-                    .take(10)
-                    .collect::<String>()
-                    .to_ascii_lowercase();
+                let api_id = self.api_id(id);
                 Ok(Physical {
                     reference: api_id.clone(),
                     attributes: HashMap::from([
@@ -364,8 +404,7 @@ impl Stack {
             | "AWS::Lambda::Permission"
             | "AWS::Lambda::EventSourceMapping"
             | "AWS::Events::Rule"
-            | "AWS::Pipes::Pipe"
-            | "AWS::Logs::LogGroup" => {
+            | "AWS::Pipes::Pipe" => {
                 let reference = match kind {
                     // A stage's Ref is its name.
                     "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => props["StageName"]
@@ -840,6 +879,7 @@ impl Stack {
             .register_role(&RoleRecord {
                 access_key_id: self.access_key(id),
                 stack: self.prefix.clone(),
+                stack_aliases: self.stack_aliases(),
                 logical_id: id.to_string(),
                 arn: arn.clone(),
                 policies,

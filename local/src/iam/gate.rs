@@ -263,6 +263,16 @@ fn missing_object_without_list(gate: &Gate, role: &RoleRecord, call: &Call) -> O
             context: &call.context,
         },
     );
+    gate.audit(&json!({
+        "kind": "call",
+        "stack": role.stack,
+        "role": role.logical_id,
+        "service": "s3",
+        "operation": call.operation,
+        "action": "s3:ListBucket",
+        "resource": bucket,
+        "allowed": decision.allowed(),
+    }));
     (!decision.allowed()).then(|| denied("s3", &call.operation, "Access Denied"))
 }
 

@@ -33,6 +33,9 @@ pub struct RoleRecord {
     pub access_key_id: String,
     /// The stack (name prefix) the role belongs to.
     pub stack: String,
+    /// Other names of the stack's resources (stack id UUID, API ids), for the report.
+    #[serde(default)]
+    pub stack_aliases: Vec<String>,
     /// The role's logical id in the transformed template (`ItemsApiFunctionRole`).
     pub logical_id: String,
     pub arn: String,

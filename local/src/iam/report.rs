@@ -16,11 +16,17 @@ struct RoleUse {
     refused: BTreeSet<(String, String)>,
 }
 
-fn fold(stack: &str, text: &str) -> String {
-    if stack.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(stack, "<stack>")
+/// Folds a stack's names (prefix, aliases) into `<stack>` and a stream's label into `<label>`.
+fn fold(names: &[String], text: &str) -> String {
+    let mut out = text.to_string();
+    let mut names: Vec<&String> = names.iter().filter(|n| !n.is_empty()).collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    for name in names {
+        out = out.replace(name.as_str(), "<stack>");
+    }
+    match out.find("/stream/") {
+        Some(at) if !out.ends_with("/stream/*") => format!("{}/stream/<label>", &out[..at]),
+        _ => out,
     }
 }
 
@@ -38,6 +44,8 @@ fn strings(value: &Value) -> Vec<String> {
 /// The report as Markdown.
 pub fn report(audit: &str) -> String {
     let mut roles: BTreeMap<String, RoleUse> = BTreeMap::new();
+    // Each stack's names, from its roles' records (which come before its calls).
+    let mut stacks: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in audit.lines() {
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
             continue;
@@ -46,6 +54,15 @@ pub fn report(audit: &str) -> String {
             Some("role") => {
                 let record = &entry["record"];
                 let stack = record["stack"].as_str().unwrap_or_default();
+                let names = stacks
+                    .entry(stack.to_string())
+                    .or_insert_with(|| vec![stack.to_string()]);
+                for alias in record["stack_aliases"].as_array().into_iter().flatten() {
+                    if let Some(alias) = alias.as_str().filter(|a| !names.iter().any(|n| n == a)) {
+                        names.push(alias.to_string());
+                    }
+                }
+                let names = names.clone();
                 let role = roles
                     .entry(
                         record["logical_id"]
@@ -62,7 +79,7 @@ pub fn report(audit: &str) -> String {
                         for action in strings(&statement["Action"]) {
                             for resource in strings(&statement["Resource"]) {
                                 role.granted
-                                    .insert((action.clone(), fold(stack, &resource)));
+                                    .insert((action.clone(), fold(&names, &resource)));
                             }
                         }
                     }
@@ -70,12 +87,16 @@ pub fn report(audit: &str) -> String {
             }
             Some("call") => {
                 let stack = entry["stack"].as_str().unwrap_or_default();
+                let names = stacks
+                    .get(stack)
+                    .cloned()
+                    .unwrap_or_else(|| vec![stack.to_string()]);
                 let role = roles
                     .entry(entry["role"].as_str().unwrap_or_default().to_string())
                     .or_default();
                 let pair = (
                     entry["action"].as_str().unwrap_or_default().to_string(),
-                    fold(stack, entry["resource"].as_str().unwrap_or_default()),
+                    fold(&names, entry["resource"].as_str().unwrap_or_default()),
                 );
                 if entry["allowed"] == true {
                     role.used.insert(pair);

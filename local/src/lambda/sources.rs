@@ -258,6 +258,27 @@ impl SqsMapping {
     }
 
     async fn run(self, functions: Arc<Functions>, log: Arc<dyn LogSink>) {
+        // Lambda reads the queue's attributes (visibility timeout, redrive) with the function's
+        // role when it starts a mapping; a role without sqs:GetQueueAttributes fails here.
+        if let Err(err) = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+        {
+            log.line(
+                LABEL,
+                &format!(
+                    "mapping {} -> {} is not usable: {}",
+                    self.queue_id,
+                    self.function_id,
+                    aws_sdk_sqs::error::DisplayErrorContext(err)
+                ),
+            );
+            return;
+        }
         loop {
             let received = self
                 .sqs
