@@ -209,11 +209,17 @@ impl DevStack {
             .filter_map(|(id, _)| Some((id.clone(), stack.reference(id).ok()?)))
             .collect();
         let rest = crate::apis::rest_apis(&stack)?;
+        // The key the gateway accepts stands for the template's API key resource; without one
+        // in a usage plan of the stage, keyed routes cannot be called, as in AWS.
+        let api_key = match rest.first() {
+            Some(api) => crate::apis::usable_api_key(&stack, api)?.map(|_| options.api_key.clone()),
+            None => None,
+        };
         let router = gateway::router(Gateway {
             functions: functions.clone(),
             rest,
             websockets: crate::apis::websocket_apis(&stack)?,
-            api_key: options.api_key.clone(),
+            api_key,
             authority: authority.clone(),
             emulator: endpoint.clone(),
             api_ids,

@@ -180,3 +180,41 @@ fn the_stack_id_resolves_like_cloudformations() {
     assert!(id.starts_with("arn:aws:cloudformation:us-east-1:123456789012:stack/Kit-Stack/"));
     assert_eq!(id.rsplit('/').next().unwrap().len(), 36);
 }
+
+#[test]
+fn the_api_key_is_in_a_usage_plan_of_the_rest_stage() {
+    let template = std::sync::Arc::new(transformed(&[]));
+    let stack = local_stack::Stack::new(
+        template,
+        aws_config::SdkConfig::builder().build(),
+        "Kit-Stack",
+    );
+    let apis = local_stack::apis::rest_apis(&stack).unwrap();
+    assert_eq!(apis.len(), 1);
+    assert_eq!(
+        apis[0].stages,
+        ["prod"],
+        "one stage, the StageName parameter's"
+    );
+    assert!(
+        local_stack::apis::usable_api_key(&stack, &apis[0])
+            .unwrap()
+            .is_some(),
+        "keyed routes would be uncallable"
+    );
+    let keyless: Vec<String> = apis[0]
+        .routes
+        .iter()
+        .filter(|r| !r.api_key_required)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        keyless,
+        [
+            "GET /approvals/{decision}",
+            "POST /approvals/{decision}",
+            "GET /thumbnails/{id}"
+        ],
+        "only the links people open from emails and messages go without the key"
+    );
+}

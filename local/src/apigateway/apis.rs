@@ -300,6 +300,41 @@ pub fn rest_apis(stack: &Stack) -> Result<Vec<RestApi>, TemplateError> {
     Ok(apis)
 }
 
+/// Whether an API key can call `api`'s keyed routes as deployed: an enabled
+/// `AWS::ApiGateway::ApiKey` linked (`AWS::ApiGateway::UsagePlanKey`) to a usage plan whose
+/// `ApiStages` include the API's stage. Returns the key's logical id.
+pub fn usable_api_key(stack: &Stack, api: &RestApi) -> Result<Option<String>, TemplateError> {
+    let template = &stack.template;
+    let resolver = &stack.resolver;
+    for (plan_id, plan) in template.resources_of_kind("AWS::ApiGateway::UsagePlan") {
+        if !resolver.exists(plan)? {
+            continue;
+        }
+        let serves_api = plan.properties["ApiStages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|stage| logical_ref(&stage["ApiId"]).as_deref() == Some(api.logical_id.as_str()));
+        if !serves_api {
+            continue;
+        }
+        for (_, link) in template.resources_of_kind("AWS::ApiGateway::UsagePlanKey") {
+            if logical_ref(&link.properties["UsagePlanId"]).as_deref() != Some(plan_id) {
+                continue;
+            }
+            let Some(key_id) = logical_ref(&link.properties["KeyId"]) else {
+                continue;
+            };
+            let key = template.resource(&key_id)?;
+            let enabled = resolver.resolve(&key.properties["Enabled"])? != false;
+            if key.kind == "AWS::ApiGateway::ApiKey" && enabled && resolver.exists(key)? {
+                return Ok(Some(key_id));
+            }
+        }
+    }
+    Ok(None)
+}
+
 #[derive(Debug, Clone)]
 pub struct WebSocketApi {
     pub logical_id: String,

@@ -37,8 +37,10 @@ pub struct Gateway {
     pub functions: Arc<Functions>,
     pub rest: Vec<RestApi>,
     pub websockets: Vec<WebSocketApi>,
-    /// The value clients send as `x-api-key` where a route requires a key.
-    pub api_key: String,
+    /// The value clients send as `x-api-key` where a route requires a key: the template's
+    /// enabled `AWS::ApiGateway::ApiKey` in a usage plan of the API's stage ([`apis::usable_api_key`]);
+    /// `None` when it has none, and then no keyed route can be called.
+    pub api_key: Option<String>,
     /// `127.0.0.1:port`, as requests' `Host`.
     pub authority: String,
     /// The emulator, for the local mailbox.
@@ -267,7 +269,7 @@ async fn rest(State(shared): State<AppState>, request: Request) -> Response {
         );
     };
     let sent_key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    if route.api_key_required && sent_key != Some(gateway.api_key.as_str()) {
+    if route.api_key_required && (sent_key.is_none() || sent_key != gateway.api_key.as_deref()) {
         return gateway_response(api, "INVALID_API_KEY", StatusCode::FORBIDDEN, "Forbidden");
     }
     let (headers, multi_value_headers) = header_maps(&parts.headers);
