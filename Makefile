@@ -32,6 +32,7 @@ help:
 	@echo "make transformed  write what CloudFormation receives (SAM transform) to target/"
 	@echo "make iam-report   per role: actions used / refused / granted but unused (after make test)"
 	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
+	@echo "make chaos      every system under 20% injected AWS faults for 2 min; nothing may be lost"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
@@ -97,6 +98,17 @@ test: fmt-check clippy unit-and-integration lint fuzz-smoke
 fuzz: $(EMU_VENV)/.installed $(SAM_VENV)/.installed $(FUZZ_VENV)/.installed gate-bin
 	SCHEMATHESIS=$(FUZZ_VENV)/bin/schemathesis STATE_DIR=$(STATE_DIR) \
 	  local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-fuzz.log -- local/fuzz.sh
+
+# Chaos: every system driven while 20% of every principal's AWS calls fail (throttling, 5xx,
+# cut connections before and after the call applied, latency), then drained and checked: nothing
+# lost. `make test` runs the same test for 12 s; CHAOS_SECONDS / CHAOS_FAULTS to change it.
+CHAOS_SECONDS ?= 120
+CHAOS_FAULTS ?= 0.2,seed=20261201
+.PHONY: chaos
+chaos: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_FAULTS='$(CHAOS_FAULTS)' \
+	  local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-chaos.log -- \
+	  cargo test --locked -p local-stack --test chaos -- --nocapture
 
 # The same run, seeded and small enough for every `make test` (FUZZ_SMOKE_EXAMPLES per operation
 # and phase).

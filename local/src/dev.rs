@@ -30,6 +30,8 @@ pub struct DevOptions {
     pub visibility_timeout_cap: Option<u64>,
     /// Template parameter overrides, as `sam deploy --parameter-overrides`.
     pub parameters: Vec<(String, String)>,
+    /// Fault injection for this stack's principals (see [`crate::faults`]); off when `None`.
+    pub faults: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,16 @@ impl DevStack {
             stack.verify_email_identity(&sender).await?;
         }
         let skipped = stack.ensure_all().await?;
+        if let Some(spec) = &options.faults {
+            spec.parse::<crate::faults::FaultSpec>()
+                .map_err(DevError::Start)?;
+            stack
+                .gate
+                .set_faults(&stack.prefix, Some(spec))
+                .await
+                .map_err(DevError::Start)?;
+            progress(&format!("fault injection on: {spec}"));
+        }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
             .map_err(|source| DevError::Port {

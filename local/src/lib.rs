@@ -8,6 +8,7 @@
 //! - [`lambda`]: functions as Lambda processes, event-source mappings, pipes;
 //! - [`apigateway`]: REST and WebSocket APIs and `@connections`;
 //! - [`emulator`]: where the emulator (behind the gate) is;
+//! - [`faults`]: throttling, errors, cut connections and latency the gate injects on demand;
 //! - [`dev`]: the start-up order of the whole system (`make dev`, the end-to-end tests);
 //! - [`tour`]: the script `make dev` prints and the end-to-end tests run.
 
@@ -15,6 +16,7 @@ pub mod apigateway;
 pub mod cloudformation;
 pub mod dev;
 pub mod emulator;
+pub mod faults;
 pub mod iam;
 pub mod lambda;
 pub mod tour;

@@ -6,116 +6,21 @@
 //! Needs the emulator (`make test` starts it). Queues' visibility timeouts are capped at 1 s here
 //! (`--sqs-visibility-cap`) so redrive to a DLQ takes seconds, not the template's minutes.
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-struct Local {
-    url: String,
-    api_key: String,
-    websocket: String,
-    state: Value,
-    log: PathBuf,
-    /// Holds the stack's stdin open; the stack stops when this test binary exits.
-    _child: Mutex<Child>,
-}
+mod support;
 
-impl Local {
-    fn resource(&self, id: &str) -> String {
-        self.state["resources"][id]["ref"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{id} is not provisioned"))
-            .to_string()
-    }
+use support::{Local, http, photo, sdk};
 
-    fn log_tail(&self) -> String {
-        log_tail(&self.log)
-    }
-}
-
-fn log_tail(path: &PathBuf) -> String {
-    let mut text = String::new();
-    let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text));
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// The stack, started on first use (it builds the functions, so the first test waits minutes).
+/// The stack of this test binary, started on first use.
 fn local() -> &'static Local {
     static LOCAL: OnceLock<Local> = OnceLock::new();
-    LOCAL.get_or_init(|| {
-        assert!(
-            std::env::var("AWS_ENDPOINT_URL").is_ok(),
-            "AWS_ENDPOINT_URL is not set: run `make test` (it starts the emulator)"
-        );
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let dir = std::env::temp_dir();
-        let state_file = dir.join(format!("local-stack-e2e-{}.json", &id[..8]));
-        let log = dir.join(format!("local-stack-e2e-{}.log", &id[..8]));
-        let output = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
-            .args(["dev", "--port", "0", "--exit-with-stdin"])
-            .args(["--prefix", &format!("e2e{}", &id[..6])])
-            .args(["--sqs-visibility-cap", "1"])
-            .arg("--state-file")
-            .arg(&state_file)
-            .stdin(Stdio::piped())
-            .stdout(output.try_clone().expect("log file"))
-            .stderr(output)
-            .spawn()
-            .expect("local-stack starts");
-        let started = Instant::now();
-        let state: Value = loop {
-            if let Ok(text) = std::fs::read_to_string(&state_file)
-                && let Ok(state) = serde_json::from_str(&text)
-            {
-                break state;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "local-stack exited ({status}) before it was ready:\n{}",
-                    log_tail(&log)
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(1800),
-                "local-stack not ready after 30 min:\n{}",
-                log_tail(&log)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        Local {
-            url: state["gateway"].as_str().expect("gateway").to_string(),
-            api_key: state["api_key"].as_str().expect("key").to_string(),
-            websocket: state["websockets"]["ChatWebSocketApi"]
-                .as_str()
-                .expect("chat WebSocket")
-                .to_string(),
-            state,
-            log,
-            _child: Mutex::new(child),
-        }
-    })
-}
-
-async fn sdk() -> aws_config::SdkConfig {
-    let endpoint = local_stack::emulator::endpoint_from_env()
-        .await
-        .expect("emulator");
-    local_stack::emulator::sdk_config(&endpoint).await
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    LOCAL.get_or_init(|| Local::start("e2e", &["--sqs-visibility-cap", "1"]))
 }
 
 /// A call to the REST API with the key; returns status and JSON body (or `null`).
@@ -245,18 +150,6 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
     let backup: Value =
         serde_json::from_slice(&backup.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(backup["id"], id.as_str());
-}
-
-/// A real JPEG, 640x480.
-fn photo() -> Vec<u8> {
-    let image = image::RgbImage::from_fn(640, 480, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut out, image::ImageFormat::Jpeg)
-        .expect("encodes");
-    out.into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -125,13 +125,11 @@ impl AppointmentsRepo {
     }
 
     pub async fn create(&self, appointment: &Appointment) -> Result<(), BackendError> {
-        crate::dynamo::put(
-            &self.db,
-            self.appointments()?,
-            appointment,
-            Some("attribute_not_exists(id)"),
-        )
-        .await
+        // The id is a fresh UUID: only our own lost-answer attempt can already hold it.
+        match crate::dynamo::put_new(&self.db, self.appointments()?, appointment, &["id"]).await? {
+            true => Ok(()),
+            false => Err(BackendError::failed("dynamodb", "appointment id collision")),
+        }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Appointment>, BackendError> {

@@ -303,13 +303,10 @@ impl Messages {
             message,
             sort_key: format!("{sent_at}#{id}"),
         };
-        crate::dynamo::put(
-            &self.db,
-            &self.table,
-            &stored,
-            Some("attribute_not_exists(sort_key)"),
-        )
-        .await?;
+        // The sort key holds a fresh id: only our own lost-answer attempt can already hold it.
+        if !crate::dynamo::put_new(&self.db, &self.table, &stored, &["room", "sort_key"]).await? {
+            return Err(BackendError::failed("dynamodb", "message key collision"));
+        }
         Ok(stored.message)
     }
 

@@ -27,6 +27,57 @@ pub async fn put<T: Serialize>(
     Ok(())
 }
 
+/// Puts a new item: only if no item has its key (`key`: the key attribute names). A put whose
+/// first attempt was applied but whose answer was lost (the SDK then retries) meets its own
+/// write: when the stored item is exactly ours, that is success, not a conflict.
+/// `Ok(false)`: another item already has the key.
+pub async fn put_new<T: Serialize>(
+    db: &Client,
+    table: &str,
+    item: &T,
+    key: &[&str],
+) -> Result<bool, BackendError> {
+    let attributes: std::collections::HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(item).map_err(|e| BackendError::failed("dynamodb", e))?;
+    let condition = key
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("attribute_not_exists(#k{i})"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut put = db
+        .put_item()
+        .table_name(table)
+        .set_item(Some(attributes.clone()))
+        .condition_expression(condition);
+    for (i, name) in key.iter().enumerate() {
+        put = put.expression_attribute_names(format!("#k{i}"), *name);
+    }
+    match put.send().await {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            let key_attributes = key
+                .iter()
+                .filter_map(|k| Some((k.to_string(), attributes.get(*k)?.clone())))
+                .collect();
+            let stored = db
+                .get_item()
+                .table_name(table)
+                .set_key(Some(key_attributes))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+            Ok(stored.item.as_ref() == Some(&attributes))
+        }
+        Err(err) => Err(classify_sdk_error("dynamodb", &err)),
+    }
+}
+
 /// Gets the item whose string partition key `key` is `value`.
 pub async fn get<T: DeserializeOwned>(
     db: &Client,

@@ -156,32 +156,42 @@ impl From<BackendError> for ApiError {
 }
 
 /// Classifies an SDK error without naming its operation type.
-pub fn classify_sdk_error<E, R>(
+pub fn classify_sdk_error<E>(
     service: &'static str,
-    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
+    err: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> BackendError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    use aws_sdk_dynamodb::error::SdkError;
     let code = err.code().unwrap_or_default();
     let detail = format!("{}: {}", code, err.message().unwrap_or("no message"));
+    // What a retry can fix: throttling, the service's own 5xx, and the transport (timeouts,
+    // refused or cut connections, a response cut off mid-way) once the SDK's retries ran out.
+    let status = match err {
+        SdkError::ServiceError(e) => e.raw().status().as_u16(),
+        _ => 0,
+    };
     let throttled = matches!(
         code,
         "ThrottlingException"
             | "ProvisionedThroughputExceededException"
             | "RequestLimitExceeded"
             | "Throttling"
+            | "Throttled"
+            | "RequestThrottled"
             | "SlowDown"
             | "TooManyRequestsException"
             | "ServiceUnavailable"
             | "InternalServerError"
-    ) || matches!(
-        err,
-        aws_sdk_dynamodb::error::SdkError::TimeoutError(_)
-            | aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)
-    );
+            | "InternalFailure"
+    ) || status == 429
+        || status >= 500
+        || matches!(
+            err,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        );
     if throttled {
         BackendError::Throttled { service, detail }
     } else {

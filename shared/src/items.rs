@@ -442,6 +442,12 @@ impl ItemsRepo {
                         item: existing.item,
                         replayed: true,
                     }),
+                    // No key, a fresh random id: the SDK retried a put whose answer was lost,
+                    // and met our own write.
+                    (None, None) if existing.item == stored.item => Ok(Created {
+                        item: existing.item,
+                        replayed: false,
+                    }),
                     _ => Err(ItemsError::IdempotencyKeyReused),
                 }
             }

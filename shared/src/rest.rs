@@ -99,6 +99,11 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     if let Some(allow) = err.allow {
         builder = builder.header(header::ALLOW, allow);
     }
+    if err.status == http::StatusCode::SERVICE_UNAVAILABLE {
+        // A dependency is throttling or failing: safe to retry (creates carry their
+        // Idempotency-Key), after a second.
+        builder = builder.header(header::RETRY_AFTER, "1");
+    }
     builder
         .body(Body::Text(text))
         .expect("static response parts are valid")

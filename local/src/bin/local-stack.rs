@@ -1,8 +1,10 @@
 //! `local-stack`, the command behind `make dev`:
 //!
 //! - `local-stack dev [--port 3000] [--prefix dev] [--release] [--state-file FILE]
-//!   [--parameter Name=Value]... [--sqs-visibility-cap SECONDS] [--exit-with-stdin]`: the whole
-//!   system running locally (see `local_stack::dev`) until Ctrl-C;
+//!   [--parameter Name=Value]... [--sqs-visibility-cap SECONDS] [--faults SPEC]
+//!   [--exit-with-stdin]`: the whole system running locally (see `local_stack::dev`) until
+//!   Ctrl-C; `--faults` (or `LOCAL_FAULTS`) injects faults into its principals' calls
+//!   (`local_stack::faults`);
 //! - `local-stack provision --prefix dev --env-file FILE`: only the resources, and the functions'
 //!   resolved environment for `cargo lambda watch --env-file` (one environment for all functions,
 //!   so the template must not give one variable two values);
@@ -113,6 +115,9 @@ async fn dev(args: &[String]) -> Result<(), Error> {
             .map(|s| s.parse())
             .transpose()?,
         parameters,
+        // --faults SPEC, or LOCAL_FAULTS (what the tests set); see local_stack::faults.
+        faults: flag(args, "--faults")
+            .or_else(|| std::env::var("LOCAL_FAULTS").ok().filter(|v| !v.is_empty())),
     };
     let started = std::time::Instant::now();
     let log = Arc::new(PrefixedStdout { width: 16 });

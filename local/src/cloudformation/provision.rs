@@ -883,12 +883,24 @@ impl Stack {
                 logical_id: id.to_string(),
                 arn: arn.clone(),
                 policies,
+                timeout_ms: self.timeout_of_role_user(id),
             })
             .await
             .map_err(ProvisionError::Iam)?;
         Ok(Physical {
             reference: name.clone(),
             attributes: HashMap::from([("Arn".into(), arn), ("RoleId".into(), name)]),
+        })
+    }
+
+    /// The `Timeout` (ms) of the function that runs as this role, if one does.
+    fn timeout_of_role_user(&self, role_id: &str) -> Option<u64> {
+        self.template.resources.values().find_map(|r| {
+            let role = r.properties.get("Role")?;
+            if !self.template.references(role).contains(role_id) {
+                return None;
+            }
+            Some(r.properties.get("Timeout")?.as_u64()? * 1000)
         })
     }
 

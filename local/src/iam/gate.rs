@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -42,6 +43,8 @@ struct Registry {
 }
 
 struct Gate {
+    /// Fault injection per stack (prefix), when turned on.
+    faults: Mutex<HashMap<String, Arc<crate::faults::Faults>>>,
     emulator: String,
     http: reqwest::Client,
     registry: Mutex<Registry>,
@@ -71,6 +74,7 @@ pub async fn serve(
             .expect("HTTP client"),
         registry: Mutex::new(Registry::default()),
         audit,
+        faults: Mutex::new(HashMap::new()),
     });
     let app = Router::new().fallback(handle).with_state(gate);
     axum::serve(listener, app).await
@@ -221,8 +225,51 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
             return denied(&call.service, &call.operation, &message);
         }
     }
+    // Allowed: now what AWS does at scale, when faults are on for this stack.
+    let faults = gate
+        .faults
+        .lock()
+        .expect("faults")
+        .get(&role.stack)
+        .cloned();
+    use crate::faults::FaultKind;
+    let fault = faults
+        .as_ref()
+        .and_then(|f| f.draw(&call.service, &call.operation))
+        .map(|kind| match kind {
+            // Step Functions' own calls to SQS surface a failure to the execution as an
+            // SQS.* error, never as a transport cut (which moto would turn into States.Runtime,
+            // an error AWS does not retry).
+            FaultKind::Reset | FaultKind::Lost if key == EMULATOR_STATES_KEY => FaultKind::Error,
+            kind => kind,
+        });
+    match fault {
+        Some(kind @ (FaultKind::Throttle | FaultKind::Error)) => {
+            let use_503 = fastrand::bool();
+            return crate::faults::error_response(&call.service, kind, use_503);
+        }
+        Some(FaultKind::Reset) => return crate::faults::cut_connection(),
+        Some(FaultKind::Latency) => {
+            let timeout = Duration::from_millis(role.timeout_ms.unwrap_or(3_000));
+            let delay = faults
+                .as_ref()
+                .map(|f| f.delay(timeout))
+                .unwrap_or_default();
+            tokio::time::sleep(delay).await;
+        }
+        Some(FaultKind::Lost) | None => {}
+    }
     let sent_body = body.clone();
     let response = forward_raw(&gate, &parts, &query, body).await;
+    if fault == Some(FaultKind::Lost) {
+        // Applied by the emulator; the answer never arrives.
+        if let Ok((status, _, bytes)) = &response
+            && status.is_success()
+        {
+            learn(&gate, &call, &key, &sent_body, bytes);
+        }
+        return crate::faults::cut_connection();
+    }
     match response {
         Ok((status, headers, bytes)) => {
             if status.is_success() {
@@ -422,6 +469,33 @@ fn register(gate: &Gate, what: &str, body: &[u8]) -> Response {
         }),
         "authorize" => parse::<AuthorizeRequest>(body)
             .map(|question| axum::Json(authorize(gate, &question)).into_response()),
+        "faults" => parse::<Value>(body).and_then(|request| {
+            let stack = request["stack"].as_str().unwrap_or_default().to_string();
+            let mut faults = gate.faults.lock().expect("faults");
+            match request["spec"].as_str() {
+                Some(text) => {
+                    let spec: crate::faults::FaultSpec = text.parse()?;
+                    eprintln!("iam-gate: faults on for stack {stack}: {text}");
+                    faults.insert(stack, Arc::new(crate::faults::Faults::new(spec)));
+                }
+                None => {
+                    eprintln!("iam-gate: faults off for stack {stack}");
+                    faults.remove(&stack);
+                }
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }),
+        "faults-summary" => parse::<Value>(body).map(|request| {
+            let stack = request["stack"].as_str().unwrap_or_default();
+            let summary = gate
+                .faults
+                .lock()
+                .expect("faults")
+                .get(stack)
+                .map(|f| f.summary())
+                .unwrap_or(Value::Null);
+            axum::Json(summary).into_response()
+        }),
         _ => Ok((StatusCode::NOT_FOUND, "unknown gate endpoint").into_response()),
     };
     outcome.unwrap_or_else(|e| (StatusCode::BAD_REQUEST, e).into_response())

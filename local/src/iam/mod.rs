@@ -41,6 +41,9 @@ pub struct RoleRecord {
     pub arn: String,
     /// Inline policies and pinned copies of its AWS managed policies.
     pub policies: Vec<Value>,
+    /// The timeout of what runs as this role (a function's `Timeout`), for latency faults.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// A resource-based policy (bucket policy, queue policy) on a resource ARN.
@@ -153,6 +156,23 @@ impl GateClient {
 
     pub async fn register_state_machine(&self, record: &StateMachineRecord) -> Result<(), String> {
         self.post("state-machines", record).await.map(drop)
+    }
+
+    /// Turns fault injection on (`Some(spec)`, see [`crate::faults`]) or off for a stack's
+    /// principals.
+    pub async fn set_faults(&self, stack: &str, spec: Option<&str>) -> Result<(), String> {
+        self.post("faults", &serde_json::json!({"stack": stack, "spec": spec}))
+            .await
+            .map(drop)
+    }
+
+    /// What the injector did for a stack: attempts and faults per service.
+    pub async fn faults(&self, stack: &str) -> Result<Value, String> {
+        self.post("faults-summary", &serde_json::json!({"stack": stack}))
+            .await?
+            .json()
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn authorize(&self, question: &AuthorizeRequest) -> Result<AuthorizeAnswer, String> {

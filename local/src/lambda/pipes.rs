@@ -206,11 +206,17 @@ impl PipeRunner {
             // An enrichment failure fails the whole batch (Pipes supports no partial batch
             // failure for enrichments); it is retried up to MaximumRetryAttempts, then only
             // where the batch was goes to the dead-letter queue.
+            // A failed target send fails the batch the same way (at least once: documents sent
+            // before the failure are sent again).
             let mut attempts = 0;
-            let output = loop {
+            let outcome = loop {
                 attempts += 1;
-                match self.enrich_once(&input, &enrich).await {
-                    Ok(output) => break Ok(output),
+                let result = match self.enrich_once(&input, &enrich).await {
+                    Ok(output) => self.deliver(output).await,
+                    Err(reason) => Err(reason),
+                };
+                match result {
+                    Ok(delivered) => break Ok(delivered),
                     Err(reason) if attempts > self.max_retries => break Err(reason),
                     Err(reason) => {
                         tracing::warn!(%reason, attempts, "pipe batch failed; retrying");
@@ -219,27 +225,40 @@ impl PipeRunner {
                     }
                 }
             };
-            match output {
-                Ok(Value::Array(documents)) => {
-                    for document in documents {
-                        self.send(&self.target_url, &document).await?;
-                        stats.delivered += 1;
-                    }
-                }
-                Ok(document) => {
-                    self.send(&self.target_url, &document).await?;
-                    stats.delivered += 1;
-                }
+            match outcome {
+                Ok(delivered) => stats.delivered += delivered,
                 Err(reason) => {
                     stats.failed_batches += 1;
                     if let Some(dlq) = &self.dead_letter_url {
-                        self.send(dlq, &self.dead_letter_message(batch, attempts, &reason))
-                            .await?;
+                        let message = self.dead_letter_message(batch, attempts, &reason);
+                        // The DLQ send is retried until it is taken: the batch's only trace.
+                        let mut tries = 0;
+                        while let Err(err) = self.send(dlq, &message).await {
+                            tries += 1;
+                            if tries >= 20 {
+                                return Err(err);
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                        }
                     }
                 }
             }
         }
         Ok(stats)
+    }
+
+    /// Sends the enrichment's documents to the target; the count sent.
+    async fn deliver(&self, output: Value) -> Result<usize, String> {
+        let documents = match output {
+            Value::Array(documents) => documents,
+            document => vec![document],
+        };
+        for document in &documents {
+            self.send(&self.target_url, document)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(documents.len())
     }
 
     async fn enrich_once<F, Fut>(&self, input: &Value, enrich: &F) -> Result<Value, String>

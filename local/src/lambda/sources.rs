@@ -545,13 +545,20 @@ impl StreamMapping {
                 "streamArn": self.stream_arn,
             },
         });
-        let _ = self
-            .sqs
-            .send_message()
-            .queue_url(url)
-            .message_body(body.to_string())
-            .send()
-            .await;
+        // Retried until SQS takes it: it is the batch's only trace.
+        for attempt in 1..=20u64 {
+            let sent = self
+                .sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(body.to_string())
+                .send()
+                .await;
+            if sent.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+        }
     }
 }
 

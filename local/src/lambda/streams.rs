@@ -74,23 +74,37 @@ impl StreamReader {
         let mut records = Vec::new();
         let mut shard_ids: Vec<String> = self.iterators.keys().cloned().collect();
         shard_ids.sort();
+        // A shard whose read fails keeps its iterator (read again next poll); what the other
+        // shards returned is delivered, never dropped.
+        let mut failure = None;
         for shard_id in shard_ids {
             let Some(Some(iterator)) = self.iterators.get(&shard_id).cloned() else {
                 continue;
             };
-            let out = self
+            let out = match self
                 .client
                 .get_records()
                 .shard_iterator(iterator)
                 .send()
                 .await
-                .map_err(|e| call(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    failure = Some(call(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(
+                        e,
+                    )));
+                    continue;
+                }
+            };
             for record in out.records.unwrap_or_default() {
                 records.push(to_lambda_record(&record, &self.stream_arn)?);
             }
             self.iterators.insert(shard_id, out.next_shard_iterator);
         }
-        Ok(records)
+        match failure {
+            Some(err) if records.is_empty() => Err(err),
+            _ => Ok(records),
+        }
     }
 }
 

@@ -1,0 +1,327 @@
+//! What AWS does at scale, on demand: the IAM gate injects faults into a stack's calls
+//! (`local-stack dev --faults SPEC`, or `POST /_local/faults` on the gate). Off by default.
+//!
+//! A SPEC is a rate and options, comma-separated: `0.2` (20% of every principal's calls fail),
+//! `0.2,seed=7,latency=0.5,dynamodb=0.4,s3:PutObject=1,kinds=throttle+error+reset`. The rate
+//! is drawn per attempt (every SDK retry sees a fresh draw); `service=RATE` or
+//! `service:Operation=RATE` override it; `kinds` picks among:
+//! - `throttle`: the service's own throttling error (`ProvisionedThroughputExceededException`,
+//!   `SlowDown`, `RequestThrottled`, `Throttled`, `ThrottlingException`, `TooManyRequestsException`);
+//! - `error`: a 500 or 503 in the service's shape;
+//! - `reset`: the connection cut before the request is forwarded;
+//! - `lost`: the request applied, then the connection cut before the answer (what tests
+//!   idempotency);
+//! - `latency`: a delay of up to `latency` (a fraction, default 0.3) of the principal's timeout.
+//!
+//! Calls of the deployer (provisioning, test assertions) are never faulted; calls moto's Step
+//! Functions makes for a state machine are.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Throttle,
+    Error,
+    Reset,
+    Lost,
+    Latency,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 5] = [
+        FaultKind::Throttle,
+        FaultKind::Error,
+        FaultKind::Reset,
+        FaultKind::Lost,
+        FaultKind::Latency,
+    ];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "throttle" => Self::Throttle,
+            "error" => Self::Error,
+            "reset" => Self::Reset,
+            "lost" => Self::Lost,
+            "latency" => Self::Latency,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpec {
+    pub rate: f64,
+    /// (service, operation or None for all, rate), most specific first when matched.
+    pub overrides: Vec<(String, Option<String>, f64)>,
+    pub seed: u64,
+    /// Largest delay, as a fraction of the principal's timeout.
+    pub latency: f64,
+    pub kinds: Vec<FaultKind>,
+}
+
+impl std::str::FromStr for FaultSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut parts = text.split(',').map(str::trim).filter(|p| !p.is_empty());
+        let rate_text = parts.next().ok_or("empty fault spec")?;
+        let rate = parse_rate(rate_text)?;
+        let mut spec = FaultSpec {
+            rate,
+            overrides: Vec::new(),
+            seed: 20261201,
+            latency: 0.3,
+            kinds: FaultKind::ALL.to_vec(),
+        };
+        for part in parts {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("fault spec part {part:?}: expected key=value"))?;
+            match key {
+                "seed" => spec.seed = value.parse().map_err(|_| format!("seed {value:?}"))?,
+                "latency" => spec.latency = parse_rate(value)?,
+                "kinds" => {
+                    spec.kinds = value
+                        .split('+')
+                        .map(|k| FaultKind::parse(k).ok_or_else(|| format!("fault kind {k:?}")))
+                        .collect::<Result<_, _>>()?;
+                }
+                target => {
+                    let (service, operation) = match target.split_once(':') {
+                        Some((s, o)) => (s.to_string(), Some(o.to_string())),
+                        None => (target.to_string(), None),
+                    };
+                    spec.overrides
+                        .push((service, operation, parse_rate(value)?));
+                }
+            }
+        }
+        if spec.kinds.is_empty() {
+            return Err("kinds= names no fault kind".into());
+        }
+        Ok(spec)
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("fault rate {text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("fault rate {rate} is not between 0 and 1"))
+    }
+}
+
+/// One stack's fault injector: the spec, its random source, and what it injected.
+pub struct Faults {
+    spec: FaultSpec,
+    rng: Mutex<fastrand::Rng>,
+    injected: Mutex<BTreeMap<(String, FaultKind), u64>>,
+    attempts: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Faults {
+    pub fn new(spec: FaultSpec) -> Self {
+        Self {
+            rng: Mutex::new(fastrand::Rng::with_seed(spec.seed)),
+            spec,
+            injected: Mutex::new(BTreeMap::new()),
+            attempts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn rate_for(&self, service: &str, operation: &str) -> f64 {
+        let exact = self
+            .spec
+            .overrides
+            .iter()
+            .find(|(s, o, _)| s == service && o.as_deref() == Some(operation));
+        let by_service = || {
+            self.spec
+                .overrides
+                .iter()
+                .find(|(s, o, _)| s == service && o.is_none())
+        };
+        exact
+            .or_else(by_service)
+            .map_or(self.spec.rate, |(_, _, rate)| *rate)
+    }
+
+    /// Whether this attempt fails, and how (a fresh draw per call).
+    pub fn draw(&self, service: &str, operation: &str) -> Option<FaultKind> {
+        *self
+            .attempts
+            .lock()
+            .expect("faults")
+            .entry(service.to_string())
+            .or_default() += 1;
+        let rate = self.rate_for(service, operation);
+        let mut rng = self.rng.lock().expect("faults");
+        if rng.f64() >= rate {
+            return None;
+        }
+        let kind = self.spec.kinds[rng.usize(..self.spec.kinds.len())];
+        drop(rng);
+        *self
+            .injected
+            .lock()
+            .expect("faults")
+            .entry((service.to_string(), kind))
+            .or_default() += 1;
+        Some(kind)
+    }
+
+    /// A delay for a `latency` fault: up to the spec's fraction of `timeout`.
+    pub fn delay(&self, timeout: Duration) -> Duration {
+        let fraction = self.rng.lock().expect("faults").f64() * self.spec.latency;
+        timeout.mul_f64(fraction)
+    }
+
+    /// Calls seen and faults injected, per service and kind (for `GET /_local/faults`).
+    pub fn summary(&self) -> serde_json::Value {
+        let injected: BTreeMap<String, BTreeMap<String, u64>> =
+            self.injected.lock().expect("faults").iter().fold(
+                BTreeMap::new(),
+                |mut out, ((service, kind), n)| {
+                    let kind = serde_json::to_value(kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    out.entry(service.clone()).or_default().insert(kind, *n);
+                    out
+                },
+            );
+        serde_json::json!({
+            "attempts": *self.attempts.lock().expect("faults"),
+            "injected": injected,
+        })
+    }
+}
+
+/// The answer for a `throttle` or `error` fault, in the service's own shape and code.
+pub fn error_response(service: &str, kind: FaultKind, server_error_503: bool) -> Response {
+    let (status, code) = match (kind, service) {
+        (FaultKind::Throttle, "dynamodb") => (
+            StatusCode::BAD_REQUEST,
+            "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        ),
+        (FaultKind::Throttle, "s3") => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown"),
+        (FaultKind::Throttle, "sqs") => (StatusCode::BAD_REQUEST, "RequestThrottled"),
+        (FaultKind::Throttle, "sns") => (StatusCode::TOO_MANY_REQUESTS, "Throttled"),
+        (FaultKind::Throttle, "ses") => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
+        (FaultKind::Throttle, _) => (StatusCode::BAD_REQUEST, "ThrottlingException"),
+        (_, _) if server_error_503 => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+        (_, "dynamodb") => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "com.amazonaws.dynamodb.v20120810#InternalServerError",
+        ),
+        (_, _) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+    };
+    let short = code.rsplit('#').next().unwrap_or(code);
+    let message = "injected by the local fault injector";
+    match service {
+        "s3" => xml(
+            status,
+            format!("<Error><Code>{short}</Code><Message>{message}</Message></Error>"),
+        ),
+        "sns" => xml(
+            status,
+            format!(
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>{short}</Code><Message>{message}</Message></Error></ErrorResponse>"
+            ),
+        ),
+        _ => {
+            let mut response = (
+                status,
+                axum::Json(serde_json::json!({"__type": code, "message": message})),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(short) {
+                headers.insert("x-amzn-errortype", value);
+            }
+            if service == "sqs"
+                && let Ok(value) = HeaderValue::from_str(&format!("{short};Sender"))
+            {
+                headers.insert("x-amzn-query-error", value);
+            }
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-amz-json-1.0"),
+            );
+            response
+        }
+    }
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+/// A connection cut: the status line and headers promise a body that never comes.
+pub fn cut_connection() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection cut by the local fault injector",
+        ))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_LENGTH,
+        HeaderValue::from_static("4096"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_with_overrides_and_kinds() {
+        let spec: FaultSpec =
+            "0.2,seed=7,latency=0.5,dynamodb=0.4,s3:PutObject=1,kinds=throttle+lost"
+                .parse()
+                .unwrap();
+        assert_eq!(spec.rate, 0.2);
+        assert_eq!(spec.seed, 7);
+        assert_eq!(spec.kinds, [FaultKind::Throttle, FaultKind::Lost]);
+        let faults = Faults::new(spec);
+        assert_eq!(faults.rate_for("dynamodb", "GetItem"), 0.4);
+        assert_eq!(faults.rate_for("s3", "PutObject"), 1.0);
+        assert_eq!(faults.rate_for("s3", "GetObject"), 0.2);
+        assert!("1.5".parse::<FaultSpec>().is_err());
+        assert!("0.1,kinds=fire".parse::<FaultSpec>().is_err());
+    }
+
+    #[test]
+    fn the_draws_follow_the_rate_and_repeat_with_the_seed() {
+        let run = || {
+            let faults = Faults::new("0.2,seed=42".parse().unwrap());
+            (0..10_000)
+                .map(|_| faults.draw("sqs", "SendMessage"))
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run(), "same seed, same faults");
+        let failed = first.iter().filter(|f| f.is_some()).count();
+        assert!((1800..2200).contains(&failed), "{failed} of 10000 at 20%");
+        let none = Faults::new("0".parse().unwrap());
+        assert!((0..1000).all(|_| none.draw("s3", "GetObject").is_none()));
+    }
+}

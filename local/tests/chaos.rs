@@ -1,0 +1,732 @@
+//! Chaos: every system driven through its public interfaces at a steady rate while the IAM gate
+//! fails a share of every principal's AWS calls (throttling, 500/503, cut connections before
+//! and after the call was applied, latency), then, with faults off, drained and checked against
+//! its promises. It prints a ledger per system and fails if anything was lost.
+//!
+//! `make test` runs it short and seeded (`CHAOS_SECONDS`, default 12); `make chaos` runs it for
+//! 2 minutes. `CHAOS_FAULTS` is the fault spec (default `0.2,seed=20261201`, see
+//! `local_stack::faults`).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{Local, http, photo, sdk};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Default)]
+struct Ledger {
+    requests: u64,
+    /// Final answers by kind ("201", "201 after retry", "503 gave up", ...).
+    outcomes: BTreeMap<String, u64>,
+    /// Broken promises found while driving (a 500, a 502, a 503 without Retry-After, ...).
+    violations: Vec<String>,
+}
+
+impl Ledger {
+    fn outcome(&mut self, kind: impl Into<String>) {
+        *self.outcomes.entry(kind.into()).or_default() += 1;
+    }
+}
+
+type Shared<T> = Arc<Mutex<T>>;
+
+struct Client {
+    url: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    retry_after: bool,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        idem: Option<&str>,
+    ) -> Option<Answer> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("x-api-key", &self.key)
+            .timeout(Duration::from_secs(40))
+            .json(body);
+        if let Some(key) = idem {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.ok()?;
+        let status = response.status().as_u16();
+        let retry_after = response.headers().contains_key("retry-after");
+        let body = response.json().await.unwrap_or(Value::Null);
+        Some(Answer {
+            status,
+            body,
+            retry_after,
+        })
+    }
+
+    /// Sends until a non-503 answer (at most `tries`), checking every 5xx against the promise:
+    /// dependency failures are 503, with a JSON error and Retry-After; never 500 or 502.
+    async fn with_retries(
+        &self,
+        ledger: &Shared<Ledger>,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        idem: Option<&str>,
+    ) -> Option<Answer> {
+        for attempt in 1..=6 {
+            ledger.lock().unwrap().requests += 1;
+            let answer = self.send(method.clone(), path, body, idem).await;
+            match answer {
+                Some(a) if a.status == 503 => {
+                    if !a.retry_after || a.body["error"]["code"].as_str().is_none() {
+                        ledger.lock().unwrap().violations.push(format!(
+                            "{method} {path}: 503 without a JSON error and Retry-After: {}",
+                            a.body
+                        ));
+                    }
+                    if attempt == 6 {
+                        ledger.lock().unwrap().outcome("503, gave up after 6 tries");
+                        return Some(a);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Some(a) if a.status >= 500 => {
+                    ledger
+                        .lock()
+                        .unwrap()
+                        .violations
+                        .push(format!("{method} {path}: {} {}", a.status, a.body));
+                    return Some(a);
+                }
+                Some(a) => {
+                    let kind = if attempt > 1 {
+                        format!("{} after {attempt} tries", a.status)
+                    } else {
+                        a.status.to_string()
+                    };
+                    ledger.lock().unwrap().outcome(kind);
+                    return Some(a);
+                }
+                None => {
+                    ledger
+                        .lock()
+                        .unwrap()
+                        .violations
+                        .push(format!("{method} {path}: the gateway did not answer"));
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
+fn spec() -> String {
+    std::env::var("CHAOS_FAULTS").unwrap_or_else(|_| "0.2,seed=20261201".into())
+}
+
+fn seconds() -> u64 {
+    std::env::var("CHAOS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12)
+}
+
+/// Every message of a queue, taken off it.
+async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .expect("receive");
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for m in messages {
+            bodies.push(m.body.unwrap_or_default());
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+}
+
+async fn tap(sdk: &aws_config::SdkConfig, topic_arn: &str, name: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("tap queue")
+        .queue_url
+        .unwrap_or_default();
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(format!(
+            "arn:aws:sqs:{}:{}:{name}",
+            local_stack::emulator::REGION,
+            local_stack::emulator::ACCOUNT_ID
+        ))
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("subscribe");
+    url
+}
+
+async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    let mut token = None;
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        for object in out.contents.unwrap_or_default() {
+            keys.insert(object.key.unwrap_or_default());
+        }
+        token = out.next_continuation_token;
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_system_keeps_its_promises_under_faults() {
+    let local = Local::start("chaos", &["--sqs-visibility-cap", "1"]);
+    let deployer = sdk().await;
+    let gate =
+        local_stack::iam::GateClient::new(&std::env::var("AWS_ENDPOINT_URL").expect("the gate"));
+    let sqs = aws_sdk_sqs::Client::new(&deployer);
+    let s3 = aws_sdk_s3::Client::new(&deployer);
+    let item_notices = tap(
+        &deployer,
+        &local.resource("ItemsTopic"),
+        &format!("{}-items-tap", local.prefix),
+    )
+    .await;
+    let thumbnail_notices = tap(
+        &deployer,
+        &local.resource("ThumbnailTopic"),
+        &format!("{}-thumbs-tap", local.prefix),
+    )
+    .await;
+    let client = Arc::new(Client {
+        url: local.url.clone(),
+        key: local.api_key.clone(),
+        http: http(),
+    });
+
+    // Two live chat connections in one room, before the faults start.
+    let room = format!("chaos{}", &local.prefix[5..]);
+    let mut sockets = Vec::new();
+    for user in ["ann", "bob"] {
+        let (socket, _) = tokio_tungstenite::connect_async(format!(
+            "{}?room={room}&user={user}",
+            local.websocket
+        ))
+        .await
+        .expect("chat connects");
+        sockets.push(socket);
+    }
+
+    let spec = spec();
+    gate.set_faults(&local.prefix, Some(&spec))
+        .await
+        .expect("faults on");
+    let run = Duration::from_secs(seconds());
+    let deadline = Instant::now() + run;
+    let ledgers: BTreeMap<&str, Shared<Ledger>> =
+        ["items", "photos", "chat", "approval", "appointments"]
+            .into_iter()
+            .map(|s| (s, Arc::new(Mutex::new(Ledger::default()))))
+            .collect();
+    let created: Shared<Vec<String>> = Default::default();
+    let unresolved: Shared<Vec<(String, Value)>> = Default::default();
+    let uploads: Shared<Vec<String>> = Default::default();
+    let posted: Shared<Vec<String>> = Default::default();
+    let executions: Shared<Vec<(String, String)>> = Default::default();
+    let booked: Shared<Vec<String>> = Default::default();
+    let every = Duration::from_millis(400);
+    let mut drivers = Vec::new();
+
+    // Items: creates with an Idempotency-Key, retried with the same key after a 503.
+    {
+        let (client, ledger, created, unresolved) = (
+            client.clone(),
+            ledgers["items"].clone(),
+            created.clone(),
+            unresolved.clone(),
+        );
+        drivers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                i += 1;
+                let key = uuid::Uuid::new_v4().to_string();
+                let body = json!({"name": format!("chaos item {i}"), "email": "chaos@example.com"});
+                match client
+                    .with_retries(&ledger, reqwest::Method::POST, "/items", &body, Some(&key))
+                    .await
+                {
+                    Some(a) if a.status == 201 || a.status == 200 => created
+                        .lock()
+                        .unwrap()
+                        .push(a.body["id"].as_str().unwrap_or_default().to_string()),
+                    _ => unresolved.lock().unwrap().push((key, body)),
+                }
+                tokio::time::sleep(every).await;
+            }
+        }));
+    }
+    // Photos: an upload ticket, then the presigned PUT (retried as a browser would).
+    {
+        let (client, ledger, uploads) =
+            (client.clone(), ledgers["photos"].clone(), uploads.clone());
+        drivers.push(tokio::spawn(async move {
+            let jpeg = photo();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                i += 1;
+                let body = json!({"filename": format!("chaos-{i}.jpg"), "content_type": "image/jpeg", "size": jpeg.len()});
+                let Some(ticket) = client
+                    .with_retries(&ledger, reqwest::Method::POST, "/uploads", &body, None)
+                    .await
+                    .filter(|a| a.status == 201 || a.status == 200)
+                else {
+                    tokio::time::sleep(every).await;
+                    continue;
+                };
+                let id = ticket.body["key"].as_str().unwrap_or_default().split('/').nth(1).unwrap_or_default().to_string();
+                let mut put_ok = false;
+                for _ in 0..6 {
+                    let mut put = client.http.put(ticket.body["upload_url"].as_str().unwrap_or_default());
+                    for (name, value) in ticket.body["headers"].as_object().into_iter().flatten() {
+                        put = put.header(name.as_str(), value.as_str().unwrap_or_default());
+                    }
+                    match put.body(jpeg.clone()).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            put_ok = true;
+                            break;
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(300)).await,
+                    }
+                }
+                if put_ok {
+                    ledger.lock().unwrap().outcome("uploaded");
+                    uploads.lock().unwrap().push(id);
+                } else {
+                    ledger.lock().unwrap().outcome("PUT gave up (not uploaded)");
+                }
+                tokio::time::sleep(every).await;
+            }
+        }));
+    }
+    // Chat: REST posts into the room the two sockets are in.
+    {
+        let (client, ledger, posted, room) = (
+            client.clone(),
+            ledgers["chat"].clone(),
+            posted.clone(),
+            room.clone(),
+        );
+        drivers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                i += 1;
+                let body = json!({"user": "ann", "text": format!("chaos message {i}")});
+                if let Some(a) = client
+                    .with_retries(
+                        &ledger,
+                        reqwest::Method::POST,
+                        &format!("/rooms/{room}/messages"),
+                        &body,
+                        None,
+                    )
+                    .await
+                    .filter(|a| a.status == 201)
+                {
+                    posted.lock().unwrap().push(
+                        a.body["message"]["id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+                tokio::time::sleep(every).await;
+            }
+        }));
+    }
+    // Approval: requests for a manager.
+    {
+        let (client, ledger, executions) = (
+            client.clone(),
+            ledgers["approval"].clone(),
+            executions.clone(),
+        );
+        drivers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                i += 1;
+                let employee = format!(
+                    "Chaos {i} {}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..6]
+                );
+                let body =
+                    json!({"employeeName": employee, "managerEmail": "chaos-manager@example.com"});
+                if let Some(a) = client
+                    .with_retries(&ledger, reqwest::Method::POST, "/approvals", &body, None)
+                    .await
+                    .filter(|a| a.status == 202)
+                {
+                    executions.lock().unwrap().push((
+                        a.body["executionArn"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        employee,
+                    ));
+                }
+                tokio::time::sleep(every * 2).await;
+            }
+        }));
+    }
+    // Appointments: bookings.
+    {
+        let (client, ledger, booked) = (
+            client.clone(),
+            ledgers["appointments"].clone(),
+            booked.clone(),
+        );
+        drivers.push(tokio::spawn(async move {
+            let starts = time::OffsetDateTime::now_utc() + time::Duration::days(3);
+            let starts = starts.format(&time::format_description::well_known::Rfc3339).unwrap();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                i += 1;
+                let body = json!({"patientName": format!("Chaos {i}"), "email": "chaos-patient@example.com", "dentist": "Dr. Kim", "startsAt": starts});
+                if let Some(a) = client
+                    .with_retries(&ledger, reqwest::Method::POST, "/appointments", &body, None)
+                    .await
+                    .filter(|a| a.status == 201)
+                {
+                    booked.lock().unwrap().push(a.body["id"].as_str().unwrap_or_default().to_string());
+                }
+                tokio::time::sleep(every).await;
+            }
+        }));
+    }
+    for driver in drivers {
+        driver.await.expect("driver");
+    }
+    let injected = gate.faults(&local.prefix).await.expect("fault summary");
+    gate.set_faults(&local.prefix, None)
+        .await
+        .expect("faults off");
+
+    // Creates that never got an answer: a retry with the same key returns the item (or makes it).
+    let items_ledger = ledgers["items"].clone();
+    let unresolved = unresolved.lock().unwrap().clone();
+    for (key, body) in unresolved {
+        let a = client
+            .with_retries(
+                &items_ledger,
+                reqwest::Method::POST,
+                "/items",
+                &body,
+                Some(&key),
+            )
+            .await
+            .expect("answer");
+        assert!(
+            a.status == 201 || a.status == 200,
+            "retry of {key}: {} {}",
+            a.status,
+            a.body
+        );
+        created
+            .lock()
+            .unwrap()
+            .push(a.body["id"].as_str().unwrap_or_default().to_string());
+    }
+
+    // Drain: until every promise holds, or 120 s.
+    let created = created.lock().unwrap().clone();
+    let uploads = uploads.lock().unwrap().clone();
+    let posted = posted.lock().unwrap().clone();
+    let executions = executions.lock().unwrap().clone();
+    let booked = booked.lock().unwrap().clone();
+    let sfn = aws_sdk_sfn::Client::new(&deployer);
+    let mut item_notice_bodies = Vec::new();
+    let mut thumbnail_notice_bodies = Vec::new();
+    let mut appointment_bodies = Vec::new();
+    let mut pipe_dead = Vec::new();
+    let drain_started = Instant::now();
+    let mut lost: BTreeMap<&str, Vec<String>>;
+    loop {
+        lost = BTreeMap::new();
+        item_notice_bodies.extend(drain_queue(&sqs, &item_notices).await);
+        thumbnail_notice_bodies.extend(drain_queue(&sqs, &thumbnail_notices).await);
+        appointment_bodies.extend(drain_queue(&sqs, &local.resource("AppointmentQueue")).await);
+        pipe_dead.extend(drain_queue(&sqs, &local.resource("AppointmentPipeDLQ")).await);
+
+        // Items: readable, backed up, announced.
+        let backups = keys_under(&s3, &local.resource("BackupBucket"), "backups/").await;
+        for id in &created {
+            let readable = client
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/items/{id}"),
+                    &Value::Null,
+                    None,
+                )
+                .await
+                .is_some_and(|a| a.status == 200);
+            let backed_up = backups.iter().any(|k| k.ends_with(&format!("/{id}.json")));
+            let announced = item_notice_bodies.iter().any(|b| b.contains(id.as_str()));
+            if !(readable && backed_up && announced) {
+                lost.entry("items").or_default().push(format!(
+                    "{id}: readable {readable}, backed up {backed_up}, announced {announced}"
+                ));
+            }
+        }
+        // Photos: one thumbnail plus a notice, or a recorded failure, or the DLQ.
+        let thumbs = keys_under(&s3, &local.resource("ThumbnailsBucket"), "").await;
+        let photo_dlq: Vec<String> = {
+            let out = sqs
+                .receive_message()
+                .queue_url(local.resource("PhotoUploadDLQ"))
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("peek DLQ");
+            out.messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.body)
+                .collect()
+        };
+        for id in &uploads {
+            let thumbnail = thumbs.contains(&format!("thumbnails/{id}.jpg"))
+                && thumbnail_notice_bodies
+                    .iter()
+                    .any(|b| b.contains(id.as_str()));
+            let failed = thumbs.contains(&format!("failed/{id}.json"));
+            let dead = photo_dlq.iter().any(|b| b.contains(id.as_str()));
+            if !(thumbnail || failed || dead) {
+                lost.entry("photos").or_default().push(id.clone());
+            }
+        }
+        // Chat: every 201 in the history.
+        let mut history = BTreeSet::new();
+        let mut before: Option<String> = None;
+        loop {
+            let path = match &before {
+                Some(cursor) => format!(
+                    "/rooms/{room}/messages?limit=100&before={}",
+                    percent_encoding::utf8_percent_encode(
+                        cursor,
+                        percent_encoding::NON_ALPHANUMERIC
+                    )
+                ),
+                None => format!("/rooms/{room}/messages?limit=100"),
+            };
+            let page = client
+                .send(reqwest::Method::GET, &path, &Value::Null, None)
+                .await
+                .expect("history");
+            for m in page.body["items"].as_array().into_iter().flatten() {
+                history.insert(m["id"].as_str().unwrap_or_default().to_string());
+            }
+            before = page.body["next_cursor"].as_str().map(str::to_string);
+            if before.is_none() {
+                break;
+            }
+        }
+        for id in &posted {
+            if !history.contains(id) {
+                lost.entry("chat").or_default().push(id.clone());
+            }
+        }
+        // Approval: ended as designed, or waiting with its email sent.
+        let mail = client
+            .http
+            .get(format!(
+                "{}/_local/mail?to=chaos-manager@example.com",
+                local.url
+            ))
+            .send()
+            .await
+            .expect("mailbox")
+            .text()
+            .await
+            .unwrap_or_default();
+        for (arn, employee) in &executions {
+            let described = sfn
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+                .expect("describe");
+            let status = described.status.as_str().to_string();
+            let error = described.error.unwrap_or_default();
+            let ok = match status.as_str() {
+                "SUCCEEDED" => true,
+                "FAILED" => matches!(error.as_str(), "Rejected" | "ApprovalExpired"),
+                "RUNNING" => mail.contains(employee.as_str()),
+                _ => false,
+            };
+            if !ok {
+                lost.entry("approval")
+                    .or_default()
+                    .push(format!("{employee}: {status} {error}"));
+            }
+        }
+        // Appointments: enriched on the queue, or in a batch the pipe dead-lettered.
+        let dead_records: u64 = pipe_dead
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .filter_map(|b| b["DDBStreamBatchInfo"]["batchSize"].as_u64())
+            .sum();
+        let missing: Vec<String> = booked
+            .iter()
+            .filter(|id| !appointment_bodies.iter().any(|b| b.contains(id.as_str())))
+            .cloned()
+            .collect();
+        if missing.len() as u64 > dead_records {
+            lost.insert("appointments", missing);
+        }
+        if lost.is_empty() || drain_started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // The sockets stayed connected and their connections were never pruned.
+    let live: usize = {
+        let mut open = 0;
+        for socket in &mut sockets {
+            if socket.send(Message::Ping(vec![].into())).await.is_ok() {
+                open += 1;
+            }
+        }
+        open
+    };
+    let health: Value = client
+        .http
+        .get(format!("{}/_local/health", local.url))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .unwrap_or_default();
+    let final_post = client
+        .send(
+            reqwest::Method::POST,
+            &format!("/rooms/{room}/messages"),
+            &json!({"user": "bob", "text": "after the storm"}),
+            None,
+        )
+        .await
+        .expect("post");
+    for socket in &mut sockets {
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.next()).await;
+    }
+
+    // The table.
+    let counts = [
+        ("items", created.len()),
+        ("photos", uploads.len()),
+        ("chat", posted.len()),
+        ("approval", executions.len()),
+        ("appointments", booked.len()),
+    ];
+    println!(
+        "\nchaos: {spec} for {} s (stack {})",
+        run.as_secs(),
+        local.prefix
+    );
+    println!("faults injected: {}", injected["injected"]);
+    println!("calls seen by the injector: {}", injected["attempts"]);
+    println!("| system | requests | accepted | outcomes | lost |");
+    println!("|---|---|---|---|---|");
+    let mut violations = Vec::new();
+    for (system, accepted) in counts {
+        let ledger = ledgers[system].lock().unwrap();
+        let outcomes: Vec<String> = ledger
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        println!(
+            "| {system} | {} | {accepted} | {} | {} |",
+            ledger.requests,
+            outcomes.join(", "),
+            lost.get(system).map_or(0, Vec::len)
+        );
+        violations.extend(ledger.violations.iter().cloned());
+    }
+    println!(
+        "chat: sockets still open {live}/2, post after faults: {} delivered {} pruned {}; function processes that crashed or timed out: {}",
+        final_post.status,
+        final_post.body["delivered"],
+        final_post.body["pruned"],
+        health["unexpected_exits"]
+    );
+    assert!(
+        counts.iter().all(|(_, n)| *n > 0),
+        "every system accepted work: {counts:?}"
+    );
+    assert!(
+        violations.is_empty(),
+        "broken promises while driving:\n{}",
+        violations.join("\n")
+    );
+    assert!(
+        lost.is_empty(),
+        "lost after draining: {lost:#?}\n{}",
+        local.log_tail()
+    );
+    assert_eq!(live, 2, "a live connection was dropped");
+    assert_eq!(
+        (
+            final_post.status,
+            final_post.body["delivered"].as_u64(),
+            final_post.body["pruned"].as_u64()
+        ),
+        (201, Some(2), Some(0)),
+        "a live connection was pruned: {}",
+        final_post.body
+    );
+    assert_eq!(health["unexpected_exits"], 0, "a function process crashed");
+}

@@ -1,0 +1,135 @@
+//! The local stack as a child process (`local-stack dev`, what `make dev` runs) for the
+//! end-to-end and chaos tests: started on a free port with a prefix of its own, stopped when the
+//! test binary exits (its stdin closes).
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Local {
+    pub url: String,
+    pub api_key: String,
+    pub websocket: String,
+    pub prefix: String,
+    pub state: Value,
+    pub log: PathBuf,
+    /// Holds the stack's stdin open; the stack stops when this test binary exits.
+    _child: Mutex<Child>,
+}
+
+impl Local {
+    pub fn resource(&self, id: &str) -> String {
+        self.state["resources"][id]["ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} is not provisioned"))
+            .to_string()
+    }
+
+    pub fn attribute(&self, id: &str, attribute: &str) -> String {
+        self.state["resources"][id]["attributes"][attribute]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}.{attribute} is not provisioned"))
+            .to_string()
+    }
+
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
+    /// Starts `local-stack dev` (it builds the functions, so the first start waits minutes).
+    pub fn start(name: &str, extra: &[&str]) -> Local {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "AWS_ENDPOINT_URL is not set: run `make test` (it starts the emulator)"
+        );
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("{name}{}", &id[..6]);
+        let dir = std::env::temp_dir();
+        let state_file = dir.join(format!("local-stack-{name}-{}.json", &id[..8]));
+        let log = dir.join(format!("local-stack-{name}-{}.log", &id[..8]));
+        let output = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
+            .args(["dev", "--port", "0", "--exit-with-stdin"])
+            .args(["--prefix", &prefix])
+            .args(extra)
+            .arg("--state-file")
+            .arg(&state_file)
+            .stdin(Stdio::piped())
+            .stdout(output.try_clone().expect("log file"))
+            .stderr(output)
+            .spawn()
+            .expect("local-stack starts");
+        let started = Instant::now();
+        let state: Value = loop {
+            if let Ok(text) = std::fs::read_to_string(&state_file)
+                && let Ok(state) = serde_json::from_str(&text)
+            {
+                break state;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "local-stack exited ({status}) before it was ready:\n{}",
+                    log_tail(&log)
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1800),
+                "local-stack not ready after 30 min:\n{}",
+                log_tail(&log)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        Local {
+            url: state["gateway"].as_str().expect("gateway").to_string(),
+            api_key: state["api_key"].as_str().expect("key").to_string(),
+            websocket: state["websockets"]["ChatWebSocketApi"]
+                .as_str()
+                .expect("chat WebSocket")
+                .to_string(),
+            prefix,
+            state,
+            log,
+            _child: Mutex::new(child),
+        }
+    }
+}
+
+pub fn log_tail(path: &PathBuf) -> String {
+    let mut text = String::new();
+    let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The deployer's SDK configuration (test assertions look where a user would).
+pub async fn sdk() -> aws_config::SdkConfig {
+    let endpoint = local_stack::emulator::endpoint_from_env()
+        .await
+        .expect("emulator");
+    local_stack::emulator::sdk_config(&endpoint).await
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A real JPEG, 640x480.
+pub fn photo() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    out.into_inner()
+}
