@@ -12,8 +12,16 @@
 //!   When they are there, read them directly instead of building the default provider chain,
 //!   whose web-identity link constructs a whole STS client. Without them (a developer's profile
 //!   under `cargo lambda watch`) the default chain runs as usual.
+//!
+//! And one setting the default lacks: timeouts well below every function's own (10 s and up).
+//! Without them a hung connection holds the invocation until Lambda kills it (a 504 at the API,
+//! a retried batch); with them the attempt fails fast, the SDK retries it, and what still fails
+//! is a 503 the client can retry ([`crate::error`]).
+
+use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::SharedHttpClient;
 use aws_smithy_http_client::proxy::ProxyConfig;
@@ -86,11 +94,21 @@ fn https_client(roots: TrustRoots) -> Result<SharedHttpClient, HttpClientError> 
 /// environment.
 pub async fn load(env: &dyn EnvSource) -> Result<SdkConfig, HttpClientError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client(TrustRoots::from_env(env))?);
+        .http_client(https_client(TrustRoots::from_env(env))?)
+        .timeout_config(timeouts());
     if credentials_in_env(env) {
         loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
     Ok(loader.load().await)
+}
+
+/// Connecting takes at most 2 s and the first byte of an answer at most 5 s, per attempt (a
+/// long poll sets its own, see approval-worker's `ActivityPoller`).
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .read_timeout(Duration::from_secs(5))
+        .build()
 }
 
 #[cfg(test)]
@@ -122,6 +140,14 @@ mod tests {
             TrustRoots::from_env(&env_of(&[("SSL_CERT_DIR", "/etc/ssl/certs")])),
             TrustRoots::System
         );
+    }
+
+    #[tokio::test]
+    async fn functions_get_timeouts_below_their_own() {
+        let config = load(&env_of(&[("AWS_REGION", "us-east-1")])).await.unwrap();
+        let timeouts = config.timeout_config().expect("set");
+        assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(timeouts.read_timeout(), Some(Duration::from_secs(5)));
     }
 
     #[test]
