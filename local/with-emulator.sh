@@ -6,14 +6,14 @@
 # The command sees AWS_ENDPOINT_URL = the gate (local-stack gate): every principal's request is
 # checked against its role's policies there before it reaches moto. moto runs with MOTO_PORT set
 # to the gate's port, so the calls its Step Functions makes for a state machine pass the gate
-# too. IAM_AUDIT (default: next to the log) receives one JSON line per decision.
+# too. IAM_AUDIT (default: the log's name with .iam-audit.jsonl) receives one JSON line per decision.
 set -euo pipefail
 moto_server=$1
 log=$2
 shift 3
 root=$(cd "$(dirname "$0")/.." && pwd)
 gate_bin=${LOCAL_STACK_BIN:-$root/target/debug/local-stack}
-audit=${IAM_AUDIT:-$(dirname "$log")/iam-audit.jsonl}
+audit=${IAM_AUDIT:-${log%.log}.iam-audit.jsonl}
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+
+use crate::service_errors::{error_json, xml};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -240,36 +242,15 @@ pub fn error_response(service: &str, kind: FaultKind, server_error_503: bool) ->
             ),
         ),
         _ => {
-            let mut response = (
-                status,
-                axum::Json(serde_json::json!({"__type": code, "message": message})),
-            )
-                .into_response();
-            let headers = response.headers_mut();
-            if let Ok(value) = HeaderValue::from_str(short) {
-                headers.insert("x-amzn-errortype", value);
-            }
+            let mut response = error_json(status, code, message);
             if service == "sqs"
                 && let Ok(value) = HeaderValue::from_str(&format!("{short};Sender"))
             {
-                headers.insert("x-amzn-query-error", value);
+                response.headers_mut().insert("x-amzn-query-error", value);
             }
-            headers.insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-amz-json-1.0"),
-            );
             response
         }
     }
-}
-
-fn xml(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    response
 }
 
 /// A connection cut: the status line and headers promise a body that never comes.

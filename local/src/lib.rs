@@ -19,6 +19,7 @@ pub mod emulator;
 pub mod faults;
 pub mod iam;
 pub mod lambda;
+pub mod service_errors;
 pub mod tour;
 
 pub use apigateway::{apis, gateway};

@@ -30,6 +30,7 @@ use super::{
     AuthorizeAnswer, AuthorizeRequest, DEPLOYER_KEY, EMULATOR_STATES_KEY, ResourcePolicyRecord,
     RoleRecord, StateMachineRecord, session_arn,
 };
+use crate::service_errors::{error_json, escape, xml};
 
 #[derive(Default)]
 struct Registry {
@@ -618,38 +619,6 @@ fn build_response(status: StatusCode, headers: HeaderMap, bytes: Bytes) -> Respo
         response.headers_mut().append(name, value.clone());
     }
     response
-}
-
-fn error_json(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut response = (
-        status,
-        axum::Json(json!({"__type": code, "message": message})),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        "x-amzn-errortype",
-        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("AccessDenied")),
-    );
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    response
-}
-
-fn xml(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    response
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// AccessDenied in each service's own shape (what the SDK parses into its error types).
