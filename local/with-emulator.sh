@@ -20,6 +20,9 @@ port=$(free_port)
 gate_port=$(free_port)
 while [[ $gate_port == "$port" ]]; do gate_port=$(free_port); done
 mkdir -p "$(dirname "$log")"
+# The deployer's token: provisioning, the tests' own assertions and the local gateway send it
+# to register roles and reach the emulator's own API; function processes never see it.
+export LOCAL_GATE_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 [[ -x $gate_bin ]] || { echo "the IAM gate binary $gate_bin is missing: cargo build -p local-stack --bin local-stack" >&2; exit 1; }
 MOTO_PORT=$gate_port "$moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 pid=$!
@@ -38,7 +41,7 @@ curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/data.json" || { echo "em
 curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
   -d '{"stepfunctions": {"execute_state_machine": true}}' "http://127.0.0.1:$port/moto-api/config"
 for _ in $(seq 1 50); do
-  if curl -fsS -o /dev/null "http://127.0.0.1:$gate_port/moto-api/data.json" 2>/dev/null; then break; fi
+  if curl -fsS -o /dev/null -H "x-local-gate-token: $LOCAL_GATE_TOKEN" "http://127.0.0.1:$gate_port/moto-api/data.json" 2>/dev/null; then break; fi
   if ! kill -0 "$gate_pid" 2>/dev/null; then echo "IAM gate failed to start; see $log.gate" >&2; exit 1; fi
   sleep 0.1
 done

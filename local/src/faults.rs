@@ -182,6 +182,11 @@ impl Faults {
         Some(kind)
     }
 
+    /// A seeded coin (503 or 500 for an `error` fault).
+    pub fn coin(&self) -> bool {
+        self.rng.lock().expect("faults").bool()
+    }
+
     /// A delay for a `latency` fault: up to the spec's fraction of `timeout`.
     pub fn delay(&self, timeout: Duration) -> Duration {
         let fraction = self.rng.lock().expect("faults").f64() * self.spec.latency;
@@ -209,9 +214,18 @@ impl Faults {
     }
 }
 
-/// The answer for a `throttle` or `error` fault, in the service's own shape and code.
-pub fn error_response(service: &str, kind: FaultKind, server_error_503: bool) -> Response {
+/// The answer for a `throttle` or `error` fault, in the service's own shape and code./// `streams`: a DynamoDB Streams operation (its throttling error is LimitExceededException).
+pub fn error_response(
+    service: &str,
+    kind: FaultKind,
+    server_error_503: bool,
+    streams: bool,
+) -> Response {
     let (status, code) = match (kind, service) {
+        (FaultKind::Throttle, "dynamodb") if streams => (
+            StatusCode::BAD_REQUEST,
+            "com.amazonaws.dynamodb.v20120810#LimitExceededException",
+        ),
         (FaultKind::Throttle, "dynamodb") => (
             StatusCode::BAD_REQUEST,
             "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
@@ -226,9 +240,16 @@ pub fn error_response(service: &str, kind: FaultKind, server_error_503: bool) ->
             StatusCode::INTERNAL_SERVER_ERROR,
             "com.amazonaws.dynamodb.v20120810#InternalServerError",
         ),
+        (_, "s3" | "sns") => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         (_, _) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
     };
     let short = code.rsplit('#').next().unwrap_or(code);
+    // Throttling is the caller's fault (Sender), a 5xx the service's (Receiver).
+    let fault = if kind == FaultKind::Throttle {
+        "Sender"
+    } else {
+        "Receiver"
+    };
     let message = "injected by the local fault injector";
     match service {
         "s3" => xml(
@@ -238,13 +259,13 @@ pub fn error_response(service: &str, kind: FaultKind, server_error_503: bool) ->
         "sns" => xml(
             status,
             format!(
-                "<ErrorResponse><Error><Type>Receiver</Type><Code>{short}</Code><Message>{message}</Message></Error></ErrorResponse>"
+                "<ErrorResponse><Error><Type>{fault}</Type><Code>{short}</Code><Message>{message}</Message></Error></ErrorResponse>"
             ),
         ),
         _ => {
             let mut response = error_json(status, code, message);
             if service == "sqs"
-                && let Ok(value) = HeaderValue::from_str(&format!("{short};Sender"))
+                && let Ok(value) = HeaderValue::from_str(&format!("{short};{fault}"))
             {
                 response.headers_mut().insert("x-amzn-query-error", value);
             }

@@ -110,6 +110,15 @@ impl Client {
                         .push(format!("{method} {path}: {} {}", a.status, a.body));
                     return Some(a);
                 }
+                Some(a) if a.status >= 400 => {
+                    // Every request the drivers send is valid: a 4xx is a broken promise too.
+                    ledger
+                        .lock()
+                        .unwrap()
+                        .violations
+                        .push(format!("{method} {path}: {} {}", a.status, a.body));
+                    return Some(a);
+                }
                 Some(a) => {
                     let kind = if attempt > 1 {
                         format!("{} after {attempt} tries", a.status)
@@ -131,6 +140,13 @@ impl Client {
         }
         None
     }
+}
+/// An id from an answer; an accepted answer without one is a broken promise (and an empty id
+/// would match anything in the checks below).
+fn id_of(value: &Value) -> String {
+    let id = value.as_str().unwrap_or_default().to_string();
+    assert!(!id.is_empty(), "an accepted answer without an id: {value}");
+    id
 }
 
 fn spec() -> String {
@@ -297,10 +313,9 @@ async fn every_system_keeps_its_promises_under_faults() {
                     .with_retries(&ledger, reqwest::Method::POST, "/items", &body, Some(&key))
                     .await
                 {
-                    Some(a) if a.status == 201 || a.status == 200 => created
-                        .lock()
-                        .unwrap()
-                        .push(a.body["id"].as_str().unwrap_or_default().to_string()),
+                    Some(a) if a.status == 201 || a.status == 200 => {
+                        created.lock().unwrap().push(id_of(&a.body["id"]))
+                    }
                     _ => unresolved.lock().unwrap().push((key, body)),
                 }
                 tokio::time::sleep(every).await;
@@ -324,8 +339,7 @@ async fn every_system_keeps_its_promises_under_faults() {
                 else {
                     tokio::time::sleep(every).await;
                     continue;
-                };
-                let id = ticket.body["key"].as_str().unwrap_or_default().split('/').nth(1).unwrap_or_default().to_string();
+                };let id = id_of(&json!(ticket.body["key"].as_str().unwrap_or_default().split('/').nth(1).unwrap_or_default()));
                 let mut put_ok = false;
                 for _ in 0..6 {
                     let mut put = client.http.put(ticket.body["upload_url"].as_str().unwrap_or_default());
@@ -374,12 +388,7 @@ async fn every_system_keeps_its_promises_under_faults() {
                     .await
                     .filter(|a| a.status == 201)
                 {
-                    posted.lock().unwrap().push(
-                        a.body["message"]["id"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
+                    posted.lock().unwrap().push(id_of(&a.body["message"]["id"]));
                 }
                 tokio::time::sleep(every).await;
             }
@@ -407,13 +416,10 @@ async fn every_system_keeps_its_promises_under_faults() {
                     .await
                     .filter(|a| a.status == 202)
                 {
-                    executions.lock().unwrap().push((
-                        a.body["executionArn"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        employee,
-                    ));
+                    executions
+                        .lock()
+                        .unwrap()
+                        .push((id_of(&a.body["executionArn"]), employee));
                 }
                 tokio::time::sleep(every * 2).await;
             }
@@ -437,8 +443,7 @@ async fn every_system_keeps_its_promises_under_faults() {
                     .with_retries(&ledger, reqwest::Method::POST, "/appointments", &body, None)
                     .await
                     .filter(|a| a.status == 201)
-                {
-                    booked.lock().unwrap().push(a.body["id"].as_str().unwrap_or_default().to_string());
+                {booked.lock().unwrap().push(id_of(&a.body["id"]));
                 }
                 tokio::time::sleep(every).await;
             }
@@ -472,10 +477,7 @@ async fn every_system_keeps_its_promises_under_faults() {
             a.status,
             a.body
         );
-        created
-            .lock()
-            .unwrap()
-            .push(a.body["id"].as_str().unwrap_or_default().to_string());
+        created.lock().unwrap().push(id_of(&a.body["id"]));
     }
 
     // Drain: until every promise holds, or 120 s.
@@ -489,6 +491,7 @@ async fn every_system_keeps_its_promises_under_faults() {
     let mut thumbnail_notice_bodies = Vec::new();
     let mut appointment_bodies = Vec::new();
     let mut pipe_dead = Vec::new();
+    let mut photo_dlq: Vec<String> = Vec::new();
     let drain_started = Instant::now();
     let mut lost: BTreeMap<&str, Vec<String>>;
     loop {
@@ -520,21 +523,7 @@ async fn every_system_keeps_its_promises_under_faults() {
         }
         // Photos: one thumbnail plus a notice, or a recorded failure, or the DLQ.
         let thumbs = keys_under(&s3, &local.resource("ThumbnailsBucket"), "").await;
-        let photo_dlq: Vec<String> = {
-            let out = sqs
-                .receive_message()
-                .queue_url(local.resource("PhotoUploadDLQ"))
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .expect("peek DLQ");
-            out.messages
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|m| m.body)
-                .collect()
-        };
+        photo_dlq.extend(drain_queue(&sqs, &local.resource("PhotoUploadDLQ")).await);
         for id in &uploads {
             let thumbnail = thumbs.contains(&format!("thumbnails/{id}.jpg"))
                 && thumbnail_notice_bodies
@@ -601,7 +590,8 @@ async fn every_system_keeps_its_promises_under_faults() {
             let error = described.error.unwrap_or_default();
             let ok = match status.as_str() {
                 "SUCCEEDED" => true,
-                "FAILED" => matches!(error.as_str(), "Rejected" | "ApprovalExpired"),
+                // Nobody rejects here and requests wait an hour: any failure is a broken promise.
+                "FAILED" => false,
                 "RUNNING" => mail.contains(employee.as_str()),
                 _ => false,
             };
@@ -658,9 +648,22 @@ async fn every_system_keeps_its_promises_under_faults() {
             None,
         )
         .await
-        .expect("post");
+        .expect("post"); // Both sockets hear the post made after the storm (frames from the run come first).
+    let mut heard = 0;
     for socket in &mut sockets {
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.next()).await;
+        let listening = async {
+            while let Some(Ok(frame)) = socket.next().await {
+                if let Message::Text(text) = frame
+                    && text.contains("after the storm")
+                {
+                    return true;
+                }
+            }
+            false
+        };
+        if tokio::time::timeout(Duration::from_secs(10), listening).await == Ok(true) {
+            heard += 1;
+        }
     }
 
     // The table.
@@ -718,6 +721,34 @@ async fn every_system_keeps_its_promises_under_faults() {
         local.log_tail()
     );
     assert_eq!(live, 2, "a live connection was dropped");
+    assert_eq!(heard, 2, "a live connection stopped hearing its room");
+    // The injector really injected every kind of fault it was asked for.
+    if spec
+        .split(',')
+        .next()
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        > 0.0
+    {
+        let kinds: BTreeSet<&str> = injected["injected"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, kinds)| {
+                kinds
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.as_str())
+            })
+            .collect();
+        for kind in ["throttle", "error", "reset", "lost", "latency"] {
+            assert!(
+                kinds.contains(kind),
+                "no {kind} fault was injected: {injected}"
+            );
+        }
+    }
     assert_eq!(
         (
             final_post.status,

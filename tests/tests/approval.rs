@@ -103,7 +103,14 @@ impl Approval {
     /// Emails the emulator sent to this test's manager (HTML bodies).
     async fn inbox(&self) -> Vec<Value> {
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-        let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        // The emulator's own API, as the deployer (the gate wants its token).
+        let data: Value = reqwest::Client::new()
+            .get(format!("{endpoint}/moto-api/data.json"))
+            .header(
+                local_stack::iam::gate::ADMIN_HEADER,
+                std::env::var("LOCAL_GATE_TOKEN").unwrap_or_default(),
+            )
+            .send()
             .await
             .unwrap()
             .json()
@@ -396,7 +403,8 @@ async fn activity_poller_emails_each_task_and_stops_before_running_out_of_time()
         Duration::from_secs(2),
         budget,
     );
-    let deadline = Instant::now() + Duration::from_millis(1200);
+    // Room for both emails (through the gate, under a loaded test run) and an empty poll.
+    let deadline = Instant::now() + Duration::from_millis(3000);
     let summary = poller
         .run(&a.mailer, || {
             deadline.saturating_duration_since(Instant::now())

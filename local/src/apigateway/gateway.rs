@@ -750,7 +750,11 @@ async fn mailbox(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let url = format!("{}/moto-api/data.json", shared.gateway.emulator);
-    let data: Value = match shared.http.get(&url).send().await {
+    let mut request = shared.http.get(&url);
+    if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
+        request = request.header(crate::iam::gate::ADMIN_HEADER, token);
+    }
+    let data: Value = match request.send().await {
         Ok(response) => response.json().await.unwrap_or_default(),
         Err(err) => {
             return json_response(

@@ -75,8 +75,13 @@ async fn gate(args: &[String]) -> Result<(), Error> {
     let port: u16 = flag(args, "--port").ok_or("--port is required")?.parse()?;
     let emulator = flag(args, "--emulator").ok_or("--emulator is required")?;
     let audit = flag(args, "--audit").map(std::path::PathBuf::from);
+    // The deployer's token (local/with-emulator.sh makes one per run): without it no function
+    // can register roles, turn faults off or reset the emulator.
+    let admin_token = std::env::var("LOCAL_GATE_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    local_stack::iam::gate::serve(listener, emulator, audit).await?;
+    local_stack::iam::gate::serve(listener, emulator, audit, admin_token).await?;
     Ok(())
 }
 

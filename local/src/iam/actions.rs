@@ -50,18 +50,51 @@ pub struct Unmapped {
 pub const TASK_TOKEN_RESOURCE: &str = "<issuer of the task token>";
 pub const SHARD_ITERATOR_RESOURCE: &str = "<stream of the shard iterator>";
 
+/// A table's ARN from a `TableName` (a name, or an ARN, which DynamoDB also accepts).
 pub fn table_arn(name: &str) -> String {
+    if name.starts_with("arn:") {
+        return name.to_string();
+    }
     format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}")
 }
 
-/// `http://host/123456789012/name` -> `arn:aws:sqs:region:123456789012:name`.
+/// `http://host/123456789012/name` -> `arn:aws:sqs:region:123456789012:name` (the emulator
+/// serves one account and ignores the URL's, so the ARN names that account).
 pub fn queue_arn(url: &str) -> Option<String> {
     let mut parts = url.trim_end_matches('/').rsplit('/');
     let name = parts.next().filter(|n| !n.is_empty())?;
-    let account = parts
+    parts
         .next()
         .filter(|a| a.chars().all(|c| c.is_ascii_digit()))?;
-    Some(format!("arn:aws:sqs:{REGION}:{account}:{name}"))
+    Some(format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"))
+}
+
+/// Query-protocol parameters: from the form body or the query string, never both and never
+/// one name twice (the emulator and the gate could each read a different one).
+fn query_params(
+    service: &str,
+    request: &HttpRequest<'_>,
+) -> Result<BTreeMap<String, String>, Unmapped> {
+    if !request.body.is_empty() && !request.query.is_empty() {
+        return Err(unmapped(
+            service,
+            "parameters in both the body and the query",
+        ));
+    }
+    let pairs: Vec<(String, String)> = if request.body.is_empty() {
+        request.query.to_vec()
+    } else {
+        url::form_urlencoded::parse(request.body)
+            .into_owned()
+            .collect()
+    };
+    let mut params = BTreeMap::new();
+    for (k, v) in pairs {
+        if params.insert(k.clone(), v).is_some() {
+            return Err(unmapped(service, format!("parameter {k} given twice")));
+        }
+    }
+    Ok(params)
 }
 
 /// The principal's access key id and the service from a SigV4 `Authorization` header or a
@@ -70,20 +103,27 @@ pub fn credential_scope(
     headers: &http::HeaderMap,
     query: &[(String, String)],
 ) -> Option<(String, String)> {
-    let credential = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|auth| {
-            auth.split([',', ' '])
-                .find_map(|part| part.trim().strip_prefix("Credential="))
-                .map(str::to_string)
-        })
-        .or_else(|| {
-            query
-                .iter()
-                .find(|(k, _)| k == "X-Amz-Credential")
-                .map(|(_, v)| v.clone())
-        })?;
+    // Exactly the shape SigV4 defines (and moto routes on): `AWS4-HMAC-SHA256
+    // Credential=<scope>, SignedHeaders=..., Signature=...`; anything else is not attributed.
+    let header = headers.get(http::header::AUTHORIZATION);
+    let presigned: Vec<&String> = query
+        .iter()
+        .filter(|(k, _)| k == "X-Amz-Credential")
+        .map(|(_, v)| v)
+        .collect();
+    let credential = match (header, presigned.as_slice()) {
+        (Some(value), []) => value
+            .to_str()
+            .ok()?
+            .strip_prefix("AWS4-HMAC-SHA256 ")?
+            .split(',')
+            .next()?
+            .trim()
+            .strip_prefix("Credential=")?
+            .to_string(),
+        (None, [one]) => one.to_string(),
+        _ => return None,
+    };
     // AKID/date/region/service/aws4_request
     let parts: Vec<&str> = credential.split('/').collect();
     match parts.as_slice() {
@@ -103,10 +143,6 @@ fn target(headers: &http::HeaderMap) -> Option<(String, String)> {
     let target = headers.get("x-amz-target")?.to_str().ok()?;
     let (prefix, op) = target.split_once('.')?;
     Some((prefix.to_string(), op.to_string()))
-}
-
-fn form(body: &[u8]) -> BTreeMap<String, String> {
-    url::form_urlencoded::parse(body).into_owned().collect()
 }
 
 fn secure_transport() -> BTreeMap<String, Vec<String>> {
@@ -150,6 +186,12 @@ fn call(service: &str, operation: &str, checks: Vec<(String, String)>) -> Call {
 fn dynamodb(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let s = "dynamodb";
     let (prefix, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
+    if !prefix.starts_with("DynamoDB") {
+        return Err(unmapped(
+            s,
+            format!("X-Amz-Target {prefix} is not DynamoDB's"),
+        ));
+    }
     let body = json_body(s, request.body)?;
     let str_field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
     if prefix.starts_with("DynamoDBStreams") {
@@ -219,16 +261,23 @@ fn dynamodb(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
 fn sqs(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let s = "sqs";
     // JSON protocol (X-Amz-Target: AmazonSQS.Op) or the query protocol (Action=Op).
+    // The queue is the request's QueueUrl; moto would fall back to the path, so a request
+    // must name it in the body and be posted to `/`.
+    if request.path != "/" {
+        return Err(unmapped(s, format!("request to {}", request.path)));
+    }
     let (op, url, name) = match target(request.headers) {
-        Some((_, op)) => {
+        Some((prefix, op)) => {
+            if prefix != "AmazonSQS" {
+                return Err(unmapped(s, format!("X-Amz-Target {prefix} is not SQS's")));
+            }
             let body = json_body(s, request.body)?;
             let url = body["QueueUrl"].as_str().map(str::to_string);
             let name = body["QueueName"].as_str().map(str::to_string);
             (op, url, name)
         }
         None => {
-            let mut params = form(request.body);
-            params.extend(request.query.iter().cloned());
+            let params = query_params(s, request)?;
             let op = params
                 .get("Action")
                 .cloned()
@@ -254,20 +303,25 @@ fn sqs(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     };
     let arn = match (url, name) {
         (Some(url), _) => queue_arn(&url).ok_or_else(|| unmapped(s, format!("queue URL {url}")))?,
-        (None, Some(name)) => format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"),
-        (None, None) => return Err(unmapped(s, format!("{op} without a queue"))),
+        (None, Some(name)) if op == "GetQueueUrl" => {
+            format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}")
+        }
+        _ => return Err(unmapped(s, format!("{op} without a QueueUrl"))),
     };
     Ok(call(s, &op, vec![(action.into(), arn)]))
 }
 
 fn sns(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let s = "sns";
-    let mut params = form(request.body);
-    params.extend(request.query.iter().cloned());
+    let params = query_params(s, request)?;
     let op = params
         .get("Action")
         .cloned()
         .ok_or_else(|| unmapped(s, "no Action"))?;
+    if params.contains_key("TargetArn") || params.contains_key("PhoneNumber") {
+        // moto publishes to these before TopicArn; this project only publishes to topics.
+        return Err(unmapped(s, format!("{op} to a TargetArn or PhoneNumber")));
+    }
     let topic = params.get("TopicArn").cloned();
     match (op.as_str(), topic) {
         ("Publish" | "PublishBatch", Some(topic)) => {
@@ -296,11 +350,17 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let path = request.path.trim_start_matches('/');
     // Virtual-hosted style (`bucket.host`) unless the host is an IP address (path style).
     let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    // Virtual-hosted style only under an S3 host name (`bucket.s3[.region].amazonaws.com`,
+    // `bucket.localhost`); an IP address or any other host is path style, as the emulator reads it.
     let virtual_bucket = hostname
         .split_once('.')
-        .filter(|_| hostname.parse::<std::net::IpAddr>().is_err())
+        .filter(|(_, rest)| {
+            *rest == "localhost"
+                || (rest.starts_with("s3.") || rest.starts_with("s3-"))
+                    && rest.ends_with(".amazonaws.com")
+        })
         .map(|(b, _)| b.to_string())
-        .filter(|b| !b.is_empty() && b != "s3" && b != "localhost");
+        .filter(|b| !b.is_empty());
     let (bucket, key) = match virtual_bucket {
         Some(bucket) => (bucket, decode(path)),
         None => match path.split_once('/') {
@@ -309,31 +369,47 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
         },
     };
     if bucket.is_empty() {
-        return Ok(call(
-            s,
-            "ListBuckets",
-            vec![("s3:ListAllMyBuckets".into(), "*".into())],
-        ));
+        return match request.method {
+            "GET" => Ok(call(
+                s,
+                "ListBuckets",
+                vec![("s3:ListAllMyBuckets".into(), "*".into())],
+            )),
+            other => Err(unmapped(s, format!("{other} on the service"))),
+        };
     }
-    let has = |name: &str| request.query.iter().any(|(k, _)| k == name);
+
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     let object_arn = format!("{bucket_arn}/{key}");
     let method = request.method;
-    let subresources = [
-        "acl",
-        "tagging",
-        "versioning",
-        "policy",
-        "cors",
-        "lifecycle",
-        "notification",
-        "retention",
-        "legal-hold",
-        "attributes",
-        "versionId",
+    // Only the query parameters of the mapped operations (ListObjectsV2's, the SDK's `x-id`, a
+    // presigned URL's X-Amz-*); a subresource (`?acl`, `?uploadId`, `?encryption`, ...) is
+    // another operation, not mapped here.
+    const LIST: [&str; 8] = [
+        "list-type",
+        "prefix",
+        "delimiter",
+        "continuation-token",
+        "max-keys",
+        "start-after",
+        "encoding-type",
+        "fetch-owner",
     ];
-    if let Some(sub) = subresources.iter().find(|name| has(name)) {
-        return Err(unmapped(s, format!("{method} ?{sub}")));
+    for (name, _) in request.query {
+        let listing = key.is_empty() && method == "GET" && LIST.contains(&name.as_str());
+        if !(name == "x-id" || name.starts_with("X-Amz-") || listing) {
+            return Err(unmapped(s, format!("{method} with ?{name}")));
+        }
+    }
+    for header in [
+        "x-amz-acl",
+        "x-amz-tagging",
+        "x-amz-grant-full-control",
+        "x-amz-grant-read",
+    ] {
+        if request.headers.contains_key(header) {
+            return Err(unmapped(s, format!("{method} with {header}")));
+        }
     }
     let (op, checks, mut context) = if key.is_empty() {
         match method {
@@ -382,6 +458,9 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
                     .get("x-amz-copy-source")
                     .and_then(|v| v.to_str().ok())
                 {
+                    if source.contains('?') {
+                        return Err(unmapped(s, "a copy of an object version"));
+                    }
                     let source = decode(source.trim_start_matches('/'));
                     checks.push(("s3:GetObject".to_string(), format!("arn:aws:s3:::{source}")));
                 }
@@ -402,7 +481,13 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
 
 fn states(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let s = "states";
-    let (_, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
+    let (prefix, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
+    if prefix != "AWSStepFunctions" {
+        return Err(unmapped(
+            s,
+            format!("X-Amz-Target {prefix} is not Step Functions'"),
+        ));
+    }
     let body = json_body(s, request.body)?;
     let field = |name: &str| {
         body.get(name)
@@ -654,5 +739,149 @@ mod tests {
         };
         assert!(derive("dynamodb", &r).is_err());
         assert!(derive("iam", &r).is_err());
+    }
+
+    #[test]
+    fn requests_the_emulator_could_read_otherwise_are_refused() {
+        let derive_err = |service: &str,
+                          method: &str,
+                          path: &str,
+                          query: &[(&str, &str)],
+                          h: &[(&str, &str)],
+                          body: &str| {
+            let headers = headers(h);
+            let query: Vec<(String, String)> = query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            derive(
+                service,
+                &HttpRequest {
+                    method,
+                    path,
+                    query: &query,
+                    headers: &headers,
+                    body: body.as_bytes(),
+                },
+            )
+        };
+        // SNS: a TargetArn beside the TopicArn, a parameter twice, body and query both.
+        assert!(
+            derive_err(
+                "sns",
+                "POST",
+                "/",
+                &[],
+                &[],
+                "Action=Publish&TopicArn=a&TargetArn=b"
+            )
+            .is_err()
+        );
+        assert!(
+            derive_err(
+                "sns",
+                "POST",
+                "/",
+                &[],
+                &[],
+                "Action=Publish&TopicArn=a&TopicArn=b"
+            )
+            .is_err()
+        );
+        assert!(
+            derive_err(
+                "sns",
+                "POST",
+                "/",
+                &[("Action", "GetTopicAttributes")],
+                &[],
+                "Action=Subscribe&TopicArn=a"
+            )
+            .is_err()
+        );
+        // SQS: the queue from the path, or a QueueName standing for one.
+        assert!(
+            derive_err(
+                "sqs",
+                "POST",
+                "/123456789012/secret",
+                &[],
+                &[("x-amz-target", "AmazonSQS.SendMessage")],
+                r#"{"QueueUrl":"http://h/123456789012/q"}"#
+            )
+            .is_err()
+        );
+        assert!(
+            derive_err(
+                "sqs",
+                "POST",
+                "/",
+                &[],
+                &[("x-amz-target", "AmazonSQS.SendMessage")],
+                r#"{"QueueName":"q"}"#
+            )
+            .is_err()
+        );
+        // S3: subresources are other operations.
+        assert!(
+            derive_err(
+                "s3",
+                "PUT",
+                "/b",
+                &[("encryption", "")],
+                &[("host", "127.0.0.1:1")],
+                ""
+            )
+            .is_err()
+        );
+        assert!(
+            derive_err(
+                "s3",
+                "DELETE",
+                "/b/k",
+                &[("uploadId", "1")],
+                &[("host", "127.0.0.1:1")],
+                ""
+            )
+            .is_err()
+        );
+        assert!(
+            derive_err(
+                "s3",
+                "GET",
+                "/b/k",
+                &[("x-id", "GetObject")],
+                &[("host", "127.0.0.1:1")],
+                ""
+            )
+            .is_ok()
+        );
+        // DynamoDB: another service's target under DynamoDB's scope.
+        assert!(
+            derive_err(
+                "dynamodb",
+                "POST",
+                "/",
+                &[],
+                &[("x-amz-target", "AmazonSQS.SendMessage")],
+                "{}"
+            )
+            .is_err()
+        );
+        // Two credentials, or one outside SigV4's header shape: not attributed.
+        let two = headers(&[(
+            "authorization",
+            "AWS4-HMAC-SHA256 K/d/us-east-1/dynamodb/aws4_request Credential=K/d/us-east-1/sns/aws4_request",
+        )]);
+        assert_eq!(credential_scope(&two, &[]), None);
+        let both = headers(&[(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=K/d/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x",
+        )]);
+        let q = vec![(
+            "X-Amz-Credential".to_string(),
+            "L/d/us-east-1/s3/aws4_request".to_string(),
+        )];
+        assert_eq!(credential_scope(&both, &q), None);
     }
 }

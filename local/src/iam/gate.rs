@@ -43,7 +43,13 @@ struct Registry {
     iterators: HashMap<String, String>,
 }
 
+/// The header carrying the deployer's gate token (see [`serve`]).
+pub const ADMIN_HEADER: &str = "x-local-gate-token";
+
 struct Gate {
+    /// When set, `/_local/iam/*` and the emulator's own API need it in [`ADMIN_HEADER`]
+    /// (function processes never see it).
+    admin_token: Option<String>,
     /// Fault injection per stack (prefix), when turned on.
     faults: Mutex<HashMap<String, Arc<crate::faults::Faults>>>,
     emulator: String,
@@ -57,6 +63,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     emulator: String,
     audit: Option<std::path::PathBuf>,
+    admin_token: Option<String>,
 ) -> std::io::Result<()> {
     let audit = match audit {
         Some(path) => Some(Mutex::new(
@@ -76,6 +83,7 @@ pub async fn serve(
         registry: Mutex::new(Registry::default()),
         audit,
         faults: Mutex::new(HashMap::new()),
+        admin_token,
     });
     let app = Router::new().fallback(handle).with_state(gate);
     axum::serve(listener, app).await
@@ -112,8 +120,35 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
         return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
     };
     let path = parts.uri.path().to_string();
+    let admin = gate.admin_token.as_deref().is_none_or(|token| {
+        parts
+            .headers
+            .get(ADMIN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            == Some(token)
+    });
     if let Some(what) = path.strip_prefix("/_local/iam/") {
+        // Registering roles or turning faults off is the deployer's, not a function's.
+        if !admin {
+            loud(&format!("{what} without the deployer's gate token"));
+            return (
+                StatusCode::FORBIDDEN,
+                "the deployer's gate token is required",
+            )
+                .into_response();
+        }
         return register(&gate, what, &body);
+    }
+    if path.starts_with("/moto-api/") && !admin {
+        loud(&format!(
+            "{} {path} without the deployer's gate token",
+            parts.method
+        ));
+        return (
+            StatusCode::FORBIDDEN,
+            "the deployer's gate token is required",
+        )
+            .into_response();
     }
     if path.starts_with("/moto-api/") {
         // The emulator's own inspection API (the local mailbox reads SES's outbox there) is no
@@ -184,6 +219,17 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     let principal = Principal::Role {
         arn: role.arn.clone(),
     };
+    if call.checks.is_empty() {
+        loud(&format!(
+            "{key}: {} {} names nothing to authorise",
+            call.service, call.operation
+        ));
+        return denied(&call.service, &call.operation, "nothing to authorise");
+    }
+    // Tokens in a state machine's outgoing message are known before any consumer can read it.
+    if key == EMULATOR_STATES_KEY {
+        learn_outgoing_tokens(&gate, &call, &body);
+    }
     for (action, resource) in &call.checks {
         let resource_policies = {
             let registry = gate.registry.lock().expect("registry");
@@ -242,12 +288,19 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
             // SQS.* error, never as a transport cut (which moto would turn into States.Runtime,
             // an error AWS does not retry).
             FaultKind::Reset | FaultKind::Lost if key == EMULATOR_STATES_KEY => FaultKind::Error,
+            // A HEAD answer has no body to cut: the client would read the headers as success.
+            FaultKind::Reset | FaultKind::Lost if parts.method == Method::HEAD => FaultKind::Error,
             kind => kind,
         });
     match fault {
         Some(kind @ (FaultKind::Throttle | FaultKind::Error)) => {
-            let use_503 = fastrand::bool();
-            return crate::faults::error_response(&call.service, kind, use_503);
+            let use_503 = faults.as_ref().is_some_and(|f| f.coin());
+            let streams = call.operation.contains("Shard")
+                || matches!(
+                    call.operation.as_str(),
+                    "GetRecords" | "DescribeStream" | "ListStreams"
+                );
+            return crate::faults::error_response(&call.service, kind, use_503, streams);
         }
         Some(FaultKind::Reset) => return crate::faults::cut_connection(),
         Some(FaultKind::Latency) => {
@@ -260,21 +313,20 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
         }
         Some(FaultKind::Lost) | None => {}
     }
-    let sent_body = body.clone();
     let response = forward_raw(&gate, &parts, &query, body).await;
     if fault == Some(FaultKind::Lost) {
         // Applied by the emulator; the answer never arrives.
         if let Ok((status, _, bytes)) = &response
             && status.is_success()
         {
-            learn(&gate, &call, &key, &sent_body, bytes);
+            learn(&gate, &call, bytes);
         }
         return crate::faults::cut_connection();
     }
     match response {
         Ok((status, headers, bytes)) => {
             if status.is_success() {
-                learn(&gate, &call, &key, &sent_body, &bytes);
+                learn(&gate, &call, &bytes);
             }
             if status == StatusCode::NOT_FOUND
                 && let Some(response) = missing_object_without_list(&gate, &role, &call)
@@ -397,7 +449,7 @@ fn resolve_placeholders(gate: &Gate, call: &mut Call) -> Option<Response> {
 }
 
 /// Records what answers and sent messages reveal: shard iterators, task tokens.
-fn learn(gate: &Gate, call: &Call, key: &str, sent: &[u8], answer: &[u8]) {
+fn learn(gate: &Gate, call: &Call, answer: &[u8]) {
     let mut registry = gate.registry.lock().expect("registry");
     let answer: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
     match (call.service.as_str(), call.operation.as_str()) {
@@ -422,27 +474,43 @@ fn learn(gate: &Gate, call: &Call, key: &str, sent: &[u8], answer: &[u8]) {
                 registry.tokens.insert(token.into(), activity.clone());
             }
         }
-        ("sqs", "SendMessage") if key == EMULATOR_STATES_KEY => {
-            let sent: Value = serde_json::from_slice(sent).unwrap_or(Value::Null);
-            let url = sent["QueueUrl"].as_str().unwrap_or_default();
-            let message: Value = sent["MessageBody"]
-                .as_str()
-                .and_then(|b| serde_json::from_str(b).ok())
-                .unwrap_or(Value::Null);
-            let found: Vec<(String, String)> = registry
-                .state_machines
-                .iter()
-                .filter(|m| m.queue_urls.iter().any(|q| q == url))
-                .flat_map(|m| {
-                    m.token_fields.iter().filter_map(|field| {
-                        Some((message[field].as_str()?.to_string(), m.arn.clone()))
-                    })
-                })
-                .collect();
-            registry.tokens.extend(found);
-        }
         _ => {}
     }
+}
+
+/// Attributes the task tokens in a state machine's outgoing SQS message to it, before the
+/// message exists (a consumer could otherwise resume the task before the gate knew the token).
+fn learn_outgoing_tokens(gate: &Gate, call: &Call, body: &[u8]) {
+    if (call.service.as_str(), call.operation.as_str()) != ("sqs", "SendMessage") {
+        return;
+    }
+    let (url, message_body) = match serde_json::from_slice::<Value>(body) {
+        Ok(sent) => (
+            sent["QueueUrl"].as_str().unwrap_or_default().to_string(),
+            sent["MessageBody"].as_str().unwrap_or_default().to_string(),
+        ),
+        Err(_) => {
+            let form: HashMap<String, String> =
+                url::form_urlencoded::parse(body).into_owned().collect();
+            (
+                form.get("QueueUrl").cloned().unwrap_or_default(),
+                form.get("MessageBody").cloned().unwrap_or_default(),
+            )
+        }
+    };
+    let message: Value = serde_json::from_str(&message_body).unwrap_or(Value::Null);
+    let mut registry = gate.registry.lock().expect("registry");
+    let found: Vec<(String, String)> = registry
+        .state_machines
+        .iter()
+        .filter(|m| m.queue_urls.iter().any(|q| q == &url))
+        .flat_map(|m| {
+            m.token_fields
+                .iter()
+                .filter_map(|field| Some((message[field].as_str()?.to_string(), m.arn.clone())))
+        })
+        .collect();
+    registry.tokens.extend(found);
 }
 
 fn register(gate: &Gate, what: &str, body: &[u8]) -> Response {
@@ -456,16 +524,17 @@ fn register(gate: &Gate, what: &str, body: &[u8]) -> Response {
             registry().roles.insert(role.access_key_id.clone(), role);
             StatusCode::NO_CONTENT.into_response()
         }),
+        // A bucket or queue has one policy: a new one replaces it, as in AWS.
         "resource-policies" => parse::<ResourcePolicyRecord>(body).map(|record| {
             registry()
                 .resource_policies
-                .entry(record.resource)
-                .or_default()
-                .push(record.policy);
+                .insert(record.resource, vec![record.policy]);
             StatusCode::NO_CONTENT.into_response()
         }),
         "state-machines" => parse::<StateMachineRecord>(body).map(|record| {
-            registry().state_machines.push(record);
+            let mut registry = registry();
+            registry.state_machines.retain(|m| m.arn != record.arn);
+            registry.state_machines.push(record);
             StatusCode::NO_CONTENT.into_response()
         }),
         "authorize" => parse::<AuthorizeRequest>(body)
@@ -593,7 +662,13 @@ async fn forward_raw(
     })?;
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.bytes().await.unwrap_or_default();
+    let bytes = response.bytes().await.map_err(|e| {
+        (
+            StatusCode::BAD_GATEWAY,
+            format!("the emulator's answer was cut off: {e}"),
+        )
+            .into_response()
+    })?;
     Ok((status, headers, bytes))
 }
 

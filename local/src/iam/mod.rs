@@ -127,10 +127,12 @@ impl GateClient {
     }
 
     async fn post<T: Serialize>(&self, what: &str, body: &T) -> Result<reqwest::Response, String> {
-        let response = self
-            .http
-            .post(format!("{}/{what}", self.base))
-            .json(body)
+        let mut request = self.http.post(format!("{}/{what}", self.base)).json(body);
+        // The deployer's token, from the environment local/with-emulator.sh set up.
+        if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
+            request = request.header(gate::ADMIN_HEADER, token);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| format!("the IAM gate did not answer ({e}); is AWS_ENDPOINT_URL the gate started by local/with-emulator.sh?"))?;

@@ -101,6 +101,20 @@ fn strings(value: Option<&Value>) -> Vec<&str> {
     }
 }
 
+/// Condition values as text (policies may write `false` or `[false]` for "false").
+fn condition_values(value: &Value) -> Vec<String> {
+    let one = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match value {
+        Value::Array(items) => items.iter().filter_map(one).collect(),
+        other => one(other).into_iter().collect(),
+    }
+}
+
 fn applies(statement: &Value, check: &Check<'_>, is_resource_policy: bool) -> bool {
     let action_matches = |patterns: Vec<&str>| {
         patterns
@@ -120,27 +134,51 @@ fn applies(statement: &Value, check: &Check<'_>, is_resource_policy: bool) -> bo
         // A resource policy's statement without Resource is about the resource it is on.
         (None, None) => is_resource_policy,
     };
-    action && resource && conditions_hold(statement.get("Condition"), check.context)
+    let deny = statement.get("Effect").and_then(Value::as_str) == Some("Deny");
+    action && resource && conditions_hold(statement.get("Condition"), check.context, deny)
 }
 
 fn names_principal(statement: &Value, principal: &Principal) -> bool {
-    let Some(named) = statement.get("Principal") else {
-        return false;
-    };
+    match (statement.get("Principal"), statement.get("NotPrincipal")) {
+        (Some(named), _) => principal_in(named, principal),
+        // NotPrincipal: everyone but those named.
+        (None, Some(excepted)) => !principal_in(excepted, principal),
+        (None, None) => false,
+    }
+}
+
+/// Whether a `Principal` element names `principal`: `"*"`, the role's ARN (or its session's),
+/// the account (`123456789012`, `arn:aws:iam::123456789012:root`), or the service.
+fn principal_in(named: &Value, principal: &Principal) -> bool {
     if named == "*" {
         return true;
     }
+    let account = crate::emulator::ACCOUNT_ID;
+    let aws = strings(named.get("AWS"));
+    if aws.contains(&"*") {
+        return true;
+    }
     match principal {
-        Principal::Role { arn } => strings(named.get("AWS"))
-            .iter()
-            .any(|p| *p == "*" || p == arn),
+        Principal::Role { arn } => aws.iter().any(|p| {
+            *p == arn
+                || *p == account
+                || *p == format!("arn:aws:iam::{account}:root")
+                || *p == super::session_arn(arn)
+        }),
         Principal::Service { name } => strings(named.get("Service")).contains(&name.as_str()),
     }
 }
 
 /// `Condition`: every operator block holds; in a block every key holds; a key holds when the
 /// request's value matches any of the listed values (negated operators: matches none).
-fn conditions_hold(conditions: Option<&Value>, context: &BTreeMap<String, Vec<String>>) -> bool {
+/// For a Deny, a condition this evaluator cannot decide (an operator it does not implement,
+/// `ForAnyValue:`/`ForAllValues:`) is taken to hold: it never lets a request past a Deny. For
+/// an Allow it never holds.
+fn conditions_hold(
+    conditions: Option<&Value>,
+    context: &BTreeMap<String, Vec<String>>,
+    deny: bool,
+) -> bool {
     let Some(Value::Object(blocks)) = conditions else {
         return true;
     };
@@ -149,48 +187,29 @@ fn conditions_hold(conditions: Option<&Value>, context: &BTreeMap<String, Vec<St
             return false;
         };
         keys.iter().all(|(key, expected)| {
-            let expected = strings(Some(expected))
-                .into_iter()
-                .map(str::to_string)
-                .chain(match expected {
-                    Value::Bool(b) => Some(b.to_string()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>();
+            let expected = condition_values(expected);
             // Condition keys are case-insensitive.
             let actual = context
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
                 .map(|(_, v)| v.as_slice());
-            operator_holds(operator, &expected, actual)
+            operator_holds(operator, &expected, actual).unwrap_or(deny)
         })
     })
 }
 
-fn operator_holds(operator: &str, expected: &[String], actual: Option<&[String]>) -> bool {
+/// `None`: an operator this evaluator does not implement.
+fn operator_holds(operator: &str, expected: &[String], actual: Option<&[String]>) -> Option<bool> {
     if operator == "Null" {
         // `"Null": {"key": "true"}` holds when the key is absent.
         let absent = actual.is_none_or(|v| v.is_empty());
-        return expected.iter().any(|e| (e == "true") == absent);
+        return Some(expected.iter().any(|e| (e == "true") == absent));
     }
     let (operator, if_exists) = match operator.strip_suffix("IfExists") {
         Some(base) => (base, true),
         None => (operator, false),
     };
-    let Some(actual) = actual.filter(|v| !v.is_empty()) else {
-        // A missing key matches nothing: positive operators fail, negated ones hold.
-        return if_exists || operator.contains("Not");
-    };
-    let matches = |value: &str| -> bool {
-        expected.iter().any(|e| match operator {
-            "StringEquals" | "StringNotEquals" | "ArnEquals" | "ArnNotEquals" => e == value,
-            "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => e.eq_ignore_ascii_case(value),
-            "StringLike" | "StringNotLike" | "ArnLike" | "ArnNotLike" => wildcard(e, value),
-            "Bool" => e.eq_ignore_ascii_case(value),
-            _ => false,
-        })
-    };
-    let known = [
+    const KNOWN: [&str; 11] = [
         "StringEquals",
         "StringNotEquals",
         "StringEqualsIgnoreCase",
@@ -203,12 +222,23 @@ fn operator_holds(operator: &str, expected: &[String], actual: Option<&[String]>
         "ArnNotLike",
         "Bool",
     ];
-    if !known.contains(&operator) {
-        // An operator this evaluator does not know never allows (and never denies).
-        return false;
+    if !KNOWN.contains(&operator) {
+        return None;
     }
+    let Some(actual) = actual.filter(|v| !v.is_empty()) else {
+        // A missing key matches nothing: positive operators fail, negated ones hold.
+        return Some(if_exists || operator.contains("Not"));
+    };
+    let matches = |value: &str| -> bool {
+        expected.iter().any(|e| match operator {
+            "StringEquals" | "StringNotEquals" | "ArnEquals" | "ArnNotEquals" => e == value,
+            "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => e.eq_ignore_ascii_case(value),
+            "StringLike" | "StringNotLike" | "ArnLike" | "ArnNotLike" => wildcard(e, value),
+            _ => e.eq_ignore_ascii_case(value),
+        })
+    };
     let any = actual.iter().any(|v| matches(v));
-    if operator.contains("Not") { !any } else { any }
+    Some(if operator.contains("Not") { !any } else { any })
 }
 
 /// IAM's wildcards: `*` any run of characters, `?` one character.
@@ -218,12 +248,12 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, ti));
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some((sp, st)) = star {
             pi = sp + 1;
             ti = st + 1;
@@ -436,24 +466,109 @@ mod tests {
 
     #[test]
     fn negated_and_if_exists_operators_on_missing_keys() {
-        assert!(operator_holds("StringNotEquals", &["a".into()], None));
-        assert!(!operator_holds("StringEquals", &["a".into()], None));
-        assert!(operator_holds("StringEqualsIfExists", &["a".into()], None));
-        assert!(operator_holds("Null", &["true".into()], None));
-        assert!(!operator_holds(
-            "Null",
-            &["true".into()],
-            Some(&["x".into()])
-        ));
-        assert!(operator_holds(
-            "StringLike",
-            &["uploads/*".into()],
-            Some(&["uploads/a".into()])
-        ));
-        assert!(!operator_holds(
-            "NumericLessThan",
-            &["1".into()],
-            Some(&["0".into()])
-        ));
+        assert_eq!(
+            operator_holds("StringNotEquals", &["a".into()], None),
+            Some(true)
+        );
+        assert_eq!(
+            operator_holds("StringEquals", &["a".into()], None),
+            Some(false)
+        );
+        assert_eq!(
+            operator_holds("StringEqualsIfExists", &["a".into()], None),
+            Some(true)
+        );
+        assert_eq!(operator_holds("Null", &["true".into()], None), Some(true));
+        assert_eq!(
+            operator_holds("Null", &["true".into()], Some(&["x".into()])),
+            Some(false)
+        );
+        assert_eq!(
+            operator_holds(
+                "StringLike",
+                &["uploads/*".into()],
+                Some(&["uploads/a".into()])
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            operator_holds("NumericLessThan", &["1".into()], Some(&["0".into()])),
+            None
+        );
+    }
+
+    #[test]
+    fn what_the_evaluator_cannot_decide_never_lets_a_request_past_a_deny() {
+        let ctx = BTreeMap::new();
+        let policy = [json!({"Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+             "Condition": {"NumericLessThan": {"s3:max-keys": "10"}}}]})];
+        assert!(
+            !evaluate(
+                &role(),
+                &policy,
+                None,
+                &check("s3:GetObject", "arn:aws:s3:::b/k", &ctx)
+            )
+            .allowed()
+        );
+        let only_allow = [
+            json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+             "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}}]}),
+        ];
+        assert!(
+            !evaluate(
+                &role(),
+                &only_allow,
+                None,
+                &check("s3:GetObject", "arn:aws:s3:::b/k", &ctx)
+            )
+            .allowed()
+        );
+    }
+
+    #[test]
+    fn not_principal_account_principals_literal_stars_and_bool_lists() {
+        let ctx = BTreeMap::new();
+        let identity =
+            [json!({"Statement": {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}})];
+        let deny_all_but_s3 = json!({"Statement": [{"Effect": "Deny", "NotPrincipal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": "arn:q"}]});
+        assert!(
+            !evaluate(
+                &role(),
+                &identity,
+                Some(&deny_all_but_s3),
+                &check("sqs:SendMessage", "arn:q", &ctx)
+            )
+            .allowed()
+        );
+        let account = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sqs:SendMessage", "Resource": "arn:q"}]});
+        assert!(
+            evaluate(
+                &role(),
+                &[],
+                Some(&account),
+                &check("sqs:SendMessage", "arn:q", &ctx)
+            )
+            .allowed()
+        );
+        assert!(wildcard("arn:aws:s3:::b/*", "arn:aws:s3:::b/*x"));
+        let bool_list = [json!({"Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": [false]}}}]})];
+        let insecure =
+            BTreeMap::from([("aws:SecureTransport".to_string(), vec!["false".to_string()])]);
+        assert!(
+            !evaluate(
+                &role(),
+                &bool_list,
+                None,
+                &check("s3:GetObject", "arn:aws:s3:::b/k", &insecure)
+            )
+            .allowed()
+        );
     }
 }
