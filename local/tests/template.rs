@@ -218,3 +218,143 @@ fn the_api_key_is_in_a_usage_plan_of_the_rest_stage() {
         "only the links people open from emails and messages go without the key"
     );
 }
+
+/// The dimension value an alarm's metric (or any metric of its metric math) is scoped to.
+fn alarm_targets(alarm: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut add = |metric: &Value, dimensions: &Value| {
+        for d in dimensions.as_array().into_iter().flatten() {
+            out.push((
+                format!(
+                    "{}/{}",
+                    metric.as_str().unwrap_or_default(),
+                    d["Name"].as_str().unwrap_or_default()
+                ),
+                d["Value"].clone(),
+            ));
+        }
+    };
+    add(&alarm["MetricName"], &alarm["Dimensions"]);
+    for m in alarm["Metrics"].as_array().into_iter().flatten() {
+        let metric = &m["MetricStat"]["Metric"];
+        add(&metric["MetricName"], &metric["Dimensions"]);
+    }
+    out
+}
+
+/// Every function, failure queue, API, stream mapping, pipe and state machine has an alarm
+/// that notifies AlarmTopic: a new resource cannot ship without one.
+#[test]
+fn every_failure_path_has_an_alarm() {
+    for pattern in ["callback", "activity"] {
+        let template = transformed(&[("ApprovalPattern", pattern)]);
+        let alarms: Vec<&Value> = template
+            .resources_of_kind("AWS::CloudWatch::Alarm")
+            .filter(|(_, a)| {
+                a.properties["AlarmActions"]
+                    .as_array()
+                    .is_some_and(|actions| {
+                        actions.contains(&serde_json::json!({"Ref": "AlarmTopic"}))
+                    })
+            })
+            .map(|(_, a)| &a.properties)
+            .collect();
+        let targets: Vec<(String, Value)> = alarms.iter().flat_map(|a| alarm_targets(a)).collect();
+        let has =
+            |metric: &str, value: Value| targets.iter().any(|(m, v)| m == metric && *v == value);
+        let reference = |id: &str| serde_json::json!({"Ref": id});
+        let mut missing = Vec::new();
+        for (id, _) in template.resources_of_kind("AWS::Lambda::Function") {
+            for metric in ["Errors/FunctionName", "Throttles/FunctionName"] {
+                if !has(metric, reference(id)) {
+                    missing.push(format!("{id}: {metric}"));
+                }
+            }
+        }
+        // Failure queues: redrive targets, on-failure destinations, the pipe's DLQ, and queues
+        // that keep rejected records.
+        let mut failure_queues = std::collections::BTreeSet::new();
+        let text = |v: &Value| v.to_string();
+        fn walk(value: &Value, found: &mut std::collections::BTreeSet<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, v) in map {
+                        let target = match key.as_str() {
+                            "deadLetterTargetArn" => Some(v),
+                            "OnFailure" => v.get("Destination"),
+                            "DeadLetterConfig" => v.get("Arn"),
+                            _ => None,
+                        };
+                        if let Some(queue) = target
+                            .and_then(|t| t.pointer("/Fn::GetAtt/0"))
+                            .and_then(Value::as_str)
+                        {
+                            found.insert(queue.to_string());
+                        }
+                        walk(v, found);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+                _ => {}
+            }
+        }
+        for r in template.resources.values() {
+            walk(&r.properties, &mut failure_queues);
+        }
+        failure_queues.insert("AppointmentRejectedRecords".to_string());
+        assert!(failure_queues.len() >= 5, "{failure_queues:?}");
+        for queue in &failure_queues {
+            let name = serde_json::json!({"Fn::GetAtt": [queue, "QueueName"]});
+            if !has("ApproximateNumberOfMessagesVisible/QueueName", name) {
+                missing.push(format!("{queue}: messages visible"));
+            }
+        }
+        if !has("5XXError/ApiName", reference("AWS::StackName"))
+            || !has("Latency/ApiName", reference("AWS::StackName"))
+        {
+            missing.push("RestApi: 5XXError and Latency".into());
+        }
+        for (id, _) in template.resources_of_kind("AWS::ApiGatewayV2::Api") {
+            if !has("IntegrationError/ApiId", reference(id))
+                || !has("ExecutionError/ApiId", reference(id))
+            {
+                missing.push(format!("{id}: integration and execution errors"));
+            }
+        }
+        for (id, m) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
+            if text(&m.properties["EventSourceArn"]).contains("StreamArn") {
+                let function = m.properties["FunctionName"].clone();
+                if !has("IteratorAge/FunctionName", function) {
+                    missing.push(format!("{id}: IteratorAge"));
+                }
+            }
+        }
+        for (id, _) in template.resources_of_kind("AWS::Pipes::Pipe") {
+            for metric in [
+                "ExecutionFailed",
+                "EnrichmentStageFailed",
+                "TargetStageFailed",
+            ] {
+                if !has(&format!("{metric}/PipeName"), reference(id)) {
+                    missing.push(format!("{id}: {metric}"));
+                }
+            }
+        }
+        let resolver = resolver(&template, &[("ApprovalPattern", pattern)]);
+        for (id, machine) in template.resources_of_kind("AWS::StepFunctions::StateMachine") {
+            if !resolver.exists(machine).unwrap() {
+                continue;
+            }
+            for metric in ["ExecutionsFailed", "ExecutionsTimedOut"] {
+                if !has(&format!("{metric}/StateMachineArn"), reference(id)) {
+                    missing.push(format!("{id}: {metric}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "{pattern} pattern, no alarm for:\n{}",
+            missing.join("\n")
+        );
+    }
+}

@@ -404,7 +404,12 @@ impl Stack {
             | "AWS::Lambda::Permission"
             | "AWS::Lambda::EventSourceMapping"
             | "AWS::Events::Rule"
-            | "AWS::Pipes::Pipe" => {
+            | "AWS::Pipes::Pipe"
+            // CloudWatch is not emulated: alarms and dashboards only need names that resolve
+            // (their coverage is checked on the template, local/tests/template.rs).
+            | "AWS::CloudWatch::Alarm"
+            | "AWS::CloudWatch::Dashboard"
+            | "AWS::SNS::Subscription" => {
                 let reference = match kind {
                     // A stage's Ref is its name.
                     "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => props["StageName"]
