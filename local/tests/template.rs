@@ -358,3 +358,52 @@ fn every_failure_path_has_an_alarm() {
         );
     }
 }
+
+/// The dashboard's body is the JSON CloudWatch expects once its `${...}` are substituted, with a
+/// row per system, and every resource it names exists.
+#[test]
+fn the_dashboard_has_a_row_per_system_over_real_resources() {
+    let template = transformed(&[]);
+    let body =
+        template.resource("OperationsDashboard").unwrap().properties["DashboardBody"]["Fn::Sub"]
+            .as_str()
+            .expect("a Sub string")
+            .to_string();
+    let mut names = Vec::new();
+    let mut text = String::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find("${") {
+        text.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closed") + start;
+        names.push(rest[start + 2..end].to_string());
+        text.push('x');
+        rest = &rest[end + 1..];
+    }
+    text.push_str(rest);
+    let dashboard: Value = serde_json::from_str(&text).expect("valid JSON");
+    let rows: Vec<&str> = dashboard["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["properties"]["markdown"].as_str())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "## Items API",
+            "## Photo pipeline",
+            "## Chat",
+            "## Human approval",
+            "## Appointments"
+        ]
+    );
+    for name in names {
+        let id = name.split('.').next().unwrap();
+        assert!(
+            id.starts_with("AWS::")
+                || template.resources.contains_key(id)
+                || template.parameter_defaults.contains_key(id),
+            "the dashboard names {name}, which the template does not have"
+        );
+    }
+}
