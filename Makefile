@@ -33,6 +33,7 @@ help:
 	@echo "make iam-report   per role: actions used / refused / granted but unused (after make test)"
 	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
 	@echo "make chaos      every system under 20% injected AWS faults for 2 min; nothing may be lost"
+	@echo "make redrive QUEUE=<DLQ> [STACK=name]  a DLQ's messages back to their source queue"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
@@ -116,6 +117,14 @@ FUZZ_SMOKE_EXAMPLES ?= 20
 .PHONY: fuzz-smoke
 fuzz-smoke:
 	$(MAKE) --no-print-directory fuzz FUZZ_EXAMPLES=$(FUZZ_SMOKE_EXAMPLES)
+
+# A DLQ's messages back to their source queue, none lost: QUEUE=<DLQ logical id>, in the running
+# `make dev` stack, or STACK=<deployed stack name> (your AWS credentials and region).
+.PHONY: redrive
+redrive: $(SAM_VENV)/.installed gate-bin
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=PhotoUploadDLQ [STACK=my-stack]" >&2; exit 2; }
+	target/debug/local-stack redrive --queue $(QUEUE) \
+	  $(if $(STACK),--stack $(STACK),--state-file $(STATE_DIR)/dev.json)
 
 # --- build and run -----------------------------------------------------------------------------
 # --- benchmarks (numbers go to docs/benchmarks.md; never timed tests) --------------------------

@@ -268,6 +268,7 @@ impl DevStack {
         json!({
             "pid": std::process::id(),
             "gateway": self.gateway_url,
+            "emulator": self.stack.sdk.endpoint_url(),
             "api_key": self.api_key,
             "websockets": self.websocket_urls,
             "resources": resources,

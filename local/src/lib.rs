@@ -10,7 +10,8 @@
 //! - [`emulator`]: where the emulator (behind the gate) is;
 //! - [`faults`]: throttling, errors, cut connections and latency the gate injects on demand;
 //! - [`dev`]: the start-up order of the whole system (`make dev`, the end-to-end tests);
-//! - [`tour`]: the script `make dev` prints and the end-to-end tests run.
+//! - [`tour`]: the script `make dev` prints and the end-to-end tests run;
+//! - [`redrive`]: a DLQ's messages back to their source queue (`make redrive`).
 
 pub mod apigateway;
 pub mod cloudformation;
@@ -19,6 +20,7 @@ pub mod emulator;
 pub mod faults;
 pub mod iam;
 pub mod lambda;
+pub mod redrive;
 pub mod service_errors;
 pub mod tour;
 

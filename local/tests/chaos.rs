@@ -761,3 +761,97 @@ async fn every_system_keeps_its_promises_under_faults() {
     );
     assert_eq!(health["unexpected_exits"], 0, "a function process crashed");
 }
+
+/// `make redrive`: an upload the thumbnailer could not read ends in the DLQ; once the cause is
+/// fixed, the redrive moves it back and the thumbnail is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_upload_is_thumbnailed_after_a_redrive() {
+    let local = Local::start("redrive", &["--sqs-visibility-cap", "1"]);
+    let deployer = sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&deployer);
+    let s3 = aws_sdk_s3::Client::new(&deployer);
+    let gate =
+        local_stack::iam::GateClient::new(&std::env::var("AWS_ENDPOINT_URL").expect("the gate"));
+    // The cause: every read of an upload fails.
+    gate.set_faults(&local.prefix, Some("0,s3:GetObject=1,kinds=error"))
+        .await
+        .expect("faults on");
+    let client = Client {
+        url: local.url.clone(),
+        key: local.api_key.clone(),
+        http: http(),
+    };
+    let jpeg = photo();
+    let ticket = client
+        .send(
+            reqwest::Method::POST,
+            "/uploads",
+            &json!({"filename": "redrive.jpg", "content_type": "image/jpeg", "size": jpeg.len()}),
+            None,
+        )
+        .await
+        .expect("ticket");
+    assert_eq!(ticket.status, 201, "{}", ticket.body);
+    let id = id_of(&json!(
+        ticket.body["key"]
+            .as_str()
+            .unwrap_or_default()
+            .split('/')
+            .nth(1)
+            .unwrap_or_default()
+    ));
+    let mut put = client.http.put(ticket.body["upload_url"].as_str().unwrap());
+    for (name, value) in ticket.body["headers"].as_object().into_iter().flatten() {
+        put = put.header(name.as_str(), value.as_str().unwrap_or_default());
+    }
+    assert!(put.body(jpeg).send().await.unwrap().status().is_success());
+
+    let dlq_url = local.resource("PhotoUploadDLQ");
+    let started = Instant::now();
+    loop {
+        let peek = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("peek");
+        if peek
+            .messages()
+            .iter()
+            .any(|m| m.body().is_some_and(|b| b.contains(&id)))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the upload never reached the DLQ\n{}",
+            local.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let key = format!("thumbnails/{id}.jpg");
+    let bucket = local.resource("ThumbnailsBucket");
+    assert!(!keys_under(&s3, &bucket, "thumbnails/").await.contains(&key));
+
+    // The fix, then the redrive (what `make redrive QUEUE=PhotoUploadDLQ` runs).
+    gate.set_faults(&local.prefix, None)
+        .await
+        .expect("faults off");
+    let template = local_stack::Template::load_project().expect("transform");
+    let source = local_stack::redrive::source_of(&template, "PhotoUploadDLQ").unwrap();
+    let moved = local_stack::redrive::redrive(&sqs, &dlq_url, &local.resource(&source))
+        .await
+        .expect("redrive");
+    assert_eq!(moved, local_stack::redrive::Moved::Messages(1));
+    let started = Instant::now();
+    while !keys_under(&s3, &bucket, "thumbnails/").await.contains(&key) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no thumbnail after the redrive\n{}",
+            local.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -11,7 +11,9 @@
 //! - `local-stack gate --port P --emulator URL [--audit FILE]`: the IAM gate in front of the
 //!   emulator (started by `local/with-emulator.sh`);
 //! - `local-stack iam-report --audit FILE`: the least-privilege report from the gate's audit;
-//! - `local-stack transform [--parameter Name=Value]...`: the transformed template (JSON).
+//! - `local-stack transform [--parameter Name=Value]...`: the transformed template (JSON);
+//! - `local-stack redrive --queue DLQ (--state-file FILE | --stack NAME)`: a DLQ's messages back
+//!   to their source queue, in the running `make dev` stack or a deployed one.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -30,6 +32,7 @@ async fn main() -> ExitCode {
         Some("gate") => gate(&args).await,
         Some("iam-report") => iam_report(&args),
         Some("transform") => transform(&args),
+        Some("redrive") => redrive(&args).await,
         _ => Err(
             "usage: local-stack dev|provision|gate|iam-report|transform [options] (see the crate docs)"
                 .into(),
@@ -90,6 +93,46 @@ fn iam_report(args: &[String]) -> Result<(), Error> {
     let text = std::fs::read_to_string(&audit)
         .map_err(|e| format!("{audit}: {e} (run make test first; it writes the audit)"))?;
     print!("{}", local_stack::iam::report::report(&text));
+    Ok(())
+}
+
+async fn redrive(args: &[String]) -> Result<(), Error> {
+    use local_stack::redrive;
+    let dlq = flag(args, "--queue").ok_or("--queue <DLQ logical id> is required")?;
+    let template = Template::load_project_with(&parameters(args)?)?;
+    let source = redrive::source_of(&template, &dlq)?;
+    let (sqs, dlq_url, source_url) = match (flag(args, "--stack"), flag(args, "--state-file")) {
+        (Some(stack), _) => {
+            // A deployed stack: the default credentials chain and region, as the AWS CLI.
+            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let sqs = aws_sdk_sqs::Client::new(&config);
+            let dlq_url = redrive::deployed_queue_url(&sqs, &stack, &dlq).await?;
+            let source_url = redrive::deployed_queue_url(&sqs, &stack, &source).await?;
+            (sqs, dlq_url, source_url)
+        }
+        (None, Some(state_file)) => {
+            let state: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(&state_file)
+                    .map_err(|e| format!("{state_file}: {e} (is `make dev` running?)"))?,
+            )?;
+            let endpoint = state["emulator"]
+                .as_str()
+                .ok_or("the state file names no emulator")?;
+            let sqs = aws_sdk_sqs::Client::new(&emulator::sdk_config(endpoint).await);
+            (
+                sqs,
+                redrive::local_queue_url(&state, &dlq)?,
+                redrive::local_queue_url(&state, &source)?,
+            )
+        }
+        (None, None) => return Err("--stack NAME or --state-file FILE is required".into()),
+    };
+    match redrive::redrive(&sqs, &dlq_url, &source_url).await? {
+        redrive::Moved::Task(handle) => {
+            println!("{dlq} -> {source}: SQS move task started ({handle}); it runs in the service")
+        }
+        redrive::Moved::Messages(n) => println!("{dlq} -> {source}: {n} messages moved"),
+    }
     Ok(())
 }
 
