@@ -323,8 +323,11 @@ fn every_failure_path_has_an_alarm() {
         }
         for (id, m) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
             if text(&m.properties["EventSourceArn"]).contains("StreamArn") {
-                let function = m.properties["FunctionName"].clone();
-                if !has("IteratorAge/FunctionName", function) {
+                // The mapping invokes the alias; the metric is the function's.
+                let function = template
+                    .invoked_function(&m.properties["FunctionName"])
+                    .expect("a function behind the mapping");
+                if !has("IteratorAge/FunctionName", reference(&function)) {
                     missing.push(format!("{id}: IteratorAge"));
                 }
             }
@@ -405,5 +408,52 @@ fn the_dashboard_has_a_row_per_system_over_real_resources() {
                 || template.parameter_defaults.contains_key(id),
             "the dashboard names {name}, which the template does not have"
         );
+    }
+}
+
+/// Gradual deploys: every function has a `live` alias shifted by CodeDeploy with its error
+/// alarm as the rollback trigger, and everything that invokes a function invokes the alias.
+#[test]
+fn everything_invokes_the_live_alias_shifted_by_codedeploy() {
+    let template = transformed(&[]);
+    let is_alias = |value: &Value| {
+        template.references(value).iter().any(|id| {
+            template
+                .resource(id)
+                .is_ok_and(|r| r.kind == "AWS::Lambda::Alias")
+        })
+    };
+    for (id, m) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
+        assert!(is_alias(&m.properties["FunctionName"]), "{id} invokes $LATEST");
+    }
+    for (id, p) in template.resources_of_kind("AWS::Lambda::Permission") {
+        assert!(is_alias(&p.properties["FunctionName"]), "{id} permits $LATEST");
+    }
+    for (id, i) in template.resources_of_kind("AWS::ApiGatewayV2::Integration") {
+        assert!(is_alias(&i.properties["IntegrationUri"]), "{id} invokes $LATEST");
+    }
+    for (id, r) in template.resources_of_kind("AWS::Events::Rule") {
+        assert!(is_alias(&r.properties["Targets"]), "{id} invokes $LATEST");
+    }
+    let body = &template.resource("RestApi").unwrap().properties["Body"]["paths"];
+    for (path, methods) in body.as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            let uri = &operation["x-amazon-apigateway-integration"]["uri"];
+            if !uri.is_null() {
+                assert!(is_alias(uri), "{method} {path} invokes $LATEST");
+            }
+        }
+    }
+    assert!(is_alias(&template.resource("AppointmentPipe").unwrap().properties["Enrichment"]));
+    let groups: Vec<&Value> = template
+        .resources_of_kind("AWS::CodeDeploy::DeploymentGroup")
+        .map(|(_, g)| &g.properties)
+        .collect();
+    assert_eq!(groups.len(), 12, "one deployment group per function");
+    for group in groups {
+        let alarms = group["AlarmConfiguration"]["Alarms"]
+            .as_array()
+            .expect("a rollback alarm");
+        assert!(!alarms.is_empty() && group["AlarmConfiguration"]["Enabled"] == true, "{group}");
     }
 }

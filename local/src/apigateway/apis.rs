@@ -156,14 +156,10 @@ fn logical_ref(value: &Value) -> Option<String> {
     value.get("Ref").and_then(Value::as_str).map(str::to_string)
 }
 
-/// The `AWS::Lambda::Function` an integration URI (`...functions/${Fn.Arn}/invocations`) names.
+/// The `AWS::Lambda::Function` an integration URI (`...functions/${Fn.Arn}/invocations`, or its
+/// alias) names.
 fn integrated_function(stack: &Stack, uri: &Value) -> Option<String> {
-    stack.template.references(uri).into_iter().find(|id| {
-        stack
-            .template
-            .resource(id)
-            .is_ok_and(|r| r.kind == "AWS::Lambda::Function")
-    })
+    stack.template.invoked_function(uri)
 }
 
 /// Every REST API that exists under the stack's parameters, with its routes.
@@ -384,11 +380,7 @@ pub fn websocket_apis(stack: &Stack) -> Result<Vec<WebSocketApi>, TemplateError>
                         });
                     let function = integration.and_then(|id| {
                         let uri = &template.resource(&id).ok()?.properties["IntegrationUri"];
-                        template.references(uri).into_iter().find(|f| {
-                            template
-                                .resource(f)
-                                .is_ok_and(|r| r.kind == "AWS::Lambda::Function")
-                        })
+                        template.invoked_function(uri)
                     });
                     if let Some(function) = function {
                         routes.insert(key, function);

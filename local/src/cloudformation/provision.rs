@@ -369,6 +369,24 @@ impl Stack {
             "AWS::SQS::QueuePolicy" | "AWS::S3::BucketPolicy" => {
                 self.create_resource_policy(id, kind, &props).await
             }
+            // Lambda runs $LATEST locally; an alias or version resolves to the function's ARN
+            // qualified as AWS names it, so policies and event sources on it match.
+            "AWS::Lambda::Version" | "AWS::Lambda::Alias" => {
+                let function = props["FunctionName"].as_str().unwrap_or_default();
+                let qualifier = match kind {
+                    "AWS::Lambda::Alias" => props["Name"].as_str().unwrap_or("live").to_string(),
+                    _ => "1".to_string(),
+                };
+                let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}:{qualifier}");
+                Ok(Physical {
+                    reference: arn.clone(),
+                    attributes: HashMap::from([
+                        ("Arn".into(), arn.clone()),
+                        ("AliasArn".into(), arn),
+                        ("Version".into(), "1".into()),
+                    ]),
+                })
+            }
             "AWS::Lambda::Function" => {
                 let name = props["FunctionName"]
                     .as_str()
@@ -409,6 +427,9 @@ impl Stack {
             // (their coverage is checked on the template, local/tests/template.rs).
             | "AWS::CloudWatch::Alarm"
             | "AWS::CloudWatch::Dashboard"
+            // CodeDeploy shifts alias traffic in AWS; locally the alias always serves.
+            | "AWS::CodeDeploy::Application"
+            | "AWS::CodeDeploy::DeploymentGroup"
             | "AWS::SNS::Subscription" => {
                 let reference = match kind {
                     // A stage's Ref is its name.

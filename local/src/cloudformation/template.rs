@@ -204,6 +204,25 @@ impl Template {
         (bucket == PLACEHOLDER_BUCKET).then(|| project_root().join(key.as_str().unwrap_or("")))
     }
 
+    /// The `AWS::Lambda::Function` a value (a `FunctionName`, an ARN, an integration URI) invokes:
+    /// directly, or through an `AWS::Lambda::Alias` or `AWS::Lambda::Version` of it.
+    pub fn invoked_function(&self, value: &Value) -> Option<String> {
+        self.references(value).into_iter().find_map(|id| self.function_behind(&id))
+    }
+
+    /// `id` itself when it is a function; the function an alias or version belongs to.
+    pub fn function_behind(&self, id: &str) -> Option<String> {
+        let resource = self.resources.get(id)?;
+        match resource.kind.as_str() {
+            "AWS::Lambda::Function" => Some(id.to_string()),
+            "AWS::Lambda::Alias" | "AWS::Lambda::Version" => self
+                .references(&resource.properties["FunctionName"])
+                .into_iter()
+                .find(|f| self.resources.get(f).is_some_and(|r| r.kind == "AWS::Lambda::Function")),
+            _ => None,
+        }
+    }
+
     /// The logical ids of resources a value refers to (Ref, GetAtt, Sub), parameters excluded.
     pub fn references(&self, value: &Value) -> BTreeSet<String> {
         let mut out = BTreeSet::new();

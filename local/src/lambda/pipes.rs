@@ -139,7 +139,10 @@ impl PipeRunner {
             .map(queue_url)
             .transpose()?;
         let enrichment_arn = props["Enrichment"].as_str();
-        let enrichment = enrichment_arn.and_then(|arn| stack.id_with_arn(arn));
+        // The enrichment may be the function or its alias: the function behind either runs.
+        let enrichment = enrichment_arn
+            .and_then(|arn| stack.id_with_arn(arn))
+            .and_then(|id| stack.template.function_behind(&id));
         // The pipe reads, invokes and sends as its role.
         let role = stack.role_of(pipe_id)?;
         let sdk = stack.role_sdk(&role);

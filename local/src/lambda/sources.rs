@@ -194,14 +194,9 @@ pub async fn start(
     Ok(sources)
 }
 
-/// The `AWS::Lambda::Function` a `FunctionName` or target `Arn` refers to.
+/// The `AWS::Lambda::Function` a `FunctionName` or target `Arn` refers to (through its alias).
 fn function_named(stack: &Stack, value: &Value) -> Option<String> {
-    stack.template.references(value).into_iter().find(|id| {
-        stack
-            .template
-            .resource(id)
-            .is_ok_and(|r| r.kind == "AWS::Lambda::Function")
-    })
+    stack.template.invoked_function(value)
 }
 
 /// `rate(5 minutes)` -> 5 minutes.
