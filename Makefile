@@ -17,6 +17,7 @@ CFN_LINT    := $(SAM_VENV)/bin/cfn-lint
 CHECKOV_VENV := $(ROOT)/.venv-checkov
 FUZZ_VENV   := $(ROOT)/.venv-fuzz
 CHECKOV     := $(CHECKOV_VENV)/bin/checkov
+WORKFLOWS_VENV := $(ROOT)/.venv-workflows
 # Logs and state live outside the source tree: cargo lambda watch rebuilds on any change in it.
 STATE_DIR   ?= $(or $(TMPDIR),/tmp)/serverless-rust-kit-$(shell id -u)
 export SAM_CLI_TELEMETRY := 0
@@ -28,6 +29,7 @@ help:
 	@echo "make dev        run the whole system locally (gateway on 127.0.0.1:3000; Ctrl-C stops it)"
 	@echo "make emulator   start only the emulator in the foreground (prints AWS_ENDPOINT_URL)"
 	@echo "make build      sam build (arm64 release binaries)"
+	@echo "make deploy ENV=dev|prod  sam build + sam deploy --config-env ENV"
 	@echo "make lint       cfn-lint + sam validate --lint + checkov"
 	@echo "make transformed  write what CloudFormation receives (SAM transform) to target/"
 	@echo "make iam-report   per role: actions used / refused / granted but unused (after make test)"
@@ -48,7 +50,7 @@ $(ROOT)/.venv-%/.installed: local/requirements-%.txt
 	touch $@
 
 .PHONY: venvs
-venvs: $(EMU_VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(FUZZ_VENV)/.installed
+venvs: $(EMU_VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(FUZZ_VENV)/.installed $(WORKFLOWS_VENV)/.installed
 
 # --- checks ------------------------------------------------------------------------------------
 .PHONY: fmt-check clippy unit-and-integration lint test
@@ -85,10 +87,12 @@ iam-report: gate-bin
 
 # checkov: 0 failed checks; every skip is inline in template.yaml (Metadata.checkov.skip) with
 # its reason.
-lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(WORKFLOWS_VENV)/.installed
 	$(CFN_LINT) template.yaml
 	$(SAM) validate --lint --template template.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet
+	$(WORKFLOWS_VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(WORKFLOWS_VENV)/bin/zizmor --offline --min-severity low .github/workflows
 
 test: fmt-check clippy unit-and-integration lint fuzz-smoke
 	@echo "make test: all checks passed"
@@ -164,6 +168,12 @@ arm64-target:
 
 # One shared target dir: without an absolute CARGO_TARGET_DIR the SAM Rust builder compiles the
 # whole dependency tree (the AWS SDK) once per function (aws-lambda-builders#900).
+# sam build and sam deploy of one samconfig.toml environment (dev, prod).
+ENV ?= dev
+.PHONY: deploy
+deploy: build
+	$(SAM) deploy --config-env $(ENV)
+
 build: $(SAM_VENV)/.installed arm64-target
 	PATH="$(SAM_VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(ROOT)/target" $(SAM) build --template template.yaml
 
@@ -178,4 +188,4 @@ dev: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
 	STATE_DIR=$(STATE_DIR) MOTO=$(MOTO) DEV_PORT=$(DEV_PORT) DEV_ARGS="$(DEV_ARGS)" local/dev.sh
 
 clean:
-	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(CHECKOV_VENV) $(FUZZ_VENV) $(BENCH_VENV) bench/node_modules
+	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(CHECKOV_VENV) $(FUZZ_VENV) $(WORKFLOWS_VENV) $(BENCH_VENV) bench/node_modules
