@@ -424,13 +424,22 @@ fn everything_invokes_the_live_alias_shifted_by_codedeploy() {
         })
     };
     for (id, m) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
-        assert!(is_alias(&m.properties["FunctionName"]), "{id} invokes $LATEST");
+        assert!(
+            is_alias(&m.properties["FunctionName"]),
+            "{id} invokes $LATEST"
+        );
     }
     for (id, p) in template.resources_of_kind("AWS::Lambda::Permission") {
-        assert!(is_alias(&p.properties["FunctionName"]), "{id} permits $LATEST");
+        assert!(
+            is_alias(&p.properties["FunctionName"]),
+            "{id} permits $LATEST"
+        );
     }
     for (id, i) in template.resources_of_kind("AWS::ApiGatewayV2::Integration") {
-        assert!(is_alias(&i.properties["IntegrationUri"]), "{id} invokes $LATEST");
+        assert!(
+            is_alias(&i.properties["IntegrationUri"]),
+            "{id} invokes $LATEST"
+        );
     }
     for (id, r) in template.resources_of_kind("AWS::Events::Rule") {
         assert!(is_alias(&r.properties["Targets"]), "{id} invokes $LATEST");
@@ -444,7 +453,9 @@ fn everything_invokes_the_live_alias_shifted_by_codedeploy() {
             }
         }
     }
-    assert!(is_alias(&template.resource("AppointmentPipe").unwrap().properties["Enrichment"]));
+    assert!(is_alias(
+        &template.resource("AppointmentPipe").unwrap().properties["Enrichment"]
+    ));
     let groups: Vec<&Value> = template
         .resources_of_kind("AWS::CodeDeploy::DeploymentGroup")
         .map(|(_, g)| &g.properties)
@@ -454,6 +465,9 @@ fn everything_invokes_the_live_alias_shifted_by_codedeploy() {
         let alarms = group["AlarmConfiguration"]["Alarms"]
             .as_array()
             .expect("a rollback alarm");
-        assert!(!alarms.is_empty() && group["AlarmConfiguration"]["Enabled"] == true, "{group}");
+        assert!(
+            !alarms.is_empty() && group["AlarmConfiguration"]["Enabled"] == true,
+            "{group}"
+        );
     }
 }

@@ -207,7 +207,9 @@ impl Template {
     /// The `AWS::Lambda::Function` a value (a `FunctionName`, an ARN, an integration URI) invokes:
     /// directly, or through an `AWS::Lambda::Alias` or `AWS::Lambda::Version` of it.
     pub fn invoked_function(&self, value: &Value) -> Option<String> {
-        self.references(value).into_iter().find_map(|id| self.function_behind(&id))
+        self.references(value)
+            .into_iter()
+            .find_map(|id| self.function_behind(&id))
     }
 
     /// `id` itself when it is a function; the function an alias or version belongs to.
@@ -218,7 +220,11 @@ impl Template {
             "AWS::Lambda::Alias" | "AWS::Lambda::Version" => self
                 .references(&resource.properties["FunctionName"])
                 .into_iter()
-                .find(|f| self.resources.get(f).is_some_and(|r| r.kind == "AWS::Lambda::Function")),
+                .find(|f| {
+                    self.resources
+                        .get(f)
+                        .is_some_and(|r| r.kind == "AWS::Lambda::Function")
+                }),
             _ => None,
         }
     }
