@@ -743,131 +743,92 @@ mod tests {
 
     #[test]
     fn requests_the_emulator_could_read_otherwise_are_refused() {
-        let derive_err = |service: &str,
-                          method: &str,
-                          path: &str,
-                          query: &[(&str, &str)],
-                          h: &[(&str, &str)],
-                          body: &str| {
-            let headers = headers(h);
-            let query: Vec<(String, String)> = query
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            derive(
-                service,
-                &HttpRequest {
-                    method,
-                    path,
-                    query: &query,
-                    headers: &headers,
-                    body: body.as_bytes(),
-                },
-            )
-        };
-        // SNS: a TargetArn beside the TopicArn, a parameter twice, body and query both.
-        assert!(
-            derive_err(
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            &'a [(&'a str, &'a str)],
+            &'a str,
+            bool,
+        );
+        let sqs = [("x-amz-target", "AmazonSQS.SendMessage")];
+        let ip = [("host", "127.0.0.1:1")];
+        let cases: [Case; 10] = [
+            // SNS: a TargetArn beside the TopicArn, a parameter twice, body and query both.
+            (
                 "sns",
                 "POST",
                 "/",
                 &[],
                 &[],
-                "Action=Publish&TopicArn=a&TargetArn=b"
-            )
-            .is_err()
-        );
-        assert!(
-            derive_err(
+                "Action=Publish&TopicArn=a&TargetArn=b",
+                false,
+            ),
+            (
                 "sns",
                 "POST",
                 "/",
                 &[],
                 &[],
-                "Action=Publish&TopicArn=a&TopicArn=b"
-            )
-            .is_err()
-        );
-        assert!(
-            derive_err(
+                "Action=Publish&TopicArn=a&TopicArn=b",
+                false,
+            ),
+            (
                 "sns",
                 "POST",
                 "/",
                 &[("Action", "GetTopicAttributes")],
                 &[],
-                "Action=Subscribe&TopicArn=a"
-            )
-            .is_err()
-        );
-        // SQS: the queue from the path, or a QueueName standing for one.
-        assert!(
-            derive_err(
+                "Action=Subscribe&TopicArn=a",
+                false,
+            ),
+            // SQS: the queue from the path, or a QueueName standing for one.
+            (
                 "sqs",
                 "POST",
                 "/123456789012/secret",
                 &[],
-                &[("x-amz-target", "AmazonSQS.SendMessage")],
-                r#"{"QueueUrl":"http://h/123456789012/q"}"#
-            )
-            .is_err()
-        );
-        assert!(
-            derive_err(
+                &sqs,
+                r#"{"QueueUrl":"http://h/123456789012/q"}"#,
+                false,
+            ),
+            ("sqs", "POST", "/", &[], &sqs, r#"{"QueueName":"q"}"#, false),
+            // S3: subresources are other operations; the SDK's x-id is not one.
+            ("s3", "PUT", "/b", &[("encryption", "")], &ip, "", false),
+            ("s3", "DELETE", "/b/k", &[("uploadId", "1")], &ip, "", false),
+            ("s3", "GET", "/b/k", &[("x-id", "GetObject")], &ip, "", true),
+            // DynamoDB: another service's target under DynamoDB's scope.
+            ("dynamodb", "POST", "/", &[], &sqs, "{}", false),
+            (
                 "sqs",
                 "POST",
                 "/",
                 &[],
-                &[("x-amz-target", "AmazonSQS.SendMessage")],
-                r#"{"QueueName":"q"}"#
-            )
-            .is_err()
-        );
-        // S3: subresources are other operations.
-        assert!(
-            derive_err(
-                "s3",
-                "PUT",
-                "/b",
-                &[("encryption", "")],
-                &[("host", "127.0.0.1:1")],
-                ""
-            )
-            .is_err()
-        );
-        assert!(
-            derive_err(
-                "s3",
-                "DELETE",
-                "/b/k",
-                &[("uploadId", "1")],
-                &[("host", "127.0.0.1:1")],
-                ""
-            )
-            .is_err()
-        );
-        assert!(
-            derive_err(
-                "s3",
-                "GET",
-                "/b/k",
-                &[("x-id", "GetObject")],
-                &[("host", "127.0.0.1:1")],
-                ""
-            )
-            .is_ok()
-        );
-        // DynamoDB: another service's target under DynamoDB's scope.
-        assert!(
-            derive_err(
-                "dynamodb",
-                "POST",
-                "/",
-                &[],
-                &[("x-amz-target", "AmazonSQS.SendMessage")],
-                "{}"
-            )
-            .is_err()
-        );
+                &sqs,
+                r#"{"QueueUrl":"http://h/123456789012/q"}"#,
+                true,
+            ),
+        ];
+        for (service, method, path, query, h, body, ok) in cases {
+            let headers = headers(h);
+            let query: Vec<(String, String)> = query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let request = HttpRequest {
+                method,
+                path,
+                query: &query,
+                headers: &headers,
+                body: body.as_bytes(),
+            };
+            assert_eq!(
+                derive(service, &request).is_ok(),
+                ok,
+                "{service} {method} {path} {body}"
+            );
+        }
         // Two credentials, or one outside SigV4's header shape: not attributed.
         let two = headers(&[(
             "authorization",
