@@ -162,56 +162,13 @@ fn seconds() -> u64 {
 
 /// Every message of a queue, taken off it.
 async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .expect("receive");
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return bodies;
-        }
-        for m in messages {
-            bodies.push(m.body.unwrap_or_default());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle.unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-    }
+    local_stack::queues::drain(sqs, url).await.expect("drain")
 }
 
 async fn tap(sdk: &aws_config::SdkConfig, topic_arn: &str, name: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
+    local_stack::queues::tap(sdk, topic_arn, name)
         .await
-        .expect("tap queue")
-        .queue_url
-        .unwrap_or_default();
-    aws_sdk_sns::Client::new(sdk)
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(format!(
-            "arn:aws:sqs:{}:{}:{name}",
-            local_stack::emulator::REGION,
-            local_stack::emulator::ACCOUNT_ID
-        ))
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .expect("subscribe");
-    url
+        .expect("tap")
 }
 
 async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeSet<String> {

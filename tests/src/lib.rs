@@ -244,60 +244,19 @@ pub fn websocket(
 
 /// Subscribes a fresh queue to a topic (raw delivery), so published messages can be read back.
 pub async fn subscribe_queue(stack: &Stack, topic_arn: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let name = format!(
         "{}-tap-{}",
         stack.prefix,
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
+    local_stack::queues::tap(&stack.sdk, topic_arn, &name)
         .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    aws_sdk_sns::Client::new(&stack.sdk)
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(format!(
-            "arn:aws:sqs:{}:{}:{name}",
-            emulator::REGION,
-            emulator::ACCOUNT_ID
-        ))
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    url
+        .expect("tap queue")
 }
 
 /// Receives and deletes every message on a queue; returns their bodies.
 pub async fn drain(stack: &Stack, queue_url: &str) -> Vec<String> {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    let mut bodies = Vec::new();
-    loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return bodies;
-        }
-        for message in messages {
-            bodies.extend(message.body);
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .set_receipt_handle(message.receipt_handle)
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    local_stack::queues::drain(&aws_sdk_sqs::Client::new(&stack.sdk), queue_url)
+        .await
+        .expect("drain")
 }

@@ -153,7 +153,7 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     if path.starts_with("/moto-api/") {
         // The emulator's own inspection API (the local mailbox reads SES's outbox there) is no
         // AWS API; it passes.
-        return forward(&gate, &parts, &[], body).await;
+        return forward(&gate, &parts, body).await;
     }
     let query: Vec<(String, String)> = parts
         .uri
@@ -167,7 +167,7 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     let Some((key, service)) = actions::credential_scope(&parts.headers, &query) else {
         if parts.method == Method::OPTIONS {
             // CORS preflights carry no credentials, in AWS too.
-            return forward(&gate, &parts, &query, body).await;
+            return forward(&gate, &parts, body).await;
         }
         loud(&format!("unsigned {} {path}", parts.method));
         return denied(
@@ -177,7 +177,7 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
         );
     };
     if key == DEPLOYER_KEY {
-        return forward(&gate, &parts, &query, body).await;
+        return forward(&gate, &parts, body).await;
     }
     let http_request = HttpRequest {
         method: parts.method.as_str(),
@@ -197,7 +197,7 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     let role = {
         let registry = gate.registry.lock().expect("registry");
         if key == EMULATOR_STATES_KEY {
-            state_machine_role(&registry, &call, &body)
+            state_machine_role(&registry, &body)
         } else {
             registry.roles.get(&key).cloned()
         }
@@ -313,7 +313,7 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
         }
         Some(FaultKind::Lost) | None => {}
     }
-    let response = forward_raw(&gate, &parts, &query, body).await;
+    let response = forward_raw(&gate, &parts, body).await;
     if fault == Some(FaultKind::Lost) {
         // Applied by the emulator; the answer never arrives.
         if let Ok((status, _, bytes)) = &response
@@ -378,7 +378,7 @@ fn missing_object_without_list(gate: &Gate, role: &RoleRecord, call: &Call) -> O
 
 /// The role of the state machine moto is acting for: the one whose definition sends to the
 /// queue in this request.
-fn state_machine_role(registry: &Registry, call: &Call, body: &[u8]) -> Option<RoleRecord> {
+fn state_machine_role(registry: &Registry, body: &[u8]) -> Option<RoleRecord> {
     let url = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|b| b["QueueUrl"].as_str().map(str::to_string))
@@ -387,7 +387,6 @@ fn state_machine_role(registry: &Registry, call: &Call, body: &[u8]) -> Option<R
                 .find(|(k, _)| k == "QueueUrl")
                 .map(|(_, v)| v.into_owned())
         })?;
-    let _ = call;
     let machine = registry
         .state_machines
         .iter()
@@ -634,7 +633,6 @@ type Forwarded = (StatusCode, HeaderMap, Bytes);
 async fn forward_raw(
     gate: &Gate,
     parts: &axum::http::request::Parts,
-    _query: &[(String, String)],
     body: Bytes,
 ) -> Result<Forwarded, Response> {
     let path_and_query = parts
@@ -672,13 +670,8 @@ async fn forward_raw(
     Ok((status, headers, bytes))
 }
 
-async fn forward(
-    gate: &Gate,
-    parts: &axum::http::request::Parts,
-    query: &[(String, String)],
-    body: Bytes,
-) -> Response {
-    match forward_raw(gate, parts, query, body).await {
+async fn forward(gate: &Gate, parts: &axum::http::request::Parts, body: Bytes) -> Response {
+    match forward_raw(gate, parts, body).await {
         Ok((status, headers, bytes)) => build_response(status, headers, bytes),
         Err(response) => response,
     }

@@ -37,3 +37,61 @@ pub fn to_lambda_record(message: &Message, queue_arn: &str) -> SqsMessage {
     });
     serde_json::from_value(record).expect("an SQS message always fits the SQS event record")
 }
+
+/// Receives and deletes every message on a queue (as the deployer, to look at what arrived);
+/// returns their bodies.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<String>, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(bodies);
+        }
+        for message in messages {
+            bodies.extend(message.body);
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .set_receipt_handle(message.receipt_handle)
+                .send()
+                .await
+                .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        }
+    }
+}
+
+/// A new queue `name` subscribed to a topic with raw delivery, so what is published there can be
+/// read back (a tap for tests; not part of the template). Returns the queue's URL.
+pub async fn tap(
+    sdk: &aws_config::SdkConfig,
+    topic_arn: &str,
+    name: &str,
+) -> Result<String, String> {
+    let url = aws_sdk_sqs::Client::new(sdk)
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
+        .queue_url
+        .unwrap_or_default();
+    let arn =
+        crate::iam::actions::queue_arn(&url).ok_or_else(|| format!("{url} is not a queue URL"))?;
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+    Ok(url)
+}

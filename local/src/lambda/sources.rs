@@ -134,6 +134,9 @@ pub async fn start(
         let Some(expression) = props["ScheduleExpression"].as_str().map(str::to_string) else {
             continue;
         };
+        // The rule's ARN as provisioned: what the scheduled event's `resources` names.
+        stack.ensure(&[rule_id.as_str()]).await?;
+        let rule_arn = stack.attribute(rule_id, "Arn")?;
         for target in rule.properties["Targets"].as_array().into_iter().flatten() {
             let Some(function_id) = function_named(stack, &target["Arn"]) else {
                 continue;
@@ -162,10 +165,7 @@ pub async fn start(
                 functions.clone(),
                 log.clone(),
                 function_id.clone(),
-                format!(
-                    "arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{}-{rule_id}",
-                    stack.prefix
-                ),
+                rule_arn.clone(),
                 period,
             )));
         }
