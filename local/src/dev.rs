@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::cloudwatch::{EmfTap, MetricStore};
 use crate::emulator::{self, REGION};
 use crate::gateway::{self, Gateway};
 use crate::provision::{ProvisionError, Stack};
@@ -62,6 +63,8 @@ pub struct DevStack {
     pub websocket_urls: BTreeMap<String, String>,
     pub api_key: String,
     pub functions: Arc<Functions>,
+    /// What CloudWatch extracted from the functions' EMF lines (`GET /_local/metrics`).
+    pub metrics: Arc<MetricStore>,
     pub stack: Stack,
     pub sources: EventSources,
     gateway: tokio::task::JoinHandle<()>,
@@ -192,7 +195,13 @@ impl DevStack {
                 .await?,
             );
         }
-        let functions = Arc::new(Functions::start(specs, log.clone()));
+        // CloudWatch Logs reads the functions' output for EMF documents.
+        let metrics = Arc::new(MetricStore::default());
+        let function_log = Arc::new(EmfTap {
+            store: metrics.clone(),
+            inner: log.clone(),
+        });
+        let functions = Arc::new(Functions::start(specs, function_log));
         functions
             .wait_initialised(Duration::from_secs(60))
             .await
@@ -239,6 +248,7 @@ impl DevStack {
             sqs: aws_sdk_sqs::Client::new(&stack.sdk),
             log: log.clone(),
             gate: stack.gate.clone(),
+            metrics: metrics.clone(),
         });
         let gateway = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -250,6 +260,7 @@ impl DevStack {
             websocket_urls,
             api_key: options.api_key,
             functions,
+            metrics,
             stack,
             sources,
             gateway,

@@ -7,6 +7,7 @@
 //!   emulator that refuses what AWS would refuse;
 //! - [`lambda`]: functions as Lambda processes, event-source mappings, pipes;
 //! - [`apigateway`]: REST and WebSocket APIs and `@connections`;
+//! - [`cloudwatch`]: metrics extracted from the functions' Embedded Metric Format log lines;
 //! - [`emulator`]: where the emulator (behind the gate) is;
 //! - [`faults`]: throttling, errors, cut connections and latency the gate injects on demand;
 //! - [`dev`]: the start-up order of the whole system (`make dev`, the end-to-end tests);
@@ -15,6 +16,7 @@
 
 pub mod apigateway;
 pub mod cloudformation;
+pub mod cloudwatch;
 pub mod dev;
 pub mod emulator;
 pub mod faults;

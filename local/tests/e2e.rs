@@ -61,6 +61,12 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn items_api_with_key_cors_and_the_stream_backup() {
     let local = local();
+    let counts = |name: &'static str| local.metric("ItemsApiFunction", name, &[]);
+    let (created, updated, deleted) = (
+        counts("ItemsCreated").await.0,
+        counts("ItemsUpdated").await.0,
+        counts("ItemsDeleted").await.0,
+    );
     let (status, item) = call(
         reqwest::Method::POST,
         "/items",
@@ -150,12 +156,31 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
     let backup: Value =
         serde_json::from_slice(&backup.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(backup["id"], id.as_str());
+
+    // Edit and delete it; every change is counted (EMF -> CloudWatch), and so is the cold start.
+    let (status, _) = call(
+        reqwest::Method::PUT,
+        &format!("/items/{id}"),
+        Some(json!({"name": "Desk lamp"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(reqwest::Method::DELETE, &format!("/items/{id}"), None).await;
+    assert_eq!(status, 204);
+    let grows = |name, before| local.metric_grows("ItemsApiFunction", name, &[], before, 1.0);
+    grows("ItemsCreated", created).await;
+    grows("ItemsUpdated", updated).await;
+    grows("ItemsDeleted", deleted).await;
+    grows("ColdStart", 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn photo_upload_becomes_a_200_px_thumbnail() {
     let local = local();
     let photo = photo();
+    let thumbnailer = |name: &'static str| local.metric("ThumbnailerFunction", name, &[]);
+    let rendered = thumbnailer("ThumbnailsRendered").await.0;
+    let renders_timed = thumbnailer("RenderMs").await.1;
     let (status, ticket) = call(
         reqwest::Method::POST,
         "/uploads",
@@ -190,6 +215,46 @@ async fn photo_upload_becomes_a_200_px_thumbnail() {
     assert_eq!(thumbnail.status(), 200);
     let thumbnail = image::load_from_memory(&thumbnail.bytes().await.unwrap()).expect("a JPEG");
     assert_eq!((thumbnail.width(), thumbnail.height()), (200, 150));
+    local
+        .metric_grows(
+            "ThumbnailerFunction",
+            "ThumbnailsRendered",
+            &[],
+            rendered,
+            1.0,
+        )
+        .await;
+    assert!(thumbnailer("RenderMs").await.1 > renders_timed);
+    let (megapixels, samples) = thumbnailer("InputMegapixels").await;
+    assert!(
+        samples > 0 && megapixels >= 0.3072,
+        "{megapixels} MP in {samples}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_is_not_an_image_is_counted_by_reason() {
+    let local = local();
+    let reason = [("Reason", "unsupported_format")];
+    let (failed, _) = local
+        .metric("ThumbnailerFunction", "UploadsFailed", &reason)
+        .await;
+    let text = b"not a photo at all".to_vec();
+    let (status, ticket) = call(
+        reqwest::Method::POST,
+        "/uploads",
+        Some(json!({"filename": "notes.jpg", "content_type": "image/jpeg", "size": text.len()})),
+    )
+    .await;
+    assert_eq!(status, 201, "{ticket}");
+    let mut put = http().put(ticket["upload_url"].as_str().unwrap());
+    for (name, value) in ticket["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    assert_eq!(put.body(text).send().await.unwrap().status(), 200);
+    local
+        .metric_grows("ThumbnailerFunction", "UploadsFailed", &reason, failed, 1.0)
+        .await;
 }
 
 type Socket =
@@ -222,6 +287,9 @@ async fn receive(socket: &mut Socket) -> Value {
 async fn two_websocket_clients_chat_and_read_the_history() {
     let local = local();
     let room = format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (delivered, _) = local
+        .metric("ChatPutFunction", "FanoutDelivered", &[])
+        .await;
     let mut ann = join(&room, "ann").await;
     let mut bob = join(&room, "bob").await;
 
@@ -307,6 +375,10 @@ async fn two_websocket_clients_chat_and_read_the_history() {
         "{posted}\n{}",
         local.log_tail()
     );
+    // Two posts to two sockets, one to one.
+    local
+        .metric_grows("ChatPutFunction", "FanoutDelivered", &[], delivered, 5.0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -324,6 +396,13 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
     .await;
     assert_eq!(status, 202, "{started}");
     let execution_arn = started["executionArn"].as_str().unwrap().to_string();
+    let worker = |name: &'static str| local.metric("ApprovalWorkerFunction", name, &[]);
+    let api = |name: &'static str| local.metric("ApprovalApiFunction", name, &[]);
+    let requested = worker("ApprovalsRequested").await.0;
+    let (approved, expired) = (
+        api("ApprovalsApproved").await.0,
+        api("ApprovalsExpired").await.0,
+    );
 
     let approve = eventually("approval email", Duration::from_secs(60), || {
         let url = format!("{}/_local/mail?to={manager}", local.url);
@@ -352,18 +431,23 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("token in the form");
-    // ... whose button POSTs the decision.
-    let decided = http()
-        .post(approve.split('?').next().unwrap())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "taskToken={}",
-            url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(decided.status(), 200);
+    // ... whose button POSTs the decision; a second click finds the request closed.
+    let decide = || {
+        http()
+            .post(approve.split('?').next().unwrap())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "taskToken={}",
+                url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+            ))
+            .send()
+    };
+    assert_eq!(decide().await.unwrap().status(), 200);
+    assert_eq!(decide().await.unwrap().status(), 410);
+    let grows = |id, name, before| local.metric_grows(id, name, &[], before, 1.0);
+    grows("ApprovalWorkerFunction", "ApprovalsRequested", requested).await;
+    grows("ApprovalApiFunction", "ApprovalsApproved", approved).await;
+    grows("ApprovalApiFunction", "ApprovalsExpired", expired).await;
 
     let sfn = aws_sdk_sfn::Client::new(&sdk().await);
     eventually("execution succeeded", Duration::from_secs(30), || {
@@ -387,6 +471,11 @@ async fn appointments_reach_the_queue_enriched_by_the_pipe() {
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let known = format!("known-{tag}@example.com");
     let unknown = format!("unknown-{tag}@example.com");
+    let enrichment = |name: &'static str| local.metric("PipeEnrichmentFunction", name, &[]);
+    let (enriched, contact_unknown) = (
+        enrichment("AppointmentsEnriched").await.0,
+        enrichment("ContactUnknown").await.0,
+    );
     let (status, _) = call(
         reqwest::Method::PUT,
         &format!("/contacts/{known}"),
@@ -434,6 +523,10 @@ async fn appointments_reach_the_queue_enriched_by_the_pipe() {
     }
     assert_eq!(preferred[&ids[0]], "sms");
     assert_eq!(preferred[&ids[1]], "none");
+    let grows =
+        |name, before, by| local.metric_grows("PipeEnrichmentFunction", name, &[], before, by);
+    grows("AppointmentsEnriched", enriched, 2.0).await;
+    grows("ContactUnknown", contact_unknown, 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{self, ConfigError, EnvSource};
 use crate::cursor::{self, Page};
 use crate::error::{ApiError, BackendError, classify_sdk_error};
+use crate::telemetry::metric;
 use crate::timestamp;
 use crate::validate;
 
@@ -410,12 +411,16 @@ impl ChatService {
                 }
             }
         }
-        Ok(PostOutcome {
+        let outcome = PostOutcome {
             message,
             delivered: report.delivered,
             pruned,
             failed: report.failed + report.gone.len() - pruned,
-        })
+        };
+        metrics::counter!(metric::FANOUT_DELIVERED).increment(outcome.delivered as u64);
+        metrics::counter!(metric::FANOUT_PRUNED).increment(outcome.pruned as u64);
+        metrics::counter!(metric::FANOUT_FAILED).increment(outcome.failed as u64);
+        Ok(outcome)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod photos;
 pub mod rest;
 pub mod sdk;
+pub mod telemetry;
 pub mod timestamp;
 pub mod validate;
 

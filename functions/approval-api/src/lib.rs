@@ -16,6 +16,7 @@ use shared::approval::{self, Decision, DecisionForm, StartApprovalRequest};
 use shared::config::{self, ConfigError, EnvSource};
 use shared::error::classify_sdk_error;
 use shared::rest::{self, Responder};
+use shared::telemetry::metric;
 
 #[derive(Debug, Clone)]
 pub struct App {
@@ -125,6 +126,11 @@ impl App {
         match sent {
             Ok(()) => {
                 tracing::info!(decision = decision.segment(), "approval decided");
+                metrics::counter!(match decision {
+                    Decision::Approve => metric::APPROVALS_APPROVED,
+                    Decision::Reject => metric::APPROVALS_REJECTED,
+                })
+                .increment(1);
                 let (title, text) = match decision {
                     Decision::Approve => ("Approved", "Thank you. The promotion is approved."),
                     Decision::Reject => ("Rejected", "Thank you. The promotion is rejected."),
@@ -144,6 +150,9 @@ impl App {
             // Only the error code is logged: messages may quote the token.
             Err(code) => {
                 tracing::warn!(%code, "decision not accepted");
+                if matches!(code.as_str(), "TaskDoesNotExist" | "TaskTimedOut") {
+                    metrics::counter!(metric::APPROVALS_EXPIRED).increment(1);
+                }
                 Err(match code.as_str() {
                     "TaskDoesNotExist" | "TaskTimedOut" => ApiError::new(
                         StatusCode::GONE,

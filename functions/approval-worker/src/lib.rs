@@ -63,6 +63,7 @@ impl Mailer {
             .await
             .map_err(|e| classify_sdk_error("ses", &e))?;
         tracing::info!(%task, "approval email sent");
+        metrics::counter!(shared::telemetry::metric::APPROVALS_REQUESTED).increment(1);
         Ok(())
     }
 

@@ -1,18 +1,18 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::logging::init();
+    shared::telemetry::init();
     let sdk = shared::sdk::load(&shared::config::ProcessEnv).await?;
     let env = shared::config::ProcessEnv;
     let mailer = approval_worker::Mailer::from_env(&sdk, &env)?;
     let poller = shared::config::optional(&env, "APPROVAL_ACTIVITY_ARN")
         .map(|arn| approval_worker::ActivityPoller::for_lambda(&sdk, arn));
-    run(service_fn(|event: LambdaEvent<Value>| {
+    shared::telemetry::run(service_fn(|event: LambdaEvent<Value>| {
         let (mailer, poller) = (&mailer, &poller);
         async move {
             // SQS deliveries have Records; anything else is the schedule of the activity pattern.

@@ -1,13 +1,13 @@
 use std::convert::Infallible;
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::logging::init();
+    shared::telemetry::init();
     let sdk = shared::sdk::load(&shared::config::ProcessEnv).await?;
     let app = chat_get::App::from_env(&sdk, &shared::config::ProcessEnv)?;
-    run(service_fn(|req: Request| {
+    shared::telemetry::run_http(service_fn(|req: Request| {
         let app = &app;
         async move { Ok::<_, Infallible>(app.handle(req).await) }
     }))

@@ -9,6 +9,7 @@ use shared::ApiError;
 use shared::config::{self, ConfigError, EnvSource};
 use shared::items::{CreateItemRequest, ItemsRepo, ListParams, ListRequest, UpdateItemRequest};
 use shared::rest::{self, Responder};
+use shared::telemetry::metric;
 use shared::validate;
 
 /// Everything the handler needs, built once per process.
@@ -55,6 +56,7 @@ impl App {
                     Method::PUT => self.update(req, &id).await,
                     Method::DELETE => {
                         self.items.delete(&id).await?;
+                        metrics::counter!(metric::ITEMS_DELETED).increment(1);
                         Ok(rest::no_content())
                     }
                     _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE, OPTIONS")),
@@ -71,6 +73,9 @@ impl App {
         let new = rest::parse_json::<CreateItemRequest>(req)?.validate()?;
         let created = self.items.create(new, key.as_deref()).await?;
         let mut response = rest::json(StatusCode::CREATED, &created.item);
+        if !created.replayed {
+            metrics::counter!(metric::ITEMS_CREATED).increment(1);
+        }
         if created.replayed {
             response.headers_mut().insert(
                 "idempotent-replayed",
@@ -82,10 +87,9 @@ impl App {
 
     async fn update(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
         let patch = rest::parse_json::<UpdateItemRequest>(req)?.validate()?;
-        Ok(rest::json(
-            StatusCode::OK,
-            &self.items.update(id, patch).await?,
-        ))
+        let updated = self.items.update(id, patch).await?;
+        metrics::counter!(metric::ITEMS_UPDATED).increment(1);
+        Ok(rest::json(StatusCode::OK, &updated))
     }
 
     async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -11,10 +11,11 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde_json::Value;
 use shared::appointments::{
-    self, AppointmentsRepo, EnrichError, EnrichedAppointment, RejectedRecord,
+    self, AppointmentsRepo, ContactMethod, EnrichError, EnrichedAppointment, RejectedRecord,
 };
 use shared::config::{self, ConfigError, EnvSource};
 use shared::error::{BackendError, classify_sdk_error};
+use shared::telemetry::metric;
 
 #[derive(Debug, Clone)]
 pub struct Enricher {
@@ -56,6 +57,14 @@ impl Enricher {
                 tracing::error!(index = rejected.index, reason = %rejected.reason, "record rejected");
             }
         }
+        let unknown = enrichment
+            .documents
+            .iter()
+            .filter(|d| d.preferred_method == ContactMethod::None)
+            .count();
+        metrics::counter!(metric::APPOINTMENTS_ENRICHED)
+            .increment(enrichment.documents.len() as u64);
+        metrics::counter!(metric::CONTACT_UNKNOWN).increment(unknown as u64);
         tracing::info!(
             records = enrichment.documents.len(),
             rejected = enrichment.rejected.len(),

@@ -1,12 +1,12 @@
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::logging::init();
+    shared::telemetry::init();
     let sdk = shared::sdk::load(&shared::config::ProcessEnv).await?;
     let enricher = pipe_enrichment::Enricher::from_env(&sdk, &shared::config::ProcessEnv)?;
-    run(service_fn(|event: LambdaEvent<Value>| {
+    shared::telemetry::run(service_fn(|event: LambdaEvent<Value>| {
         let enricher = &enricher;
         async move { Ok::<_, Error>(enricher.handle(event.payload).await?) }
     }))

@@ -14,6 +14,7 @@ use render::{RenderOptions, Thumbnail};
 use shared::config::{self, ConfigError, EnvSource};
 use shared::error::{BackendError, classify_sdk_error};
 use shared::photos::{self, CreatedObject, FailureMarker, S3Notification, ThumbnailNotice};
+use shared::telemetry::{label, metric};
 
 #[derive(Debug, Clone)]
 pub struct Thumbnailer {
@@ -106,6 +107,7 @@ impl Thumbnailer {
                 .record_failure(
                     object,
                     &id,
+                    "object_too_large",
                     format!(
                         "object is {length} bytes, over the {} limit",
                         self.max_source_bytes
@@ -120,12 +122,22 @@ impl Thumbnailer {
             .map_err(|e| BackendError::failed("s3", e))?
             .into_bytes();
         let options = self.options.clone();
+        let started = std::time::Instant::now();
         let rendered = tokio::task::spawn_blocking(move || render::render(&bytes, &options))
             .await
             .map_err(|e| BackendError::failed("render", e))?;
         match rendered {
-            Ok(thumbnail) => self.store_and_announce(object, &id, thumbnail).await,
-            Err(err) => self.record_failure(object, &id, err.to_string()).await,
+            Ok(thumbnail) => {
+                metrics::histogram!(metric::RENDER_MS)
+                    .record(started.elapsed().as_secs_f64() * 1e3);
+                metrics::histogram!(metric::INPUT_MEGAPIXELS)
+                    .record(thumbnail.source_pixels as f64 / 1e6);
+                self.store_and_announce(object, &id, thumbnail).await
+            }
+            Err(err) => {
+                self.record_failure(object, &id, err.reason(), err.to_string())
+                    .await
+            }
         }
     }
 
@@ -164,6 +176,7 @@ impl Thumbnailer {
             .await
             .map_err(|e| classify_sdk_error("sns", &e))?;
         tracing::info!(source_key = %object.key, width = thumbnail.width, height = thumbnail.height, "thumbnail written");
+        metrics::counter!(metric::THUMBNAILS_RENDERED).increment(1);
         Ok(())
     }
 
@@ -171,6 +184,7 @@ impl Thumbnailer {
         &self,
         object: &CreatedObject,
         id: &str,
+        reason_code: &'static str,
         reason: String,
     ) -> Result<(), Transient> {
         tracing::warn!(source_key = %object.key, %reason, "upload cannot be thumbnailed; recording a failure marker");
@@ -189,6 +203,7 @@ impl Thumbnailer {
             .send()
             .await
             .map_err(|e| classify_sdk_error("s3", &e))?;
+        metrics::counter!(metric::UPLOADS_FAILED, label::REASON => reason_code).increment(1);
         Ok(())
     }
 }

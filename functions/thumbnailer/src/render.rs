@@ -45,6 +45,8 @@ pub struct Thumbnail {
     pub jpeg: Vec<u8>,
     pub width: u32,
     pub height: u32,
+    /// Width x height of the source image (before any scaling).
+    pub source_pixels: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,13 +67,30 @@ pub enum RenderError {
     Encode(String),
 }
 
+impl RenderError {
+    /// A short, fixed name for the `UploadsFailed` metric's `Reason` dimension.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::UnsupportedFormat => "unsupported_format",
+            Self::TooLarge { .. } => "too_many_pixels",
+            Self::Decode(_) => "undecodable",
+            Self::Encode(_) => "encode_failed",
+        }
+    }
+}
+
 /// Renders the thumbnail of `bytes`.
 pub fn render(bytes: &[u8], options: &RenderOptions) -> Result<Thumbnail, RenderError> {
     if bytes.is_empty() {
         return Err(RenderError::Empty);
     }
     let format = image::guess_format(bytes).map_err(|_| RenderError::UnsupportedFormat)?;
-    let (pixels, orientation) = match format {
+    let Decoded {
+        pixels,
+        orientation,
+        source,
+    } = match format {
         ImageFormat::Jpeg => match decode_jpeg_dc(bytes, options)? {
             Some(decoded) => decoded,
             None => decode_jpeg_scaled(bytes, options)?,
@@ -85,7 +104,17 @@ pub fn render(bytes: &[u8], options: &RenderOptions) -> Result<Thumbnail, Render
         target_size(pixels.width(), pixels.height(), orientation, options.width);
     let resized = resize(pixels, target_w, target_h)?;
     let oriented = apply_orientation(resized, orientation);
-    encode(&oriented, options.quality)
+    let mut thumbnail = encode(&oriented, options.quality)?;
+    thumbnail.source_pixels = u64::from(source.0) * u64::from(source.1);
+    Ok(thumbnail)
+}
+
+/// What a decoder hands the resizer: pixels (possibly already scaled down), the EXIF orientation
+/// still to apply, and the source's own size.
+struct Decoded {
+    pixels: Pixels,
+    orientation: Orientation,
+    source: (u32, u32),
 }
 
 /// Decoded pixels: 8-bit RGB or grayscale, alpha already flattened.
@@ -123,10 +152,7 @@ fn check_pixels(width: u32, height: u32, options: &RenderOptions) -> Result<(), 
 
 /// The fastest path, for JPEGs large enough that 1/8 scale still leaves twice the target width:
 /// DC coefficients only ([`crate::jpeg_dc`]). `None` when it does not apply.
-fn decode_jpeg_dc(
-    bytes: &[u8],
-    options: &RenderOptions,
-) -> Result<Option<(Pixels, Orientation)>, RenderError> {
+fn decode_jpeg_dc(bytes: &[u8], options: &RenderOptions) -> Result<Option<Decoded>, RenderError> {
     let Some((width, height)) = jpeg_dc::dimensions(bytes) else {
         return Ok(None);
     };
@@ -145,7 +171,11 @@ fn decode_jpeg_dc(
             } else {
                 Pixels::Rgb(image.width, image.height, image.pixels)
             };
-            Ok(Some((pixels, image.orientation)))
+            Ok(Some(Decoded {
+                pixels,
+                orientation: image.orientation,
+                source: (width, height),
+            }))
         }
         Ok(None) => Ok(None),
         Err(err) => Err(RenderError::Decode(err.to_string())),
@@ -154,10 +184,7 @@ fn decode_jpeg_dc(
 
 /// Every other JPEG, decoded at the smallest DCT scale that still leaves at least twice the
 /// target width for the resampling filter. CMYK comes out as RGB; 16-bit samples are refused.
-fn decode_jpeg_scaled(
-    bytes: &[u8],
-    options: &RenderOptions,
-) -> Result<(Pixels, Orientation), RenderError> {
+fn decode_jpeg_scaled(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderError> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder
         .read_info()
@@ -196,7 +223,11 @@ fn decode_jpeg_scaled(
         jpeg_decoder::PixelFormat::CMYK32 => Pixels::Rgb(w, h, cmyk_to_rgb(&data)),
         _ => Pixels::Rgb(w, h, data),
     };
-    Ok((pixels, orientation))
+    Ok(Decoded {
+        pixels,
+        orientation,
+        source: (width, height),
+    })
 }
 
 /// jpeg-decoder hands CMYK out as ink amounts (Adobe's inverted storage already undone); paper
@@ -216,7 +247,7 @@ fn decode_general(
     bytes: &[u8],
     format: ImageFormat,
     options: &RenderOptions,
-) -> Result<(Pixels, Orientation), RenderError> {
+) -> Result<Decoded, RenderError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(options.max_alloc);
@@ -245,7 +276,11 @@ fn decode_general(
         }
         other => Pixels::Rgb(width, height, other.to_rgb8().into_raw()),
     };
-    Ok((pixels, orientation))
+    Ok(Decoded {
+        pixels,
+        orientation,
+        source: (width, height),
+    })
 }
 
 fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<u8> {
@@ -373,6 +408,7 @@ fn encode(pixels: &Pixels, quality: u8) -> Result<Thumbnail, RenderError> {
         jpeg,
         width: w,
         height: h,
+        source_pixels: 0,
     })
 }
 

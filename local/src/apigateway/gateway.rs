@@ -6,7 +6,8 @@
 //!   `$disconnect` events, and the `@connections` management API under the same path;
 //! - `GET /_local/mail`: the emails the emulator's SES accepted (there is no real inbox);
 //! - `GET /_local/queues/{QueueLogicalId}`: a look at up to 10 waiting messages (left in place);
-//! - `GET /_local/health`: how many function processes exited unasked (crashes, timeouts).
+//! - `GET /_local/health`: how many function processes exited unasked (crashes, timeouts);
+//! - `GET /_local/metrics`: the metrics CloudWatch extracted from the functions' EMF lines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,7 @@ pub struct Gateway {
     pub log: Arc<dyn LogSink>,
     /// Decides `execute-api:ManageConnections` for `@connections` calls (IAM-authorised in AWS).
     pub gate: crate::iam::GateClient,
+    pub metrics: Arc<crate::cloudwatch::MetricStore>,
 }
 
 struct Connection {
@@ -82,6 +84,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/_local/mail", get(mailbox))
         .route("/_local/queues/{queue}", get(peek_queue))
         .route("/_local/health", get(health))
+        .route("/_local/metrics", get(metrics))
         .route("/_ws/{api}", any(websocket_connect))
         .route(
             "/_ws/{api}/@connections/{connection_id}",
@@ -796,6 +799,10 @@ async fn health(State(shared): State<AppState>) -> Response {
         StatusCode::OK,
         json!({"unexpected_exits": shared.gateway.functions.unexpected_exits()}),
     )
+}
+
+async fn metrics(State(shared): State<AppState>) -> Response {
+    json_response(StatusCode::OK, shared.gateway.metrics.snapshot())
 }
 
 /// Up to 10 messages waiting in a queue, received with a zero visibility timeout so they stay

@@ -39,6 +39,8 @@ struct Registry {
     state_machines: Vec<StateMachineRecord>,
     /// Task token -> ARN of the state machine or activity that issued it.
     tokens: HashMap<String, String>,
+    /// Tokens whose task was answered (SendTaskSuccess / SendTaskFailure accepted).
+    answered_tokens: std::collections::HashSet<String>,
     /// Shard iterator -> stream ARN.
     iterators: HashMap<String, String>,
 }
@@ -313,6 +315,9 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
         }
         Some(FaultKind::Lost) | None => {}
     }
+    if let Some(response) = answered_task(&gate, &call) {
+        return response;
+    }
     let response = forward_raw(&gate, &parts, body).await;
     if fault == Some(FaultKind::Lost) {
         // Applied by the emulator; the answer never arrives.
@@ -333,10 +338,44 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
             {
                 return response;
             }
+            if let Some(response) = closed_task(&call, status, &bytes) {
+                return response;
+            }
             build_response(status, headers, bytes)
         }
         Err(response) => response,
     }
+}
+
+/// A task token Step Functions issued whose task is over (answered, or its execution ended):
+/// AWS answers `TaskTimedOut` "Provided task does not exist anymore" to SendTask* (e.g.
+/// aws-samples/amazon-mwaa-examples#61). moto accepts a second answer while the execution still
+/// runs (`answered_task`) and says `InvalidToken`, the answer for a token AWS never issued, once
+/// it ended (`closed_task`; the token got here past [`resolve_placeholders`], so it was issued).
+fn answered_task(gate: &Gate, call: &Call) -> Option<Response> {
+    let token = call.task_token.as_ref()?;
+    let registry = gate.registry.lock().expect("registry");
+    registry
+        .answered_tokens
+        .contains(token)
+        .then(task_no_longer_exists)
+}
+
+fn task_no_longer_exists() -> Response {
+    error_json(
+        StatusCode::BAD_REQUEST,
+        "TaskTimedOut",
+        "Task Timed Out: 'Provided task does not exist anymore'",
+    )
+}
+
+fn closed_task(call: &Call, status: StatusCode, body: &[u8]) -> Option<Response> {
+    if call.task_token.is_none() || status != StatusCode::BAD_REQUEST {
+        return None;
+    }
+    let error: Value = serde_json::from_slice(body).ok()?;
+    let code = error["__type"].as_str()?;
+    (code.rsplit('#').next() == Some("InvalidToken")).then(task_no_longer_exists)
 }
 
 /// S3 answers a missing key with 404 only to callers allowed to list the bucket; everyone else
@@ -464,6 +503,11 @@ fn learn(gate: &Gate, call: &Call, answer: &[u8]) {
                 (answer["NextShardIterator"].as_str(), call.checks.first())
             {
                 registry.iterators.insert(next.into(), stream.clone());
+            }
+        }
+        ("states", "SendTaskSuccess" | "SendTaskFailure") => {
+            if let Some(token) = &call.task_token {
+                registry.answered_tokens.insert(token.clone());
             }
         }
         ("states", "GetActivityTask") => {

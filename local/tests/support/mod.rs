@@ -38,6 +38,68 @@ impl Local {
             .to_string()
     }
 
+    /// CloudWatch's `Sum` and `SampleCount` of a metric the function emitted so far (namespace:
+    /// the stack; dimensions: `Function` = its name, plus `extra`), from `GET /_local/metrics`.
+    pub async fn metric(
+        &self,
+        function_id: &str,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> (f64, u64) {
+        let snapshot: Value = http()
+            .get(format!("{}/_local/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics view")
+            .json()
+            .await
+            .expect("JSON");
+        let function = self.resource(function_id);
+        let mut wanted = serde_json::Map::new();
+        wanted.insert("Function".into(), function.into());
+        for (k, v) in extra {
+            wanted.insert(k.to_string(), Value::from(*v));
+        }
+        snapshot["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["namespace"] == self.prefix.as_str() && m["metric"] == name)
+            .filter(|m| m["dimensions"].as_object() == Some(&wanted))
+            .fold((0.0, 0), |(sum, count), m| {
+                (
+                    sum + m["sum"].as_f64().unwrap_or_default(),
+                    count + m["sampleCount"].as_u64().unwrap_or_default(),
+                )
+            })
+    }
+
+    /// Waits (up to 30 s: the flush follows the response) until the metric's sum grew by at least
+    /// `by` from `before`; other tests may add to it too, so never "exactly".
+    pub async fn metric_grows(
+        &self,
+        function_id: &str,
+        name: &str,
+        extra: &[(&str, &str)],
+        before: f64,
+        by: f64,
+    ) -> f64 {
+        let started = Instant::now();
+        loop {
+            let (sum, _) = self.metric(function_id, name, extra).await;
+            if sum >= before + by {
+                return sum;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{function_id} {name} {extra:?} is {sum}, expected at least {}\n{}",
+                before + by,
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn log_tail(&self) -> String {
         log_tail(&self.log)
     }
