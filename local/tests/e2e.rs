@@ -67,13 +67,26 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
         counts("ItemsUpdated").await.0,
         counts("ItemsDeleted").await.0,
     );
-    let (status, item) = call(
-        reqwest::Method::POST,
-        "/items",
-        Some(json!({"name": "Lamp", "email": "e2e@example.com"})),
+    let notices = local_stack::queues::tap(
+        &sdk().await,
+        &local.resource("ItemsTopic"),
+        &format!("{}-items-tap", local.prefix),
     )
-    .await;
-    assert_eq!(status, 201, "{item}");
+    .await
+    .expect("tap");
+    // One correlation id, from the request to the backup and the notice.
+    let correlation = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let response = http()
+        .post(format!("{}/items", local.url))
+        .header("x-api-key", &local.api_key)
+        .header("x-correlation-id", &correlation)
+        .json(&json!({"name": "Lamp", "email": "e2e@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-correlation-id"], correlation.as_str());
+    let item: Value = response.json().await.unwrap();
     let id = item["id"].as_str().expect("id").to_string();
     let (status, got) = call(reqwest::Method::GET, &format!("/items/{id}"), None).await;
     assert_eq!((status, got["name"].as_str()), (200, Some("Lamp")));
@@ -153,9 +166,16 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        backup.metadata().and_then(|m| m.get("correlation-id")),
+        Some(&correlation)
+    );
     let backup: Value =
         serde_json::from_slice(&backup.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(backup["id"], id.as_str());
+    let notice = notice_with(&notices, &id).await;
+    assert_eq!(notice, correlation, "the notice's correlation_id attribute");
+    assert_logged_in_every_step(&correlation, &["items-api", "items-stream"]);
 
     // Edit and delete it; every change is counted (EMF -> CloudWatch), and so is the cold start.
     let (status, _) = call(
@@ -202,6 +222,10 @@ async fn photo_upload_becomes_a_200_px_thumbnail() {
         .nth(1)
         .unwrap()
         .to_string();
+    let correlation = ticket["correlation_id"]
+        .as_str()
+        .expect("correlation id")
+        .to_string();
     let location = eventually("thumbnail link redirects", Duration::from_secs(60), || {
         let url = format!("{}/thumbnails/{id}", local.url);
         async move {
@@ -215,6 +239,20 @@ async fn photo_upload_becomes_a_200_px_thumbnail() {
     assert_eq!(thumbnail.status(), 200);
     let thumbnail = image::load_from_memory(&thumbnail.bytes().await.unwrap()).expect("a JPEG");
     assert_eq!((thumbnail.width(), thumbnail.height()), (200, 150));
+    // The upload's correlation id reached the thumbnail and the notice.
+    let sdk = sdk().await;
+    let head = aws_sdk_s3::Client::new(&sdk)
+        .head_object()
+        .bucket(local.resource("ThumbnailsBucket"))
+        .key(format!("thumbnails/{id}.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.metadata().and_then(|m| m.get("correlation-id")),
+        Some(&correlation)
+    );
+    assert_logged_in_every_step(&correlation, &["presigner", "thumbnailer"]);
     local
         .metric_grows(
             "ThumbnailerFunction",
@@ -255,6 +293,55 @@ async fn an_upload_that_is_not_an_image_is_counted_by_reason() {
     local
         .metric_grows("ThumbnailerFunction", "UploadsFailed", &reason, failed, 1.0)
         .await;
+}
+
+/// The `correlation_id` attribute of the first notice on `tap` that mentions `needle`.
+async fn notice_with(tap: &str, needle: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    eventually("the notice", Duration::from_secs(30), || {
+        let sqs = sqs.clone();
+        async move {
+            let received = sqs
+                .receive_message()
+                .queue_url(tap)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .ok()?;
+            received
+                .messages()
+                .iter()
+                .find(|m| m.body().is_some_and(|b| b.contains(needle)))?
+                .message_attributes()?
+                .get("correlation_id")?
+                .string_value()
+                .map(str::to_string)
+        }
+    })
+    .await
+}
+
+/// Every function in `steps` logged at least one line carrying the correlation id, next to
+/// Lambda's request id and trace id.
+fn assert_logged_in_every_step(correlation: &str, steps: &[&str]) {
+    let log = std::fs::read_to_string(&local().log).expect("log");
+    for step in steps {
+        let line = log
+            .lines()
+            .filter_map(|l| l.split_once(" | "))
+            .filter(|(label, _)| label.trim() == *step)
+            .filter_map(|(_, line)| serde_json::from_str::<Value>(line).ok())
+            .find(|l| l.to_string().contains(correlation))
+            .unwrap_or_else(|| panic!("{step} logged nothing with {correlation}"));
+        let spans = line["spans"].as_array().cloned().unwrap_or_default();
+        assert!(
+            spans
+                .iter()
+                .any(|s| s["requestId"].is_string() && s["xrayTraceId"].is_string()),
+            "{line}"
+        );
+    }
 }
 
 type Socket =

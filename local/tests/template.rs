@@ -397,7 +397,8 @@ fn the_dashboard_has_a_row_per_system_over_real_resources() {
             "## Photo pipeline",
             "## Chat",
             "## Human approval",
-            "## Appointments"
+            "## Appointments",
+            "## Every function"
         ]
     );
     for name in names {

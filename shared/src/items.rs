@@ -82,6 +82,10 @@ struct StoredItem {
     item: Item,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     request_fingerprint: Option<String>,
+    /// The correlation id of the request that last wrote it ([`crate::rest::correlation_id`]):
+    /// the stream processor carries it on to the backup and the notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<String>,
 }
 
 /// Body of `POST /items`.
@@ -396,6 +400,7 @@ impl ItemsRepo {
         &self,
         new: NewItem,
         idempotency_key: Option<&str>,
+        correlation_id: &str,
     ) -> Result<Created, ItemsError> {
         let now = timestamp::now();
         let fingerprint = idempotency_key.map(|_| new.fingerprint());
@@ -411,6 +416,7 @@ impl ItemsRepo {
         let stored = StoredItem {
             item,
             request_fingerprint: fingerprint.clone(),
+            correlation_id: Some(correlation_id.to_string()),
         };
         let attrs =
             serde_dynamo::to_item(&stored).map_err(|e| ItemsError::Corrupt(e.to_string()))?;
@@ -480,7 +486,12 @@ impl ItemsRepo {
     }
 
     /// Updates only the patched fields; "missing" is decided by the condition, not a prior read.
-    pub async fn update(&self, id: &str, patch: ItemPatch) -> Result<Item, ItemsError> {
+    pub async fn update(
+        &self,
+        id: &str,
+        patch: ItemPatch,
+        correlation_id: &str,
+    ) -> Result<Item, ItemsError> {
         let mut sets = vec!["#updated_at = :updated_at".to_string()];
         let mut removes = Vec::new();
         let mut names = HashMap::from([
@@ -496,6 +507,7 @@ impl ItemsRepo {
             names.insert(format!("#{field}"), field.to_string());
             values.insert(format!(":{field}"), AttributeValue::S(value));
         };
+        set("correlation_id", correlation_id.to_string());
         if let Some(name) = patch.name {
             set("name", name);
         }
@@ -687,6 +699,20 @@ impl ItemChange {
             "REMOVE" => decode("REMOVE", &record.change.old_image).map(Self::Removed),
             other => Err(ChangeError::UnknownEvent(other.to_string())),
         }
+    }
+}
+
+/// The correlation id of the request that made this change (the new image's, or for a REMOVE the
+/// last writer's), when the item has one.
+pub fn correlation_id(record: &aws_lambda_events::event::dynamodb::EventRecord) -> Option<String> {
+    let image = if record.event_name == "REMOVE" {
+        &record.change.old_image
+    } else {
+        &record.change.new_image
+    };
+    match image.get("correlation_id")? {
+        serde_dynamo::AttributeValue::S(id) => Some(id.clone()),
+        _ => None,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod appointments;
 pub mod approval;
 pub mod chat;
 pub mod config;
+pub mod correlation;
 pub mod cursor;
 pub mod dynamo;
 pub mod error;

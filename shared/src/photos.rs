@@ -180,6 +180,8 @@ pub struct UploadTicket {
     pub headers: BTreeMap<String, String>,
     pub key: String,
     pub expires_at: String,
+    /// Follows the photo to its thumbnail and notice ([`crate::correlation`]).
+    pub correlation_id: String,
 }
 
 /// The SNS message published for each thumbnail.
@@ -193,6 +195,9 @@ pub struct ThumbnailNotice {
     pub url: String,
     pub width: u32,
     pub height: u32,
+    /// The upload ticket's ([`crate::correlation`]), when the object carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 /// The marker left for an upload that can never become a thumbnail.
@@ -201,6 +206,8 @@ pub struct FailureMarker {
     pub source_bucket: String,
     pub source_key: String,
     pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 /// One object an S3 notification reports.

@@ -204,3 +204,29 @@ where
         self.inner.call(invocation).inspect(flush_after)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::metric;
+
+    /// A metric the code emits but no one sees is a metric nobody will notice stop.
+    #[test]
+    fn every_metric_is_on_the_operations_dashboard() {
+        let template = include_str!("../../template.yaml");
+        let start = template.find("  OperationsDashboard:").expect("dashboard");
+        let dashboard = &template[start..];
+        let dashboard = &dashboard[..dashboard
+            .find("\n  OperationsDashboardUrl:")
+            .unwrap_or(dashboard.len())];
+        let all = metric::COUNTS
+            .iter()
+            .chain([&metric::RENDER_MS, &metric::INPUT_MEGAPIXELS]);
+        for name in all {
+            assert!(
+                dashboard.contains(&format!("\"{name}\""))
+                    || dashboard.contains(&format!("MetricName=\\\"{name}\\\"")),
+                "{name} is not on OperationsDashboard"
+            );
+        }
+    }
+}

@@ -71,7 +71,9 @@ impl App {
             .map(shared::items::idempotency_key)
             .transpose()?;
         let new = rest::parse_json::<CreateItemRequest>(req)?.validate()?;
-        let created = self.items.create(new, key.as_deref()).await?;
+        let correlation = shared::correlation::of_request(req);
+        let created = self.items.create(new, key.as_deref(), &correlation).await?;
+        tracing::info!(item_id = %created.item.id, correlation_id = %correlation, replayed = created.replayed, "item created");
         let mut response = rest::json(StatusCode::CREATED, &created.item);
         if !created.replayed {
             metrics::counter!(metric::ITEMS_CREATED).increment(1);
@@ -82,14 +84,18 @@ impl App {
                 http::HeaderValue::from_static("true"),
             );
         }
-        Ok(response)
+        Ok(shared::correlation::on_response(response, &correlation))
     }
 
     async fn update(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
         let patch = rest::parse_json::<UpdateItemRequest>(req)?.validate()?;
-        let updated = self.items.update(id, patch).await?;
+        let correlation = shared::correlation::of_request(req);
+        let updated = self.items.update(id, patch, &correlation).await?;
         metrics::counter!(metric::ITEMS_UPDATED).increment(1);
-        Ok(rest::json(StatusCode::OK, &updated))
+        Ok(shared::correlation::on_response(
+            rest::json(StatusCode::OK, &updated),
+            &correlation,
+        ))
     }
 
     async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {

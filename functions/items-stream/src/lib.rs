@@ -11,6 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use shared::config::{self, ConfigError, EnvSource};
 use shared::error::{BackendError, classify_sdk_error};
 use shared::items::{self, Item, ItemChange};
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct Processor {
@@ -68,29 +69,46 @@ impl Processor {
         response
     }
 
+    /// One record, its logs in a span with the correlation id of the request that made it,
+    /// which the backup (object metadata) and the notice (message attribute) carry on.
     pub async fn process(&self, record: &EventRecord) -> Result<(), RecordError> {
-        match ItemChange::from_record(record)? {
-            ItemChange::Created(item) => {
-                self.write_backup(&item).await?;
-                self.notify_created(&item).await?;
+        let correlation = items::correlation_id(record);
+        let span = tracing::info_span!("record", correlation_id = correlation.as_deref());
+        async {
+            match ItemChange::from_record(record)? {
+                ItemChange::Created(item) => {
+                    self.write_backup(&item, correlation.as_deref()).await?;
+                    self.notify_created(&item, correlation.as_deref()).await?;
+                }
+                ItemChange::Modified(item) => {
+                    self.write_backup(&item, correlation.as_deref()).await?
+                }
+                ItemChange::Removed(item) => self.delete_backup(&item).await?,
             }
-            ItemChange::Modified(item) => self.write_backup(&item).await?,
-            ItemChange::Removed(item) => self.delete_backup(&item).await?,
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 
-    async fn write_backup(&self, item: &Item) -> Result<(), BackendError> {
+    async fn write_backup(
+        &self,
+        item: &Item,
+        correlation: Option<&str>,
+    ) -> Result<(), BackendError> {
         let body = serde_json::to_vec(item).map_err(|e| BackendError::failed("s3", e))?;
-        self.s3
+        let mut put = self
+            .s3
             .put_object()
             .bucket(&self.backup_bucket)
             .key(items::backup_key(item))
             .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("s3", &e))?;
+            .body(ByteStream::from(body));
+        if let Some(id) = correlation {
+            put = put.metadata(shared::correlation::METADATA, id);
+        }
+        put.send().await.map_err(|e| classify_sdk_error("s3", &e))?;
+        tracing::info!(item_id = %item.id, "backup written");
         Ok(())
     }
 
@@ -106,16 +124,22 @@ impl Processor {
         Ok(())
     }
 
-    async fn notify_created(&self, item: &Item) -> Result<(), BackendError> {
+    async fn notify_created(
+        &self,
+        item: &Item,
+        correlation: Option<&str>,
+    ) -> Result<(), BackendError> {
         let (subject, message) = items::created_notification(item);
         self.sns
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject)
             .message(message)
+            .set_message_attributes(shared::correlation::sns_attributes(correlation))
             .send()
             .await
             .map_err(|e| classify_sdk_error("sns", &e))?;
+        tracing::info!(item_id = %item.id, "creation notice published");
         Ok(())
     }
 }

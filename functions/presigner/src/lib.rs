@@ -84,6 +84,8 @@ impl App {
         let plan = rest::parse_json::<UploadRequest>(req)?.validate(self.max_upload_bytes)?;
         let size =
             i64::try_from(plan.size).map_err(|_| ApiError::validation("size is too large"))?;
+        // Signed into the upload: the thumbnailer reads it back from the object's metadata.
+        let correlation = shared::correlation::of_request(req);
         let presigned = self
             .s3
             .put_object()
@@ -91,6 +93,7 @@ impl App {
             .key(&plan.key)
             .content_type(&plan.content_type)
             .content_length(size)
+            .metadata(shared::correlation::METADATA, &correlation)
             .presigned(self.presigning()?)
             .await
             .map_err(|e| ApiError::from(classify_sdk_error("s3", &e)))?;
@@ -98,15 +101,19 @@ impl App {
         headers.insert("content-type".into(), plan.content_type.clone());
         headers.insert("content-length".into(), plan.size.to_string());
         let expires_at = shared::timestamp::format((SystemTime::now() + self.expiry).into());
-        tracing::info!(key = %plan.key, size = plan.size, "upload ticket issued");
+        tracing::info!(key = %plan.key, size = plan.size, correlation_id = %correlation, "upload ticket issued");
         let ticket = UploadTicket {
             upload_url: presigned.uri().to_string(),
             method: "PUT",
             headers,
             key: plan.key,
             expires_at,
+            correlation_id: correlation.clone(),
         };
-        Ok(rest::json(StatusCode::CREATED, &ticket))
+        Ok(shared::correlation::on_response(
+            rest::json(StatusCode::CREATED, &ticket),
+            &correlation,
+        ))
     }
 
     async fn thumbnail_redirect(&self, raw_id: &str) -> Result<Response<Body>, ApiError> {

@@ -15,6 +15,7 @@ use shared::config::{self, ConfigError, EnvSource};
 use shared::error::{BackendError, classify_sdk_error};
 use shared::photos::{self, CreatedObject, FailureMarker, S3Notification, ThumbnailNotice};
 use shared::telemetry::{label, metric};
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct Thumbnailer {
@@ -25,6 +26,12 @@ pub struct Thumbnailer {
     link_base: String,
     max_source_bytes: u64,
     options: RenderOptions,
+}
+
+/// An object being thumbnailed, with the correlation id its upload ticket signed into it.
+struct Upload<'a> {
+    object: &'a CreatedObject,
+    correlation: Option<String>,
 }
 
 /// A failure worth retrying; everything else is handled (or recorded) in place.
@@ -85,6 +92,11 @@ impl Thumbnailer {
 
     /// Thumbnails one object. Ok also for permanent failures, which leave a marker instead.
     pub async fn process_object(&self, object: &CreatedObject) -> Result<(), Transient> {
+        let span = tracing::info_span!("object", key = %object.key, correlation_id = tracing::field::Empty);
+        self.thumbnail(object).instrument(span).await
+    }
+
+    async fn thumbnail(&self, object: &CreatedObject) -> Result<(), Transient> {
         let id = photos::thumbnail_id(&object.key);
         let got = self
             .s3
@@ -101,11 +113,20 @@ impl Thumbnailer {
             }
             Err(err) => return Err(classify_sdk_error("s3", &err).into()),
         };
+        // The upload ticket's id, signed into the object's metadata.
+        let correlation = shared::correlation::of_metadata(output.metadata());
+        if let Some(id) = &correlation {
+            tracing::Span::current().record("correlation_id", id.as_str());
+        }
+        let upload = Upload {
+            object,
+            correlation,
+        };
         let length = output.content_length.unwrap_or_default().max(0) as u64;
         if length > self.max_source_bytes {
             return self
                 .record_failure(
-                    object,
+                    &upload,
                     &id,
                     "object_too_large",
                     format!(
@@ -132,10 +153,10 @@ impl Thumbnailer {
                     .record(started.elapsed().as_secs_f64() * 1e3);
                 metrics::histogram!(metric::INPUT_MEGAPIXELS)
                     .record(thumbnail.source_pixels as f64 / 1e6);
-                self.store_and_announce(object, &id, thumbnail).await
+                self.store_and_announce(&upload, &id, thumbnail).await
             }
             Err(err) => {
-                self.record_failure(object, &id, err.reason(), err.to_string())
+                self.record_failure(&upload, &id, err.reason(), err.to_string())
                     .await
             }
         }
@@ -143,21 +164,24 @@ impl Thumbnailer {
 
     async fn store_and_announce(
         &self,
-        object: &CreatedObject,
+        upload: &Upload<'_>,
         id: &str,
         thumbnail: Thumbnail,
     ) -> Result<(), Transient> {
+        let (object, correlation) = (upload.object, upload.correlation.as_deref());
         let key = photos::thumbnail_key(id);
-        self.s3
+        let mut put = self
+            .s3
             .put_object()
             .bucket(&self.thumbnails_bucket)
             .key(&key)
             .content_type("image/jpeg")
             .cache_control("public, max-age=31536000, immutable")
-            .body(ByteStream::from(thumbnail.jpeg))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("s3", &e))?;
+            .body(ByteStream::from(thumbnail.jpeg));
+        if let Some(id) = correlation {
+            put = put.metadata(shared::correlation::METADATA, id);
+        }
+        put.send().await.map_err(|e| classify_sdk_error("s3", &e))?;
         let notice = ThumbnailNotice {
             source_bucket: object.bucket.clone(),
             source_key: object.key.clone(),
@@ -165,6 +189,7 @@ impl Thumbnailer {
             url: format!("{}/{id}", self.link_base),
             width: thumbnail.width,
             height: thumbnail.height,
+            correlation_id: upload.correlation.clone(),
         };
         let message = serde_json::to_string(&notice).map_err(|e| BackendError::failed("sns", e))?;
         self.sns
@@ -172,6 +197,7 @@ impl Thumbnailer {
             .topic_arn(&self.topic_arn)
             .subject("New photo thumbnail")
             .message(message)
+            .set_message_attributes(shared::correlation::sns_attributes(correlation))
             .send()
             .await
             .map_err(|e| classify_sdk_error("sns", &e))?;
@@ -182,16 +208,18 @@ impl Thumbnailer {
 
     async fn record_failure(
         &self,
-        object: &CreatedObject,
+        upload: &Upload<'_>,
         id: &str,
         reason_code: &'static str,
         reason: String,
     ) -> Result<(), Transient> {
+        let object = upload.object;
         tracing::warn!(source_key = %object.key, %reason, "upload cannot be thumbnailed; recording a failure marker");
         let marker = FailureMarker {
             source_bucket: object.bucket.clone(),
             source_key: object.key.clone(),
             reason,
+            correlation_id: upload.correlation.clone(),
         };
         let body = serde_json::to_vec(&marker).map_err(|e| BackendError::failed("s3", e))?;
         self.s3

@@ -431,10 +431,12 @@ async fn next(State(state): State<ApiState>) -> Response {
     );
     headers.insert(
         "Lambda-Runtime-Trace-Id",
+        // Lambda's X-Ray header with active tracing: root, parent segment, sampled.
         header(&format!(
-            "Root=1-{:08x}-{}",
+            "Root=1-{:08x}-{};Parent={};Sampled=1",
             deadline_ms / 1000,
-            &uuid::Uuid::new_v4().simple().to_string()[..24]
+            &uuid::Uuid::new_v4().simple().to_string()[..24],
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
         )),
     );
     headers.insert("Content-Type", header("application/json"));
