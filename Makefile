@@ -36,6 +36,7 @@ help:
 	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
 	@echo "make chaos      every system under 20% injected AWS faults for 2 min; nothing may be lost"
 	@echo "make redrive QUEUE=<DLQ> [STACK=name]  a DLQ's messages back to their source queue"
+	@echo "make e2e-aws STACK=name  the end-to-end tests against a deployed stack"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
@@ -94,7 +95,7 @@ lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(WORKFLOWS_VENV)/.insta
 	$(WORKFLOWS_VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(WORKFLOWS_VENV)/bin/zizmor --offline --min-severity low .github/workflows
 
-test: fmt-check clippy unit-and-integration lint fuzz-smoke
+test: fmt-check clippy unit-and-integration e2e-aws-rehearsal lint fuzz-smoke
 	@echo "make test: all checks passed"
 
 # HTTP contract: every route of docs/openapi.yaml fuzzed against the local stack (FUZZ_EXAMPLES
@@ -173,6 +174,24 @@ ENV ?= dev
 .PHONY: deploy
 deploy: build
 	$(SAM) deploy --config-env $(ENV)
+
+# The end-to-end suite against a deployed stack: its URLs, API key and resources come from
+# CloudFormation (local/tools/stack_state.py, default credentials and region as the AWS CLI);
+# checks of local-only views (mailbox, logs, metrics view) are skipped with their reason.
+.PHONY: e2e-aws
+e2e-aws: $(SAM_VENV)/.installed
+	@test -n "$(STACK)" || { echo "usage: make e2e-aws STACK=<deployed stack name>" >&2; exit 2; }
+	mkdir -p $(STATE_DIR)
+	umask 077; $(SAM_VENV)/bin/python local/tools/stack_state.py $(STACK) > $(STATE_DIR)/$(STACK).state.json
+	E2E_STACK_STATE=$(STATE_DIR)/$(STACK).state.json \
+	  cargo test --locked -p local-stack --test e2e -- --test-threads 4
+
+# The same suite in its deployed-stack mode against a local stack (part of make test), and the
+# state-file tool against moto's CloudFormation.
+.PHONY: e2e-aws-rehearsal
+e2e-aws-rehearsal: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
+	$(EMU_VENV)/bin/python local/tools/test_stack_state.py
+	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-rehearsal.log -- local/e2e-aws-rehearsal.sh
 
 build: $(SAM_VENV)/.installed arm64-target
 	PATH="$(SAM_VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(ROOT)/target" $(SAM) build --template template.yaml

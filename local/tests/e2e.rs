@@ -175,6 +175,9 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
     assert_eq!(backup["id"], id.as_str());
     let notice = notice_with(&notices, &id).await;
     assert_eq!(notice, correlation, "the notice's correlation_id attribute");
+    local_stack::queues::untap(&sdk().await, &local.resource("ItemsTopic"), &notices)
+        .await
+        .expect("untap");
     assert_logged_in_every_step(&correlation, &["items-api", "items-stream"]);
 
     // Edit and delete it; every change is counted (EMF -> CloudWatch), and so is the cold start.
@@ -262,12 +265,14 @@ async fn photo_upload_becomes_a_200_px_thumbnail() {
             1.0,
         )
         .await;
-    assert!(thumbnailer("RenderMs").await.1 > renders_timed);
-    let (megapixels, samples) = thumbnailer("InputMegapixels").await;
-    assert!(
-        samples > 0 && megapixels >= 0.3072,
-        "{megapixels} MP in {samples}"
-    );
+    if !local.on_aws() {
+        assert!(thumbnailer("RenderMs").await.1 > renders_timed);
+        let (megapixels, samples) = thumbnailer("InputMegapixels").await;
+        assert!(
+            samples > 0 && megapixels >= 0.3072,
+            "{megapixels} MP in {samples}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,6 +330,11 @@ async fn notice_with(tap: &str, needle: &str) -> String {
 /// Every function in `steps` logged at least one line carrying the correlation id, next to
 /// Lambda's request id and trace id.
 fn assert_logged_in_every_step(correlation: &str, steps: &[&str]) {
+    if local()
+        .skip_on_aws("the functions' logs are in CloudWatch Logs (search the correlation id there)")
+    {
+        return;
+    }
     let log = std::fs::read_to_string(&local().log).expect("log");
     for step in steps {
         let line = log
@@ -483,6 +493,19 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
     .await;
     assert_eq!(status, 202, "{started}");
     let execution_arn = started["executionArn"].as_str().unwrap().to_string();
+    if local.on_aws() {
+        // The email goes to a real inbox: check the execution waits for the person, and stop.
+        let sfn = aws_sdk_sfn::Client::new(&sdk().await);
+        let described = sfn
+            .describe_execution()
+            .execution_arn(&execution_arn)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(described.status().as_str(), "RUNNING");
+        local.skip_on_aws("the approval email went to a real inbox: click its link to finish");
+        return;
+    }
     let worker = |name: &'static str| local.metric("ApprovalWorkerFunction", name, &[]);
     let api = |name: &'static str| local.metric("ApprovalApiFunction", name, &[]);
     let requested = worker("ApprovalsRequested").await.0;
@@ -619,6 +642,9 @@ async fn appointments_reach_the_queue_enriched_by_the_pipe() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poison_message_ends_in_the_dead_letter_queue() {
     let local = local();
+    if local.skip_on_aws("a message in PhotoUploadDLQ sets off its alarm and pages the operator") {
+        return;
+    }
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let marker = format!("poison-{}", uuid::Uuid::new_v4().simple());
     sqs.send_message()
@@ -662,6 +688,9 @@ async fn a_poison_message_ends_in_the_dead_letter_queue() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tour_runs_as_printed() {
     let local = local();
+    if local.skip_on_aws("the tour is what `make dev` prints for the local stack") {
+        return;
+    }
     let script = local_stack::tour::script(
         &local.url,
         &local.api_key,

@@ -68,7 +68,8 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Str
 }
 
 /// A new queue `name` subscribed to a topic with raw delivery, so what is published there can be
-/// read back (a tap for tests; not part of the template). Returns the queue's URL.
+/// read back (a tap for tests; not part of the template). Its policy lets the topic send, as SNS
+/// needs on AWS. Returns the queue's URL; [`untap`] removes it.
 pub async fn tap(
     sdk: &aws_config::SdkConfig,
     topic_arn: &str,
@@ -84,6 +85,26 @@ pub async fn tap(
         .unwrap_or_default();
     let arn =
         crate::iam::actions::queue_arn(&url).ok_or_else(|| format!("{url} is not a queue URL"))?;
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        }],
+    });
+    aws_sdk_sqs::Client::new(sdk)
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            policy.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
     aws_sdk_sns::Client::new(sdk)
         .subscribe()
         .topic_arn(topic_arn)
@@ -94,4 +115,35 @@ pub async fn tap(
         .await
         .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
     Ok(url)
+}
+
+/// Removes a [`tap`]: its subscription, then its queue.
+pub async fn untap(sdk: &aws_config::SdkConfig, topic_arn: &str, url: &str) -> Result<(), String> {
+    let arn =
+        crate::iam::actions::queue_arn(url).ok_or_else(|| format!("{url} is not a queue URL"))?;
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let subscriptions = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(topic_arn)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+    for subscription in subscriptions.subscriptions() {
+        if subscription.endpoint() == Some(arn.as_str())
+            && let Some(subscription_arn) = subscription.subscription_arn()
+        {
+            sns.unsubscribe()
+                .subscription_arn(subscription_arn)
+                .send()
+                .await
+                .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+        }
+    }
+    aws_sdk_sqs::Client::new(sdk)
+        .delete_queue()
+        .queue_url(url)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+    Ok(())
 }
