@@ -30,9 +30,11 @@ pub fn script(url: &str, key: &str, websocket: &str, now: time::OffsetDateTime) 
 {post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
 {curl} {url}/items; echo
 
-# 2. Photos: an upload ticket for photo.jpg, the PUT it describes, then its 200 px thumbnail.
+# 2. Photos: an upload ticket for photo.jpg, the PUT it describes (with every header it signed),
+#    then its 200 px thumbnail.
 ticket=$({post} -X POST {url}/uploads -d "{{\"filename\":\"photo.jpg\",\"content_type\":\"image/jpeg\",\"size\":$(wc -c < photo.jpg)}}")
-curl -sS --fail-with-body -X PUT "$({upload_url} <<<"$ticket")" -H 'content-type: image/jpeg' --data-binary @photo.jpg
+mapfile -t signed < <({signed_headers} <<<"$ticket")
+curl -sS --fail-with-body -X PUT "$({upload_url} <<<"$ticket")" "${{signed[@]}}" --data-binary @photo.jpg
 photo=$({photo_id} <<<"$ticket")
 for _ in $(seq 30); do curl -sSfL {url}/thumbnails/$photo -o thumbnail.jpg 2>/dev/null && break; sleep 1; done
 ls -l thumbnail.jpg
@@ -56,6 +58,7 @@ sleep 2; curl -sS --fail-with-body '{url}/_local/mail?to=boss@example.com'; echo
 sleep 3; curl -sS --fail-with-body {url}/_local/queues/AppointmentQueue; echo
 "#,
         upload_url = json(r#"["upload_url"]"#),
+        signed_headers = "python3 -c 'import json,sys; [print(f\"-H\\n{k}: {v}\") for k, v in json.load(sys.stdin)[\"headers\"].items()]'",
         photo_id = json(r#"["key"].split("/")[1]"#),
     )
 }

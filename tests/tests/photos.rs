@@ -335,6 +335,47 @@ async fn presigned_uploads_sign_type_and_length_and_expire() {
     );
 }
 
+/// S3 refuses a PUT that leaves out a header the URL signed (SignatureDoesNotMatch), so the
+/// ticket's `headers` are a contract: here each one, left out in turn, is refused (by the IAM
+/// gate, since moto checks no presigned signature), and all of them together are accepted.
+#[tokio::test]
+async fn a_put_without_every_signed_header_is_refused() {
+    let p = pipeline().await;
+    let body = samples::jpeg(64, 48);
+    let request = Rest::post("/uploads")
+        .json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": body.len()}));
+    let (status, ticket) = parts(&p.presigner.handle(request.request()).await);
+    assert_eq!(status, 201);
+    let headers = ticket["headers"].as_object().unwrap();
+    assert!(
+        headers.contains_key("x-amz-meta-correlation-id"),
+        "{ticket}"
+    );
+    let url = ticket["upload_url"].as_str().unwrap();
+    let put = |skip: Option<&str>| {
+        let mut put = reqwest::Client::new().put(url).body(body.clone());
+        for (name, value) in headers {
+            if Some(name.as_str()) != skip {
+                put = put.header(name, value.as_str().unwrap());
+            }
+        }
+        put.send()
+    };
+    for name in ["content-type", "x-amz-meta-correlation-id"] {
+        let refused = put(Some(name)).await.unwrap();
+        assert_eq!(refused.status(), 403, "without {name}");
+        assert!(
+            refused
+                .text()
+                .await
+                .unwrap()
+                .contains("<Code>SignatureDoesNotMatch</Code>"),
+            "without {name}"
+        );
+    }
+    assert_eq!(put(None).await.unwrap().status(), 200);
+}
+
 #[tokio::test]
 async fn presigner_rejects_bad_requests() {
     let p = pipeline().await;
