@@ -298,6 +298,35 @@ async fn an_upload_that_is_not_an_image_is_counted_by_reason() {
     local
         .metric_grows("ThumbnailerFunction", "UploadsFailed", &reason, failed, 1.0)
         .await;
+    // The page waiting for it learns that it failed, and why.
+    let id = ticket["key"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let error = eventually(
+        "a 422 for the failed upload",
+        Duration::from_secs(30),
+        || {
+            let url = format!("{}/thumbnails/{id}", local.url);
+            async move {
+                let response = http().get(url).send().await.ok()?;
+                (response.status() == 422).then_some(response)
+            }
+        },
+    )
+    .await;
+    let body: Value = error.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "thumbnail_failed", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not an image in an accepted format"),
+        "{body}"
+    );
 }
 
 /// The `correlation_id` attribute of the first notice on `tap` that mentions `needle`.
@@ -536,6 +565,7 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     assert!(page.contains("<form method=\"post\""), "{page}");
+    assert!(page.contains("the promotion of Ann Lee"), "{page}");
     let token = page
         .split("name=\"taskToken\" value=\"")
         .nth(1)
@@ -554,6 +584,25 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
     };
     assert_eq!(decide().await.unwrap().status(), 200);
     assert_eq!(decide().await.unwrap().status(), 410);
+    // The used link now says so on GET, before offering any button; a made-up one too.
+    let used = http()
+        .get(&approve)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 410);
+    assert!(!used.text().await.unwrap().contains("<form"));
+    let made_up = http()
+        .get(format!(
+            "{}/approvals/succeed?taskToken=not-a-token",
+            local.url
+        ))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made_up.status(), 400);
     let grows = |id, name, before| local.metric_grows(id, name, &[], before, 1.0);
     grows("ApprovalWorkerFunction", "ApprovalsRequested", requested).await;
     grows("ApprovalApiFunction", "ApprovalsApproved", approved).await;

@@ -94,12 +94,15 @@ impl Decision {
 }
 
 /// The link a manager clicks: `{base}/approvals/{succeed|fail}?taskToken=<url-encoded>`.
-pub fn decision_link(base: &str, decision: Decision, task_token: &str) -> String {
+/// The emailed link: the token decides; the employee's name is only shown on the page it opens
+/// (whoever holds a live link may decide it anyway, so the name needs no protection of its own).
+pub fn decision_link(base: &str, decision: Decision, task_token: &str, employee: &str) -> String {
     format!(
-        "{}/approvals/{}?taskToken={}",
+        "{}/approvals/{}?taskToken={}&employee={}",
         base.trim_end_matches('/'),
         decision.segment(),
-        url_encode(task_token)
+        url_encode(task_token),
+        url_encode(employee)
     )
 }
 
@@ -133,8 +136,8 @@ pub struct Email {
 /// The approval request email.
 pub fn approval_email(task: &ApprovalTask, link_base: &str) -> Email {
     let name = &task.promotion.employee_name;
-    let approve = decision_link(link_base, Decision::Approve, &task.task_token);
-    let reject = decision_link(link_base, Decision::Reject, &task.task_token);
+    let approve = decision_link(link_base, Decision::Approve, &task.task_token, name);
+    let reject = decision_link(link_base, Decision::Reject, &task.task_token, name);
     let reminder = if task.attempt > 1 {
         format!(" (reminder {})", task.attempt - 1)
     } else {
@@ -177,14 +180,18 @@ pub fn page(title: &str, body_html: &str) -> String {
 
 /// The confirmation page a GET shows: a button that POSTs the decision (link scanners that
 /// pre-fetch GET links cannot decide anything).
-pub fn confirmation_page(decision: Decision, task_token: &str) -> String {
+/// The page a live link opens; `employee` as the link names them (checked text, escaped here).
+pub fn confirmation_page(decision: Decision, task_token: &str, employee: Option<&str>) -> String {
     let class = if decision == Decision::Reject {
         " class=\"reject\""
     } else {
         ""
     };
+    let whose = employee
+        .map(|name| format!("the promotion of {}", html_escape(name)))
+        .unwrap_or_else(|| "this promotion".into());
     page(
-        &format!("{} this promotion?", decision.verb()),
+        &format!("{} {whose}?", decision.verb()),
         &format!(
             "<p>Confirm your decision. This cannot be undone.</p>\
              <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"taskToken\" value=\"{}\">\
@@ -257,7 +264,11 @@ mod tests {
 
     #[test]
     fn confirmation_page_posts_the_token() {
-        let html = confirmation_page(Decision::Reject, "a\"b");
+        let html = confirmation_page(Decision::Reject, "a\"b", Some("Ann <b>Lee</b>"));
+        assert!(
+            html.contains("the promotion of Ann &lt;b&gt;Lee&lt;/b&gt;?"),
+            "{html}"
+        );
         assert!(html.contains("method=\"post\" action=\"fail\""));
         assert!(html.contains("value=\"a&quot;b\""));
         assert!(html.contains("viewport"));

@@ -255,12 +255,53 @@ async fn unanswered_requests_are_resent_then_expire() {
     let out = a.status(&execution, ExecutionStatus::Failed).await;
     assert_eq!(out.status, ExecutionStatus::Failed);
     assert_eq!(out.error.as_deref(), Some("ApprovalExpired"));
+    // Every emailed link is dead now: the first two were superseded by their reminders, the
+    // last one's execution ended. The page says so instead of offering a button.
+    for request in &requests {
+        let page = a
+            .api
+            .handle(
+                Rest::get("/approvals/succeed")
+                    .resource("/approvals/{decision}")
+                    .query("taskToken", request["taskToken"].as_str().unwrap())
+                    .header("Accept", "text/html")
+                    .request(),
+            )
+            .await;
+        assert_eq!(page.status(), 410, "attempt {}", request["attempt"]);
+    }
     let inbox = a.inbox().await;
     assert_eq!(inbox.len(), 3);
     assert!(
         inbox
             .iter()
             .any(|m| m["subject"].as_str().unwrap().contains("reminder 2"))
+    );
+}
+
+/// A reminder's link is the live one: the timed-out request's link is closed (AWS answers
+/// TaskTimedOut for it) while the execution still waits.
+#[tokio::test]
+async fn a_reminder_closes_the_link_it_replaces() {
+    let a = approval("4").await;
+    let execution = a.start("Cy").await;
+    let requests = a.deliver_requests(2).await;
+    let page = |token: &str| {
+        a.api.handle(
+            Rest::get("/approvals/succeed")
+                .resource("/approvals/{decision}")
+                .query("taskToken", token)
+                .header("Accept", "text/html")
+                .request(),
+        )
+    };
+    let first = requests[0]["taskToken"].as_str().unwrap();
+    let reminder = requests[1]["taskToken"].as_str().unwrap();
+    assert_eq!(page(reminder).await.status(), 200);
+    assert_eq!(page(first).await.status(), 410);
+    assert_eq!(
+        a.status(&execution, ExecutionStatus::Running).await.status,
+        ExecutionStatus::Running
     );
 }
 
@@ -351,7 +392,13 @@ async fn fixtures_parse_for_both_functions() {
         .api
         .handle(lambda_http::request::from_str(&fixture("approval-api/confirm-page.json")).unwrap())
         .await;
-    assert_eq!(page.status(), 200);
+    // The page checks its link first (SendTaskHeartbeat): the fixture's token is a made-up one.
+    assert_eq!(page.status(), 400);
+    assert!(
+        String::from_utf8(page.body().to_vec())
+            .unwrap()
+            .contains("This approval link is not valid.")
+    );
     let decide = a
         .api
         .handle(lambda_http::request::from_str(&fixture("approval-api/decide.json")).unwrap())

@@ -62,13 +62,7 @@ impl App {
                 let decision = Decision::from_segment(segment)
                     .ok_or_else(|| ApiError::route_not_found(method.as_str(), req.uri().path()))?;
                 match method {
-                    Method::GET => {
-                        let token = approval::task_token(rest::query_param(req, "taskToken")?)?;
-                        Ok(html(
-                            StatusCode::OK,
-                            &approval::confirmation_page(decision, &token),
-                        ))
-                    }
+                    Method::GET => self.confirm(req, decision).await,
                     Method::POST => self.decide(req, decision).await,
                     _ => Err(ApiError::method_not_allowed("GET, POST, OPTIONS")),
                 }
@@ -97,6 +91,28 @@ impl App {
         ))
     }
 
+    /// The page an emailed link opens. A GET never decides (mail scanners prefetch links), but it
+    /// checks the link first: SendTaskHeartbeat is harmless on a live task token and answers
+    /// `InvalidToken`, `TaskTimedOut` or `TaskDoesNotExist` otherwise, so a garbage, used or
+    /// expired link says so before anyone presses a button.
+    async fn confirm(&self, req: &Request, decision: Decision) -> Result<Response<Body>, ApiError> {
+        let token = approval::task_token(rest::query_param(req, "taskToken")?)?;
+        let employee: Option<String> = rest::query_param(req, "employee")?;
+        let employee = employee
+            .map(|name| shared::validate::text("employee", &name, 1, 100))
+            .transpose()?;
+        self.sfn
+            .send_task_heartbeat()
+            .task_token(&token)
+            .send()
+            .await
+            .map_err(|e| closed_request(e.into_service_error().meta().code()))?;
+        Ok(html(
+            StatusCode::OK,
+            &approval::confirmation_page(decision, &token, employee.as_deref()),
+        ))
+    }
+
     async fn decide(&self, req: &Request, decision: Decision) -> Result<Response<Body>, ApiError> {
         let form: Option<DecisionForm> = req
             .payload()
@@ -110,7 +126,7 @@ impl App {
                 .output(serde_json::json!({"decision": "approved", "decidedAt": shared::timestamp::now()}).to_string())
                 .send()
                 .await
-                .map(|_| ())
+                                .map(|_| ())
                 .map_err(|e| e.into_service_error().meta().code().unwrap_or("Unknown").to_string()),
             Decision::Reject => self
                 .sfn
@@ -147,24 +163,28 @@ impl App {
                     ))
                 }
             }
-            // Only the error code is logged: messages may quote the token.
-            Err(code) => {
-                tracing::warn!(%code, "decision not accepted");
-                if matches!(code.as_str(), "TaskDoesNotExist" | "TaskTimedOut") {
-                    metrics::counter!(metric::APPROVALS_EXPIRED).increment(1);
-                }
-                Err(match code.as_str() {
-                    "TaskDoesNotExist" | "TaskTimedOut" => ApiError::new(
-                        StatusCode::GONE,
-                        "request_closed",
-                        "This approval request has expired or was already answered.",
-                    ),
-                    "InvalidToken" => ApiError::validation("This approval link is not valid."),
-                    "ThrottlingException" => ApiError::unavailable(),
-                    _ => ApiError::internal(),
-                })
-            }
+            Err(code) => Err(closed_request(Some(&code))),
         }
+    }
+}
+
+/// What a SendTask* refusal means to the person holding the link. Only the error code is
+/// logged: messages may quote the token.
+fn closed_request(code: Option<&str>) -> ApiError {
+    let code = code.unwrap_or("Unknown");
+    tracing::warn!(%code, "approval link not accepted");
+    match code {
+        "TaskDoesNotExist" | "TaskTimedOut" => {
+            metrics::counter!(metric::APPROVALS_EXPIRED).increment(1);
+            ApiError::new(
+                StatusCode::GONE,
+                "request_closed",
+                "This approval request has expired or was already answered.",
+            )
+        }
+        "InvalidToken" => ApiError::validation("This approval link is not valid."),
+        "ThrottlingException" => ApiError::unavailable(),
+        _ => ApiError::internal(),
     }
 }
 

@@ -134,7 +134,7 @@ impl App {
                         .raw_response()
                         .is_some_and(|r| r.status().as_u16() == 404) =>
             {
-                return Err(ApiError::not_found("no thumbnail with that id (yet)"));
+                return Err(self.why_no_thumbnail(&id).await?);
             }
             Err(err) => return Err(classify_sdk_error("s3", &err).into()),
         }
@@ -152,5 +152,37 @@ impl App {
             .header(header::CACHE_CONTROL, "no-store")
             .body(Body::Empty)
             .expect("static response parts are valid"))
+    }
+
+    /// No thumbnail: 422 with the recorded reason once the upload failed for good (the
+    /// thumbnailer's failure marker), else 404 while it is pending or unknown.
+    async fn why_no_thumbnail(&self, id: &str) -> Result<ApiError, ApiError> {
+        let marker = self
+            .s3
+            .get_object()
+            .bucket(&self.thumbnails_bucket)
+            .key(photos::failure_marker_key(id))
+            .send()
+            .await;
+        let output = match marker {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(ApiError::not_found("no thumbnail with that id (yet)"));
+            }
+            Err(err) => return Err(classify_sdk_error("s3", &err).into()),
+        };
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| ApiError::from(BackendError::failed("s3", e)))?
+            .into_bytes();
+        let marker: photos::FailureMarker = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::from(BackendError::failed("s3", e)))?;
+        Ok(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "thumbnail_failed",
+            format!("this upload cannot become a thumbnail: {}", marker.reason),
+        ))
     }
 }

@@ -39,8 +39,14 @@ struct Registry {
     state_machines: Vec<StateMachineRecord>,
     /// Task token -> ARN of the state machine or activity that issued it.
     tokens: HashMap<String, String>,
-    /// Tokens whose task was answered (SendTaskSuccess / SendTaskFailure accepted).
-    answered_tokens: std::collections::HashSet<String>,
+    /// Tokens whose task is over as far as the gate saw: answered (SendTaskSuccess /
+    /// SendTaskFailure accepted), or superseded by a later task of the same execution (a
+    /// reminder after a timeout).
+    closed_tokens: std::collections::HashSet<String>,
+    /// Token -> the execution whose task it is (the callback message's `executionArn`), and
+    /// execution -> its open task's token.
+    token_executions: HashMap<String, String>,
+    execution_tokens: HashMap<String, String>,
     /// Shard iterator -> stream ARN.
     iterators: HashMap<String, String>,
 }
@@ -341,6 +347,12 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
             {
                 return response;
             }
+            if call.operation == "SendTaskHeartbeat"
+                && is_invalid_token(status, &bytes)
+                && let Some(token) = &call.task_token
+            {
+                return heartbeat_of_open_task(&gate, token).await;
+            }
             if let Some(response) = closed_task(&call, status, &bytes) {
                 return response;
             }
@@ -359,7 +371,7 @@ fn answered_task(gate: &Gate, call: &Call) -> Option<Response> {
     let token = call.task_token.as_ref()?;
     let registry = gate.registry.lock().expect("registry");
     registry
-        .answered_tokens
+        .closed_tokens
         .contains(token)
         .then(task_no_longer_exists)
 }
@@ -373,12 +385,67 @@ fn task_no_longer_exists() -> Response {
 }
 
 fn closed_task(call: &Call, status: StatusCode, body: &[u8]) -> Option<Response> {
-    if call.task_token.is_none() || status != StatusCode::BAD_REQUEST {
-        return None;
+    (call.task_token.is_some() && is_invalid_token(status, body)).then(task_no_longer_exists)
+}
+
+fn is_invalid_token(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::BAD_REQUEST
+        && serde_json::from_slice::<Value>(body).is_ok_and(|error| {
+            error["__type"]
+                .as_str()
+                .is_some_and(|code| code.rsplit('#').next() == Some("InvalidToken"))
+        })
+}
+
+/// SendTaskHeartbeat on an issued token moto refused: moto accepts heartbeats only for tasks
+/// with `HeartbeatSeconds`, while AWS accepts one for any open task (a harmless no-op), which is
+/// what the approval page relies on to check its link. Open means: not answered or superseded,
+/// and its execution (when the gate knows it) still running; then the gate gives AWS's empty
+/// success, else `TaskTimedOut`.
+async fn heartbeat_of_open_task(gate: &Gate, token: &str) -> Response {
+    let execution = {
+        let registry = gate.registry.lock().expect("registry");
+        if registry.closed_tokens.contains(token) {
+            return task_no_longer_exists();
+        }
+        registry.token_executions.get(token).cloned()
+    };
+    if let Some(execution) = execution
+        && execution_status(gate, &execution).await.as_deref() != Some("RUNNING")
+    {
+        return task_no_longer_exists();
     }
-    let error: Value = serde_json::from_slice(body).ok()?;
-    let code = error["__type"].as_str()?;
-    (code.rsplit('#').next() == Some("InvalidToken")).then(task_no_longer_exists)
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/x-amz-json-1.0",
+        )],
+        "{}",
+    )
+        .into_response()
+}
+
+/// An execution's status, asked of the emulator as the deployer.
+async fn execution_status(gate: &Gate, execution_arn: &str) -> Option<String> {
+    let answer = gate
+        .http
+        .post(&gate.emulator)
+        .header("x-amz-target", "AWSStepFunctions.DescribeExecution")
+        .header("content-type", "application/x-amz-json-1.0")
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={DEPLOYER_KEY}/20260101/{}/states/aws4_request, SignedHeaders=host, Signature=0",
+                crate::emulator::REGION
+            ),
+        )
+        .body(json!({"executionArn": execution_arn}).to_string())
+        .send()
+        .await
+        .ok()?;
+    let described: Value = answer.json().await.ok()?;
+    described["status"].as_str().map(str::to_string)
 }
 
 /// What S3 refuses of a presigned URL before any policy (moto checks neither): a request
@@ -559,7 +626,7 @@ fn learn(gate: &Gate, call: &Call, answer: &[u8]) {
         }
         ("states", "SendTaskSuccess" | "SendTaskFailure") => {
             if let Some(token) = &call.task_token {
-                registry.answered_tokens.insert(token.clone());
+                registry.closed_tokens.insert(token.clone());
             }
         }
         ("states", "GetActivityTask") => {
@@ -594,6 +661,7 @@ fn learn_outgoing_tokens(gate: &Gate, call: &Call, body: &[u8]) {
         }
     };
     let message: Value = serde_json::from_str(&message_body).unwrap_or(Value::Null);
+    let execution = message["executionArn"].as_str().map(str::to_string);
     let mut registry = gate.registry.lock().expect("registry");
     let found: Vec<(String, String)> = registry
         .state_machines
@@ -605,6 +673,21 @@ fn learn_outgoing_tokens(gate: &Gate, call: &Call, body: &[u8]) {
                 .filter_map(|field| Some((message[field].as_str()?.to_string(), m.arn.clone())))
         })
         .collect();
+    if let Some(execution) = execution {
+        for (token, _) in &found {
+            registry
+                .token_executions
+                .insert(token.clone(), execution.clone());
+            // A new task of the same execution closes its previous one (it timed out).
+            if let Some(previous) = registry
+                .execution_tokens
+                .insert(execution.clone(), token.clone())
+                && &previous != token
+            {
+                registry.closed_tokens.insert(previous);
+            }
+        }
+    }
     registry.tokens.extend(found);
 }
 
