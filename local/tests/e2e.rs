@@ -387,7 +387,11 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn join(room: &str, user: &str) -> Socket {
-    let url = format!("{}?room={room}&user={user}", local().websocket);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("room", room)
+        .append_pair("user", user)
+        .finish();
+    let url = format!("{}?{query}", local().websocket);
     let (socket, response) = tokio_tungstenite::connect_async(url)
         .await
         .expect("the gateway accepts the socket");
@@ -412,16 +416,21 @@ async fn receive(socket: &mut Socket) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_websocket_clients_chat_and_read_the_history() {
     let local = local();
-    let room = format!("e2e{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    // People's names, in their scripts and with emoji, round-trip exactly.
+    let room = format!(
+        "서울 ☕ {}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (ann_name, bob_name) = ("김민수", "Zoë 👩🏽‍💻");
     let (delivered, _) = local
         .metric("ChatPutFunction", "FanoutDelivered", &[])
         .await;
-    let mut ann = join(&room, "ann").await;
-    let mut bob = join(&room, "bob").await;
+    let mut ann = join(&room, ann_name).await;
+    let mut bob = join(&room, bob_name).await;
 
     // Over the socket: route selection by `action`, fan-out to both.
     ann.send(Message::Text(
-        json!({"action": "sendmessage", "text": "hi bob"})
+        json!({"action": "sendmessage", "text": "안녕 bob 👋"})
             .to_string()
             .into(),
     ))
@@ -432,14 +441,14 @@ async fn two_websocket_clients_chat_and_read_the_history() {
         let message = &frame["message"];
         assert_eq!(
             (message["user"].as_str(), message["text"].as_str()),
-            (Some("ann"), Some("hi bob"))
+            (Some(ann_name), Some("안녕 bob 👋"))
         );
     }
     // Over REST: stored and pushed to the room.
     let (status, posted) = call(
         reqwest::Method::POST,
         &format!("/rooms/{room}/messages"),
-        Some(json!({"user": "bob", "text": "hello ann"})),
+        Some(json!({"user": bob_name, "text": "hello ann"})),
     )
     .await;
     assert_eq!(status, 201, "{posted}");
@@ -460,16 +469,37 @@ async fn two_websocket_clients_chat_and_read_the_history() {
         .filter_map(|m| m["text"].as_str())
         .collect();
     assert_eq!(texts.len(), 2, "{history}");
-    assert!(texts.contains(&"hi bob") && texts.contains(&"hello ann"));
+    assert!(texts.contains(&"안녕 bob 👋") && texts.contains(&"hello ann"));
+    let users: Vec<&str> = history["items"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["user"].as_str())
+        .collect();
+    assert!(
+        users.contains(&ann_name) && users.contains(&bob_name),
+        "{history}"
+    );
+    assert!(
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["room"] == room.as_str() || m.get("room").is_none()),
+        "{history}"
+    );
 
-    // An unroutable frame gets API Gateway's own answer; a bad room is refused at $connect.
+    // An unroutable frame gets API Gateway's own answer; a bad room (a right-to-left override
+    // hiding what it says) is refused at $connect.
     bob.send(Message::Text(json!({"action": "dance"}).to_string().into()))
         .await
         .unwrap();
     assert_eq!(receive(&mut bob).await["message"], "Forbidden");
-    let refused =
-        tokio_tungstenite::connect_async(format!("{}?room=bad%20room&user=x", local.websocket))
-            .await;
+    let refused = tokio_tungstenite::connect_async(format!(
+        "{}?room=bad%E2%80%AEroom&user=x",
+        local.websocket
+    ))
+    .await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 400)
@@ -484,7 +514,7 @@ async fn two_websocket_clients_chat_and_read_the_history() {
     let (status, posted) = call(
         reqwest::Method::POST,
         &format!("/rooms/{room}/messages"),
-        Some(json!({"user": "ann", "text": "still here"})),
+        Some(json!({"user": ann_name, "text": "still here"})),
     )
     .await;
     assert_eq!(status, 201);

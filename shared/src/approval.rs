@@ -178,9 +178,9 @@ pub fn page(title: &str, body_html: &str) -> String {
     )
 }
 
-/// The confirmation page a GET shows: a button that POSTs the decision (link scanners that
-/// pre-fetch GET links cannot decide anything).
-/// The page a live link opens; `employee` as the link names them (checked text, escaped here).
+/// The confirmation page a GET of a live link shows: a button that POSTs the decision (link
+/// scanners that pre-fetch GET links cannot decide anything), naming the employee as the link
+/// does.
 pub fn confirmation_page(decision: Decision, task_token: &str, employee: Option<&str>) -> String {
     let class = if decision == Decision::Reject {
         " class=\"reject\""
@@ -188,7 +188,8 @@ pub fn confirmation_page(decision: Decision, task_token: &str, employee: Option<
         ""
     };
     let whose = employee
-        .map(|name| format!("the promotion of {}", html_escape(name)))
+        // `page` escapes the title and heading.
+        .map(|name| format!("the promotion of {name}"))
         .unwrap_or_else(|| "this promotion".into());
     page(
         &format!("{} {whose}?", decision.verb()),

@@ -24,36 +24,30 @@ use crate::validate;
 
 pub const ROOM_INDEX: &str = "RoomIndex";
 pub const TEXT_MAX: usize = 4000;
+/// Longest room and user names, in user-perceived characters (grapheme clusters).
+pub const ROOM_MAX: usize = 64;
+pub const USER_MAX: usize = 32;
 pub const DEFAULT_HISTORY_PAGE: usize = 50;
 pub const MAX_HISTORY_PAGE: usize = 100;
 /// API Gateway closes WebSocket connections after 2 hours; records expire a little later.
 pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 
-fn identifier(field: &str, raw: &str, max: usize, extra: &[char]) -> Result<String, ApiError> {
-    let ok = !raw.is_empty()
-        && raw.chars().count() <= max
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
-    if ok {
-        Ok(raw.to_string())
-    } else {
-        let allowed: String = extra.iter().collect();
-        Err(ApiError::validation(format!(
-            "{field} must be 1-{max} characters of letters, digits and {allowed}"
-        )))
-    }
-}
-
-/// A room name: 1-64 of `A-Z a-z 0-9 - _`.
+/// A room name, by the rules of people's names ([`validate::name`]): 1-64 characters of any
+/// script, at most 256 code points (a DynamoDB key stays far under its 2,048 bytes). No `/` or
+/// `\\`: it is a path segment of the REST routes.
 pub fn room(raw: &str) -> Result<String, ApiError> {
-    identifier("room", raw, 64, &['-', '_'])
+    let room = validate::name("room", raw, ROOM_MAX, 4 * ROOM_MAX)?;
+    if room.contains(['/', '\\']) {
+        return Err(ApiError::validation("room must not contain `/` or `\\`"));
+    }
+    Ok(room)
 }
 
-/// A user (display) name: 1-32 of `A-Z a-z 0-9 - _ .`.
+/// A display name as the person typed it, in any script, emoji included: 1-32 characters
+/// ([`validate::name`]), at most 128 code points.
 pub fn user(raw: &str) -> Result<String, ApiError> {
-    identifier("user", raw, 32, &['-', '_', '.'])
+    validate::name("user", raw, USER_MAX, 4 * USER_MAX)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -431,12 +425,18 @@ mod tests {
     #[test]
     fn rooms_and_users() {
         assert_eq!(room("general-1_a").unwrap(), "general-1_a");
-        assert_eq!(user("ann.b").unwrap(), "ann.b");
-        for bad in ["", "has space", "semi;colon", &"r".repeat(65)] {
+        assert_eq!(room("서울 모임 ☕").unwrap(), "서울 모임 ☕");
+        assert_eq!(user("Zoë").unwrap(), "Zoë");
+        assert_eq!(
+            user("a/b").unwrap(),
+            "a/b",
+            "a display name may have a slash"
+        );
+        for bad in ["", " lobby", "a/b", "a\\b", "x\u{202E}y", &"r".repeat(65)] {
             assert!(room(bad).is_err(), "{bad}");
         }
+        assert!(room(&"r".repeat(64)).is_ok());
         assert!(user(&"u".repeat(33)).is_err());
-        assert!(user("a/b").is_err());
     }
 
     #[test]
@@ -466,7 +466,7 @@ mod tests {
         );
         assert!(
             PostMessageRequest {
-                user: "a b".into(),
+                user: " ann".into(),
                 text: "x".into()
             }
             .validate()

@@ -81,8 +81,151 @@ pub fn uuid(field: &str, value: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::validation(format!("{field} must be a UUID")))
 }
 
+/// A name as a person types it, in any script, emoji included: `raw` in Unicode NFC (what is
+/// stored and shown, so the same name typed on two keyboards is one name), 1-`max_graphemes`
+/// user-perceived characters (grapheme clusters) and at most `max_chars` code points; no control
+/// characters, no line breaks, no leading or trailing space, and no invisible formatting
+/// (bidirectional overrides and isolates, zero-width spaces and joiners, tags) except where an
+/// emoji sequence needs it: a zero-width joiner between two emoji, tag characters after the
+/// black flag.
+pub fn name(
+    field: &str,
+    raw: &str,
+    max_graphemes: usize,
+    max_chars: usize,
+) -> Result<String, ApiError> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_segmentation::UnicodeSegmentation;
+
+    let normalized: String = raw.nfc().collect();
+    let refuse = |why: &str| {
+        Err(ApiError::validation(format!(
+            "{field} must be 1-{max_graphemes} characters{why}"
+        )))
+    };
+    let graphemes = normalized.graphemes(true).count();
+    if graphemes == 0 || graphemes > max_graphemes || normalized.chars().count() > max_chars {
+        return refuse("");
+    }
+    if normalized.trim() != normalized {
+        return refuse(" without leading or trailing spaces");
+    }
+    let chars: Vec<char> = normalized.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let allowed = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            false
+        } else if is_invisible_format(c) {
+            match c {
+                '\u{200D}' => {
+                    i > 0
+                        && chars.get(i + 1).is_some_and(|&next| is_emoji(next))
+                        && chars[..i]
+                            .iter()
+                            .rev()
+                            .find(|&&p| !is_emoji_modifier(p))
+                            .is_some_and(|&p| is_emoji(p))
+                }
+                '\u{E0020}'..='\u{E007F}' => {
+                    chars[..i]
+                        .iter()
+                        .rev()
+                        .find(|&&p| !('\u{E0020}'..='\u{E007F}').contains(&p))
+                        == Some(&'\u{1F3F4}')
+                }
+                _ => false,
+            }
+        } else {
+            true
+        };
+        if !allowed {
+            return refuse(&format!(
+                ", without control or invisible formatting characters (U+{:04X})",
+                u32::from(c)
+            ));
+        }
+    }
+    Ok(normalized)
+}
+
+/// Format characters (Unicode category Cf) and other invisible ones a name could hide behind.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Pictographs a zero-width joiner may join (Extended_Pictographic, by block).
+fn is_emoji(c: char) -> bool {
+    matches!(c,
+        '\u{00A9}' | '\u{00AE}' | '\u{203C}' | '\u{2049}' | '\u{2122}' | '\u{2139}'
+        | '\u{2194}'..='\u{21FF}' | '\u{2300}'..='\u{23FF}' | '\u{2460}'..='\u{27BF}'
+        | '\u{2900}'..='\u{297F}' | '\u{2B00}'..='\u{2BFF}' | '\u{3030}' | '\u{303D}'
+        | '\u{3297}' | '\u{3299}' | '\u{1F000}'..='\u{1FAFF}' | '\u{1FC00}'..='\u{1FFFD}')
+}
+
+/// What may sit between an emoji and the joiner: variation selectors and skin-tone modifiers.
+fn is_emoji_modifier(c: char) -> bool {
+    matches!(c, '\u{FE0E}' | '\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}')
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn names_in_any_script_and_emoji_sequences_are_accepted_as_typed() {
+        for ok in [
+            "Zoë",
+            "김민수",
+            "محمد",
+            "Ольга",
+            "José Álvarez",
+            "👩🏽‍💻 Ana", // woman technologist, skin tone: a ZWJ sequence
+            "👨‍👩‍👧‍👦",     // family: three joiners, one character
+            "🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}", // England's flag: tags
+            "❤️",
+        ] {
+            assert_eq!(name("user", ok, 32, 128).as_deref(), Ok(ok), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_stored_in_nfc_and_counted_in_characters() {
+        // "é" typed as e + combining acute is one character and stored precomposed.
+        assert_eq!(name("user", "Zoe\u{0301}", 32, 128).unwrap(), "Zoé");
+        // Hangul typed as jamo composes to the syllable.
+        assert_eq!(name("user", "\u{1100}\u{1161}", 32, 128).unwrap(), "가");
+        let family = "👨‍👩‍👧‍👦".repeat(32);
+        assert!(name("user", &family, 32, 7 * 32).is_ok(), "32 characters");
+        assert!(name("user", &format!("{family}x"), 32, 1000).is_err(), "33");
+        assert!(
+            name("user", &family, 32, 128).is_err(),
+            "over the code point cap"
+        );
+    }
+
+    #[test]
+    fn invisible_and_control_characters_are_refused() {
+        for bad in [
+            "",
+            " ann",
+            "ann ",
+            "an\nn",
+            "a\u{0007}b",
+            "abc\u{202E}gpj.exe", // right-to-left override
+            "a\u{2066}b",         // isolate
+            "a\u{200B}b",         // zero-width space
+            "a\u{200D}b",         // a joiner between letters
+            "\u{200D}👩",         // a joiner with nothing before it
+            "a\u{FEFF}",
+            "a\u{E0067}", // a tag outside a flag
+            "\u{2028}",
+        ] {
+            assert!(name("user", bad, 32, 128).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
