@@ -23,6 +23,7 @@ pub mod faults;
 pub mod iam;
 pub mod lambda;
 pub mod redrive;
+pub mod s3_cors;
 pub mod service_errors;
 pub mod tour;
 

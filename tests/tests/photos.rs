@@ -376,6 +376,71 @@ async fn a_put_without_every_signed_header_is_refused() {
     assert_eq!(put(None).await.unwrap().status(), 200);
 }
 
+/// The uploads bucket's CorsConfiguration, applied as S3 applies it (moto would answer any
+/// origin): a page may PUT with exactly the ticket's headers, nothing else; the thumbnails
+/// bucket has no CORS at all.
+#[tokio::test]
+async fn the_uploads_bucket_answers_browsers_by_its_cors_rules() {
+    let p = pipeline().await;
+    let body = samples::jpeg(64, 48);
+    let request = Rest::post("/uploads")
+        .json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": body.len()}));
+    let (_, ticket) = parts(&p.presigner.handle(request.request()).await);
+    let url = ticket["upload_url"].as_str().unwrap();
+    let client = reqwest::Client::new();
+    let preflight = |url: &str, method: &str, headers: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, url)
+            .header("origin", "https://photos.example")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers)
+            .send()
+    };
+    let allowed = preflight(url, "PUT", "content-type,x-amz-meta-correlation-id")
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "*");
+    assert_eq!(allowed.headers()["access-control-max-age"], "3000");
+    for (method, headers) in [("PUT", "content-type,x-evil"), ("DELETE", "content-type")] {
+        let refused = preflight(url, method, headers).await.unwrap();
+        assert_eq!(refused.status(), 403, "{method} {headers}");
+        assert!(
+            refused
+                .text()
+                .await
+                .unwrap()
+                .contains("This CORS request is not allowed")
+        );
+    }
+    let thumbnails = format!(
+        "{}/{}/thumbnails/x.jpg",
+        url.split('/').take(3).collect::<Vec<_>>().join("/"),
+        p.thumbnails
+    );
+    let no_cors = preflight(&thumbnails, "GET", "").await.unwrap();
+    assert_eq!(no_cors.status(), 403);
+    assert!(
+        no_cors
+            .text()
+            .await
+            .unwrap()
+            .contains("CORS is not enabled for this bucket")
+    );
+
+    // The PUT itself answers the page's origin.
+    let mut put = client
+        .put(url)
+        .header("origin", "https://photos.example")
+        .body(body);
+    for (name, value) in ticket["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    let put = put.send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(put.headers()["access-control-allow-origin"], "*");
+}
+
 #[tokio::test]
 async fn presigner_rejects_bad_requests() {
     let p = pipeline().await;

@@ -701,6 +701,14 @@ impl Stack {
             .send()
             .await
             .map_err(|e| create_err(id, kind, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        // S3's CORS evaluation happens at the gate (moto answers every origin).
+        self.gate
+            .register_bucket_cors(&crate::s3_cors::BucketCors {
+                bucket: name.clone(),
+                rules: crate::s3_cors::rules_of(props),
+            })
+            .await
+            .map_err(ProvisionError::Iam)?;
         if let Some(queues) = props
             .pointer("/NotificationConfiguration/QueueConfigurations")
             .and_then(Value::as_array)

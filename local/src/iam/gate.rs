@@ -47,6 +47,8 @@ struct Registry {
     /// execution -> its open task's token.
     token_executions: HashMap<String, String>,
     execution_tokens: HashMap<String, String>,
+    /// Bucket name -> its CORS rules (every provisioned bucket; empty: CORS not enabled).
+    bucket_cors: HashMap<String, Vec<crate::s3_cors::CorsRule>>,
     /// Shard iterator -> stream ARN.
     iterators: HashMap<String, String>,
 }
@@ -172,6 +174,13 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
                 .collect()
         })
         .unwrap_or_default();
+    // A preflight is never authenticated (a presigned URL's query does not make it a signed
+    // request); S3 answers it from the bucket's CORS rules.
+    if parts.method == Method::OPTIONS
+        && let Some(rules) = bucket_cors_of(&gate, &parts)
+    {
+        return s3_preflight(&rules, &parts.headers);
+    }
     let Some((key, service)) = actions::credential_scope(&parts.headers, &query) else {
         if parts.method == Method::OPTIONS {
             // CORS preflights carry no credentials, in AWS too.
@@ -356,7 +365,11 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
             if let Some(response) = closed_task(&call, status, &bytes) {
                 return response;
             }
-            build_response(status, headers, bytes)
+            let response = build_response(status, headers, bytes);
+            if call.service == "s3" {
+                return with_s3_cors(&gate, &parts, response);
+            }
+            response
         }
         Err(response) => response,
     }
@@ -446,6 +459,84 @@ async fn execution_status(gate: &Gate, execution_arn: &str) -> Option<String> {
         .ok()?;
     let described: Value = answer.json().await.ok()?;
     described["status"].as_str().map(str::to_string)
+}
+
+/// The CORS rules of the bucket a path-style S3 request names, if it is a provisioned bucket.
+fn bucket_cors_of(
+    gate: &Gate,
+    parts: &axum::http::request::Parts,
+) -> Option<Vec<crate::s3_cors::CorsRule>> {
+    let bucket = parts.uri.path().trim_start_matches('/').split('/').next()?;
+    gate.registry
+        .lock()
+        .expect("registry")
+        .bucket_cors
+        .get(bucket)
+        .cloned()
+}
+
+fn s3_preflight(rules: &[crate::s3_cors::CorsRule], headers: &HeaderMap) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match crate::s3_cors::preflight(
+        rules,
+        header("origin"),
+        header("access-control-request-method"),
+        header("access-control-request-headers"),
+    ) {
+        Ok(allowed) => {
+            let mut response = StatusCode::OK.into_response();
+            add_headers(&mut response, &allowed);
+            response
+        }
+        Err(refusal) => {
+            loud(&format!("S3 CORS preflight refused: {}", refusal.message));
+            s3_error(
+                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN),
+                refusal.code,
+                refusal.message,
+            )
+        }
+    }
+}
+
+fn add_headers(response: &mut Response, headers: &[(String, String)]) {
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+}
+
+/// An S3 answer to a request from a page (`Origin`): moto's own CORS headers replaced by what
+/// the bucket's rules say (none when no rule matches, as S3).
+fn with_s3_cors(
+    gate: &Gate,
+    parts: &axum::http::request::Parts,
+    mut response: Response,
+) -> Response {
+    let Some(origin) = parts.headers.get("origin").and_then(|v| v.to_str().ok()) else {
+        return response;
+    };
+    let Some(rules) = bucket_cors_of(gate, parts) else {
+        return response;
+    };
+    let stale: Vec<_> = response
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in stale {
+        response.headers_mut().remove(name);
+    }
+    add_headers(
+        &mut response,
+        &crate::s3_cors::actual(&rules, origin, parts.method.as_str()),
+    );
+    response
 }
 
 /// What S3 refuses of a presigned URL before any policy (moto checks neither): a request
@@ -707,6 +798,10 @@ fn register(gate: &Gate, what: &str, body: &[u8]) -> Response {
             registry()
                 .resource_policies
                 .insert(record.resource, vec![record.policy]);
+            StatusCode::NO_CONTENT.into_response()
+        }),
+        "bucket-cors" => parse::<crate::s3_cors::BucketCors>(body).map(|record| {
+            registry().bucket_cors.insert(record.bucket, record.rules);
             StatusCode::NO_CONTENT.into_response()
         }),
         "state-machines" => parse::<StateMachineRecord>(body).map(|record| {

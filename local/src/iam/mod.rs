@@ -156,6 +156,14 @@ impl GateClient {
         self.post("resource-policies", record).await.map(drop)
     }
 
+    /// A bucket and its CORS rules (none: CORS is not enabled on it).
+    pub async fn register_bucket_cors(
+        &self,
+        record: &crate::s3_cors::BucketCors,
+    ) -> Result<(), String> {
+        self.post("bucket-cors", record).await.map(drop)
+    }
+
     pub async fn register_state_machine(&self, record: &StateMachineRecord) -> Result<(), String> {
         self.post("state-machines", record).await.map(drop)
     }

@@ -1,0 +1,270 @@
+//! S3's CORS evaluation of a bucket's `CorsConfiguration`, which the IAM gate applies in front
+//! of the emulator (moto answers every origin), so a browser test proves the deployed rules.
+//!
+//! As S3 does it (docs.aws.amazon.com/AmazonS3/latest/API/RESTOPTIONSobject.html,
+//! .../userguide/ManageCorsUsing.html, .../userguide/cors-troubleshooting.html): the first rule
+//! whose `AllowedOrigins` match the `Origin` (each with at most one `*` wildcard), whose
+//! `AllowedMethods` hold the (requested) method and whose `AllowedHeaders` cover every header of
+//! `Access-Control-Request-Headers` (case-insensitive, `*` wildcards) wins. A preflight with no
+//! match is 403 "CORSResponse: This CORS request is not allowed", on a bucket without CORS 403
+//! "CORSResponse: CORS is not enabled for this bucket", without an `Origin` 400. An actual
+//! request is served either way, with the CORS headers only when a rule matches.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    pub allowed_methods: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub exposed_headers: Vec<String>,
+    pub max_age: Option<u64>,
+}
+
+/// A bucket's rules as the gate keeps them (an empty list: the bucket has no CORS).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCors {
+    pub bucket: String,
+    pub rules: Vec<CorsRule>,
+}
+
+/// The rules of an `AWS::S3::Bucket`'s `CorsConfiguration` (resolved properties).
+pub fn rules_of(properties: &Value) -> Vec<CorsRule> {
+    let strings = |rule: &Value, field: &str| -> Vec<String> {
+        rule[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    properties["CorsConfiguration"]["CorsRules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|rule| CorsRule {
+            allowed_methods: strings(rule, "AllowedMethods"),
+            allowed_origins: strings(rule, "AllowedOrigins"),
+            allowed_headers: strings(rule, "AllowedHeaders"),
+            exposed_headers: strings(rule, "ExposedHeaders"),
+            max_age: rule["MaxAge"]
+                .as_u64()
+                .or_else(|| rule["MaxAge"].as_str()?.parse().ok()),
+        })
+        .collect()
+}
+
+/// `pattern` with at most one `*` matching any run of characters; `fold` compares without case.
+fn wildcard(pattern: &str, value: &str, fold: bool) -> bool {
+    let (pattern, value) = if fold {
+        (pattern.to_ascii_lowercase(), value.to_ascii_lowercase())
+    } else {
+        (pattern.to_string(), value.to_string())
+    };
+    match pattern.split_once('*') {
+        None => pattern == value,
+        Some((prefix, suffix)) => {
+            value.len() >= prefix.len() + suffix.len()
+                && value.starts_with(prefix)
+                && value.ends_with(suffix)
+        }
+    }
+}
+
+impl CorsRule {
+    fn matches(&self, origin: &str, method: &str, headers: &[String]) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|o| wildcard(o, origin, false))
+            && self.allowed_methods.iter().any(|m| m == method)
+            && headers.iter().all(|h| {
+                self.allowed_headers
+                    .iter()
+                    .any(|allowed| wildcard(allowed, h, true))
+            })
+    }
+
+    /// The response headers of a request this rule allowed.
+    fn headers(&self, origin: &str, requested_headers: &[String]) -> Vec<(String, String)> {
+        let any_origin = self.allowed_origins.iter().any(|o| o == "*");
+        let mut out = vec![
+            (
+                "access-control-allow-origin".to_string(),
+                if any_origin {
+                    "*".into()
+                } else {
+                    origin.to_string()
+                },
+            ),
+            (
+                "access-control-allow-methods".to_string(),
+                self.allowed_methods.join(", "),
+            ),
+            (
+                "vary".to_string(),
+                "Origin, Access-Control-Request-Headers, Access-Control-Request-Method".into(),
+            ),
+        ];
+        if !any_origin {
+            out.push(("access-control-allow-credentials".into(), "true".into()));
+        }
+        if !requested_headers.is_empty() {
+            out.push((
+                "access-control-allow-headers".into(),
+                requested_headers.join(", "),
+            ));
+        }
+        if !self.exposed_headers.is_empty() {
+            out.push((
+                "access-control-expose-headers".into(),
+                self.exposed_headers.join(", "),
+            ));
+        }
+        if let Some(age) = self.max_age {
+            out.push(("access-control-max-age".into(), age.to_string()));
+        }
+        out
+    }
+}
+
+/// Why S3 refuses a preflight: status, error code, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+/// S3's answer to `OPTIONS` on an object of a bucket with `rules`.
+pub fn preflight(
+    rules: &[CorsRule],
+    origin: Option<&str>,
+    method: Option<&str>,
+    request_headers: Option<&str>,
+) -> Result<Vec<(String, String)>, Refusal> {
+    let (Some(origin), Some(method)) = (origin, method) else {
+        return Err(Refusal {
+            status: 400,
+            code: "BadRequest",
+            message: "Insufficient information. Origin request header needed.",
+        });
+    };
+    if rules.is_empty() {
+        return Err(Refusal {
+            status: 403,
+            code: "AccessForbidden",
+            message: "CORSResponse: CORS is not enabled for this bucket.",
+        });
+    }
+    let headers: Vec<String> = request_headers
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    rules
+        .iter()
+        .find(|rule| rule.matches(origin, method, &headers))
+        .map(|rule| rule.headers(origin, &headers))
+        .ok_or(Refusal {
+            status: 403,
+            code: "AccessForbidden",
+            message: "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+        })
+}
+
+/// The CORS headers of an actual request with an `Origin` (none when no rule matches; S3 still
+/// serves the request, and the browser then withholds the answer from the page).
+pub fn actual(rules: &[CorsRule], origin: &str, method: &str) -> Vec<(String, String)> {
+    rules
+        .iter()
+        .find(|rule| rule.matches(origin, method, &[]))
+        .map(|rule| rule.headers(origin, &[]))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn uploads(origin: &str) -> Vec<CorsRule> {
+        rules_of(&json!({"CorsConfiguration": {"CorsRules": [{
+            "AllowedMethods": ["PUT"],
+            "AllowedOrigins": [origin],
+            "AllowedHeaders": ["content-type", "content-length", "x-amz-meta-*"],
+            "MaxAge": 3000
+        }]}}))
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_preflight_the_rule_covers_is_allowed() {
+        let rules = uploads("https://app.example.com");
+        let headers = preflight(
+            &rules,
+            Some("https://app.example.com"),
+            Some("PUT"),
+            Some("Content-Type, x-amz-meta-correlation-id"),
+        )
+        .unwrap();
+        assert_eq!(
+            header(&headers, "access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        assert_eq!(header(&headers, "access-control-max-age"), Some("3000"));
+        assert_eq!(
+            header(&headers, "access-control-allow-headers"),
+            Some("content-type, x-amz-meta-correlation-id")
+        );
+        let any = preflight(&uploads("*"), Some("https://x"), Some("PUT"), None).unwrap();
+        assert_eq!(header(&any, "access-control-allow-origin"), Some("*"));
+        assert_eq!(header(&any, "access-control-allow-credentials"), None);
+        let sub = uploads("https://*.example.com");
+        assert!(preflight(&sub, Some("https://a.example.com"), Some("PUT"), None).is_ok());
+    }
+
+    #[test]
+    fn what_no_rule_covers_is_refused() {
+        let rules = uploads("https://app.example.com");
+        for (origin, method, headers) in [
+            ("https://evil.example", "PUT", None),
+            ("https://app.example.com", "DELETE", None),
+            (
+                "https://app.example.com",
+                "PUT",
+                Some("content-type, x-evil"),
+            ),
+            ("http://app.example.com", "PUT", None),
+        ] {
+            let refused = preflight(&rules, Some(origin), Some(method), headers).unwrap_err();
+            assert_eq!(
+                (refused.status, refused.code),
+                (403, "AccessForbidden"),
+                "{origin} {method}"
+            );
+        }
+        assert_eq!(
+            preflight(&[], Some("https://x"), Some("PUT"), None)
+                .unwrap_err()
+                .message,
+            "CORSResponse: CORS is not enabled for this bucket."
+        );
+        assert_eq!(
+            preflight(&rules, None, Some("PUT"), None)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!(actual(&rules, "https://evil.example", "PUT").is_empty());
+        assert!(!actual(&rules, "https://app.example.com", "PUT").is_empty());
+    }
+}
