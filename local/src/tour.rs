@@ -8,9 +8,10 @@
 pub const CHAT_FRAME: &str = r#"{"action":"sendmessage","text":"hi from the socket"}"#;
 pub const CHAT_ROOM: &str = "lobby";
 
-/// The URL a chat client connects to as `user`.
-pub fn chat_url(websocket: &str, user: &str) -> String {
-    format!("{websocket}?room={CHAT_ROOM}&user={user}")
+/// The URL a chat client connects to with a ticket (`POST /rooms/{room}/tickets`; tickets are
+/// URL-safe).
+pub fn chat_url(websocket: &str, ticket: &str) -> String {
+    format!("{websocket}?ticket={ticket}")
 }
 
 /// The tour as a bash script (comments say what each step shows).
@@ -23,8 +24,9 @@ pub fn script(url: &str, key: &str, websocket: &str, now: time::OffsetDateTime) 
         |field: &str| format!("python3 -c 'import json,sys; print(json.load(sys.stdin){field})'");
     let curl = format!("curl -sS --fail-with-body -H 'x-api-key: {key}'");
     let post = format!("{curl} -H 'content-type: application/json'");
-    let ann = chat_url(websocket, "ann");
-    let bob = chat_url(websocket, "bob");
+    let ann = chat_url(websocket, "$ann");
+    let bob = chat_url(websocket, "$bob");
+    let ticket_of = json(r#"["ticket"]"#);
     format!(
         r#"# 1. Items: create one, then list them.
 {post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
@@ -39,10 +41,12 @@ photo=$({photo_id} <<<"$ticket")
 for _ in $(seq 30); do curl -sSfL {url}/thumbnails/$photo -o thumbnail.jpg 2>/dev/null && break; sleep 1; done
 ls -l thumbnail.jpg
 
-# 3. Chat: two WebSocket clients in one room (websocat, or npx wscat -c), then send this frame
-#    from one of them:  {CHAT_FRAME}
-#      websocat '{ann}'
-#      websocat '{bob}'
+# 3. Chat: a ticket per person (API key; valid for a minute), two WebSocket clients in one room
+#    with them (websocat, or npx wscat -c), then send this frame from one:  {CHAT_FRAME}
+ann=$({post} -X POST {url}/rooms/{CHAT_ROOM}/tickets -d '{{"user":"ann"}}' | {ticket_of})
+bob=$({post} -X POST {url}/rooms/{CHAT_ROOM}/tickets -d '{{"user":"bob"}}' | {ticket_of})
+echo "websocat \"{ann}\""
+echo "websocat \"{bob}\""
 #    A REST post reaches the same room; the history has both.
 {post} -X POST {url}/rooms/{CHAT_ROOM}/messages -d '{{"user":"ann","text":"hello from curl"}}'; echo
 {curl} {url}/rooms/{CHAT_ROOM}/messages; echo
@@ -56,6 +60,9 @@ sleep 2; curl -sS --fail-with-body '{url}/_local/mail?to=boss@example.com'; echo
 {post} -X PUT {url}/contacts/ann@example.com -d '{{"preferredMethod":"sms"}}'; echo
 {post} -X POST {url}/appointments -d '{{"patientName":"Ann","email":"ann@example.com","dentist":"Dr. Kim","startsAt":"{starts_at}"}}'; echo
 sleep 3; curl -sS --fail-with-body {url}/_local/queues/AppointmentQueue; echo
+
+# 6. The business metrics the functions wrote (what CloudWatch extracts from their logs).
+curl -sS --fail-with-body {url}/_local/metrics | python3 -c 'import json,sys; [print(m["metric"], m["dimensions"].get("Function", ""), m["sum"]) for m in json.load(sys.stdin)["metrics"]]'
 "#,
         upload_url = json(r#"["upload_url"]"#),
         signed_headers = "python3 -c 'import json,sys; [print(f\"-H\\n{k}: {v}\") for k, v in json.load(sys.stdin)[\"headers\"].items()]'",
@@ -82,6 +89,7 @@ mod tests {
             text.contains(r#""startsAt":"2026-12-08T10:00:00Z""#),
             "{text}"
         );
-        assert!(text.contains("ws://127.0.0.1:3000/_ws/Chat?room=lobby&user=ann"));
+        assert!(text.contains("ws://127.0.0.1:3000/_ws/Chat?ticket=$ann"));
+        assert!(text.contains("/rooms/lobby/tickets"));
     }
 }

@@ -223,12 +223,22 @@ async fn every_system_keeps_its_promises_under_faults() {
     let room = format!("chaos{}", &local.prefix[5..]);
     let mut sockets = Vec::new();
     for user in ["ann", "bob"] {
-        let (socket, _) = tokio_tungstenite::connect_async(format!(
-            "{}?room={room}&user={user}",
-            local.websocket
-        ))
-        .await
-        .expect("chat connects");
+        let issued: serde_json::Value = client
+            .http
+            .post(format!("{}/rooms/{room}/tickets", client.url))
+            .header("x-api-key", &client.key)
+            .json(&serde_json::json!({ "user": user }))
+            .send()
+            .await
+            .expect("a ticket")
+            .json()
+            .await
+            .expect("JSON");
+        let ticket = issued["ticket"].as_str().expect("ticket");
+        let (socket, _) =
+            tokio_tungstenite::connect_async(local_stack::tour::chat_url(&local.websocket, ticket))
+                .await
+                .expect("chat connects");
         sockets.push(socket);
     }
 

@@ -204,19 +204,7 @@ async fn photo_upload_becomes_a_200_px_thumbnail() {
     let thumbnailer = |name: &'static str| local.metric("ThumbnailerFunction", name, &[]);
     let rendered = thumbnailer("ThumbnailsRendered").await.0;
     let renders_timed = thumbnailer("RenderMs").await.1;
-    let (status, ticket) = call(
-        reqwest::Method::POST,
-        "/uploads",
-        Some(json!({"filename": "e2e.jpg", "content_type": "image/jpeg", "size": photo.len()})),
-    )
-    .await;
-    assert_eq!(status, 201, "{ticket}");
-    let mut put = http().put(ticket["upload_url"].as_str().unwrap());
-    for (name, value) in ticket["headers"].as_object().unwrap() {
-        put = put.header(name, value.as_str().unwrap());
-    }
-    let uploaded = put.body(photo).send().await.unwrap();
-    assert_eq!(uploaded.status(), 200, "{:?}", uploaded.text().await);
+    let ticket = upload("e2e.jpg", photo).await;
 
     let id = ticket["key"]
         .as_str()
@@ -282,19 +270,7 @@ async fn an_upload_that_is_not_an_image_is_counted_by_reason() {
     let (failed, _) = local
         .metric("ThumbnailerFunction", "UploadsFailed", &reason)
         .await;
-    let text = b"not a photo at all".to_vec();
-    let (status, ticket) = call(
-        reqwest::Method::POST,
-        "/uploads",
-        Some(json!({"filename": "notes.jpg", "content_type": "image/jpeg", "size": text.len()})),
-    )
-    .await;
-    assert_eq!(status, 201, "{ticket}");
-    let mut put = http().put(ticket["upload_url"].as_str().unwrap());
-    for (name, value) in ticket["headers"].as_object().unwrap() {
-        put = put.header(name, value.as_str().unwrap());
-    }
-    assert_eq!(put.body(text).send().await.unwrap().status(), 200);
+    let ticket = upload("notes.jpg", b"not a photo at all".to_vec()).await;
     local
         .metric_grows("ThumbnailerFunction", "UploadsFailed", &reason, failed, 1.0)
         .await;
@@ -327,6 +303,25 @@ async fn an_upload_that_is_not_an_image_is_counted_by_reason() {
             .contains("not an image in an accepted format"),
         "{body}"
     );
+}
+
+/// An upload ticket for a JPEG named `filename`, and the PUT it describes (every header it
+/// signed); returns the ticket.
+async fn upload(filename: &str, bytes: Vec<u8>) -> Value {
+    let (status, ticket) = call(
+        reqwest::Method::POST,
+        "/uploads",
+        Some(json!({"filename": filename, "content_type": "image/jpeg", "size": bytes.len()})),
+    )
+    .await;
+    assert_eq!(status, 201, "{ticket}");
+    let mut put = http().put(ticket["upload_url"].as_str().unwrap());
+    for (name, value) in ticket["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    let uploaded = put.body(bytes).send().await.unwrap();
+    assert_eq!(uploaded.status(), 200, "{:?}", uploaded.text().await);
+    ticket
 }
 
 /// The `correlation_id` attribute of the first notice on `tap` that mentions `needle`.
@@ -386,12 +381,21 @@ fn assert_logged_in_every_step(correlation: &str, steps: &[&str]) {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A ticket for `room` as `user` (the API-key route).
+async fn ticket(room: &str, user: &str) -> String {
+    let room = url::form_urlencoded::byte_serialize(room.as_bytes()).collect::<String>();
+    let (status, issued) = call(
+        reqwest::Method::POST,
+        &format!("/rooms/{}/tickets", room.replace('+', "%20")),
+        Some(json!({ "user": user })),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    issued["ticket"].as_str().unwrap().to_string()
+}
+
 async fn join(room: &str, user: &str) -> Socket {
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("room", room)
-        .append_pair("user", user)
-        .finish();
-    let url = format!("{}?{query}", local().websocket);
+    let url = local_stack::tour::chat_url(&local().websocket, &ticket(room, user).await);
     let (socket, response) = tokio_tungstenite::connect_async(url)
         .await
         .expect("the gateway accepts the socket");
@@ -489,20 +493,33 @@ async fn two_websocket_clients_chat_and_read_the_history() {
         "{history}"
     );
 
-    // An unroutable frame gets API Gateway's own answer; a bad room (a right-to-left override
-    // hiding what it says) is refused at $connect.
+    // An unroutable frame gets API Gateway's own answer; a socket without a ticket (or with a
+    // forged one) is refused at $connect, and a bad room (a right-to-left override hiding what
+    // it says) gets no ticket.
     bob.send(Message::Text(json!({"action": "dance"}).to_string().into()))
         .await
         .unwrap();
     assert_eq!(receive(&mut bob).await["message"], "Forbidden");
-    let refused = tokio_tungstenite::connect_async(format!(
-        "{}?room=bad%E2%80%AEroom&user=x",
-        local.websocket
-    ))
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/rooms/bad%E2%80%AEroom/tickets",
+        Some(json!({"user": "x"})),
+    )
     .await;
+    assert_eq!(status, 400);
+    for query in ["?room=lobby&user=x", "?ticket=e30.forged"] {
+        let refused = tokio_tungstenite::connect_async(format!("{}{query}", local.websocket)).await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{query}")
+            }
+            other => panic!("expected a refused handshake, got {other:?}"),
+        }
+    }
+    let refused = tokio_tungstenite::connect_async(format!("{}?ticket=", local.websocket)).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 400)
+            assert_eq!(response.status(), 401)
         }
         other => panic!("expected a refused handshake, got {other:?}"),
     }
@@ -777,10 +794,12 @@ async fn tour_runs_as_printed() {
         time::OffsetDateTime::now_utc(),
     );
     // Step 3's clients: connected before the script posts to the room.
-    let (mut ann, _) =
-        tokio_tungstenite::connect_async(local_stack::tour::chat_url(&local.websocket, "ann"))
-            .await
-            .expect("the tour's chat URL connects");
+    let (mut ann, _) = tokio_tungstenite::connect_async(local_stack::tour::chat_url(
+        &local.websocket,
+        &ticket(local_stack::tour::CHAT_ROOM, "ann").await,
+    ))
+    .await
+    .expect("the tour's chat URL connects");
     ann.send(Message::Text(local_stack::tour::CHAT_FRAME.into()))
         .await
         .unwrap();

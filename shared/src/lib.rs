@@ -17,6 +17,7 @@ pub mod photos;
 pub mod rest;
 pub mod sdk;
 pub mod telemetry;
+pub mod tickets;
 pub mod timestamp;
 pub mod validate;
 

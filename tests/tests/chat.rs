@@ -60,13 +60,24 @@ async fn chat(gone: &[&str], broken: &[&str], latency: Duration) -> Chat {
 }
 
 impl Chat {
+    /// A ticket for `room` as `user`, from the API-key route.
+    async fn ticket(&self, room: &str, user: &str) -> (u16, Value) {
+        let request = Rest::post(&format!("/rooms/{room}/tickets"))
+            .resource("/rooms/{room}/tickets")
+            .json(json!({ "user": user }));
+        parts(&self.connect.handle(request.request()).await)
+    }
+
     async fn join(&self, connection_id: &str, room: &str, user: &str) {
+        let (status, issued) = self.ticket(room, user).await;
+        assert_eq!(status, 201, "{issued}");
+        let ticket = issued["ticket"].as_str().unwrap();
         let response = self
             .connect
             .handle(websocket(
                 "$connect",
                 connection_id,
-                &[("room", room), ("user", user)],
+                &[("ticket", ticket)],
                 None,
             ))
             .await;
@@ -102,23 +113,68 @@ impl Chat {
 
 #[tokio::test]
 async fn connect_validates_room_and_user_and_disconnect_forgets() {
-    let c = chat(&[], &[], Duration::ZERO).await;
+    let mut c = chat(&[], &[], Duration::ZERO).await;
     c.join("conn-a", "general", "ann").await;
     assert_eq!(c.room_connections("general").await, ["conn-a"]);
 
+    // Tickets are only issued for valid names ...
+    for (room, user) in [
+        ("has%2Fslash", "ann"),
+        ("general", "a\u{202E}b"),
+        ("general", " ann"),
+    ] {
+        let (status, body) = c.ticket(room, user).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("validation_error")),
+            "{room} {user}"
+        );
+    }
+    // ... and a socket opens only with one this stack signed, not yet expired; room and user
+    // are the ticket's, whatever else the query says.
+    let (_, issued) = c.ticket("general", "ann").await;
+    let mut edited = issued["ticket"].as_str().unwrap().to_string();
+    edited.insert(3, 'x');
     for query in [
-        vec![("user", "ann")],
-        vec![("room", "general")],
-        vec![("room", "has/slash"), ("user", "ann")],
-        vec![("room", "general"), ("user", "a\u{202E}b")],
-        vec![("room", "general"), ("user", " ann")],
+        vec![],
+        vec![("room", "general"), ("user", "ann")],
+        vec![("ticket", "abc.def")],
+        vec![("ticket", edited.as_str())],
     ] {
         let response = c
             .connect
             .handle(websocket("$connect", "conn-b", &query, None))
             .await;
-        assert_error(&response, 400, "validation_error");
+        assert_error(&response, 401, "invalid_ticket");
     }
+    let mut env = c.stack.function_env("ChatConnectFunction").await.unwrap();
+    env.insert("CHAT_TICKET_TTL_SECONDS".into(), "0".into());
+    let instant = chat_connect::App::from_env(
+        &c.stack.function_sdk("ChatConnectFunction").await.unwrap(),
+        &env as &dyn EnvSource,
+    )
+    .unwrap();
+    let expired = parts(
+        &instant
+            .handle(
+                Rest::post("/rooms/general/tickets")
+                    .resource("/rooms/{room}/tickets")
+                    .json(json!({"user": "ann"}))
+                    .request(),
+            )
+            .await,
+    )
+    .1;
+    let response = c
+        .connect
+        .handle(websocket(
+            "$connect",
+            "conn-b",
+            &[("ticket", expired["ticket"].as_str().unwrap())],
+            None,
+        ))
+        .await;
+    assert_error(&response, 401, "invalid_ticket");
     assert_eq!(
         c.room_connections("general").await,
         ["conn-a"],
@@ -358,9 +414,19 @@ async fn fixtures_parse_as_the_events_each_function_expects() {
         shared::rest::websocket_connection_id(&load("chat-connect/connect.json")).as_deref(),
         Some("L0SM9cOFvHcCIhw=")
     );
+    // The connect fixture says where its ticket goes: paste one from the issue-ticket fixture.
+    let (status, issued) = parts(
+        &c.connect
+            .handle(load("chat-connect/issue-ticket.json"))
+            .await,
+    );
+    assert_eq!(status, 201, "{issued}");
+    let ticket = issued["ticket"].as_str().unwrap();
+    let with_ticket = fixture("chat-connect/connect.json")
+        .replace("PASTE-A-TICKET-FROM-POST-/rooms/general/tickets", ticket);
     assert_eq!(
         c.connect
-            .handle(load("chat-connect/connect.json"))
+            .handle(lambda_http::request::from_str(&with_ticket).unwrap())
             .await
             .status(),
         200
@@ -369,8 +435,8 @@ async fn fixtures_parse_as_the_events_each_function_expects() {
         &c.connect
             .handle(load("chat-connect/connect-invalid.json"))
             .await,
-        400,
-        "validation_error",
+        401,
+        "invalid_ticket",
     );
     let (status, outcome) = parts(&c.put.handle(load("chat-put/sendmessage.json")).await);
     assert_eq!(

@@ -185,12 +185,18 @@ async fn pipeline() -> Pipeline {
 }
 
 impl Pipeline {
-    /// Asks the presigner for a ticket and uploads `bytes` with exactly what it says.
-    async fn upload(&self, filename: &str, content_type: &str, bytes: Vec<u8>) -> Value {
+    /// An upload ticket from the presigner.
+    async fn ticket(&self, filename: &str, content_type: &str, size: usize) -> Value {
         let request = Rest::post("/uploads")
-            .json(json!({"filename": filename, "content_type": content_type, "size": bytes.len()}));
+            .json(json!({"filename": filename, "content_type": content_type, "size": size}));
         let (status, ticket) = parts(&self.presigner.handle(request.request()).await);
         assert_eq!(status, 201, "{ticket}");
+        ticket
+    }
+
+    /// Asks the presigner for a ticket and uploads `bytes` with exactly what it says.
+    async fn upload(&self, filename: &str, content_type: &str, bytes: Vec<u8>) -> Value {
+        let ticket = self.ticket(filename, content_type, bytes.len()).await;
         let client = reqwest::Client::new();
         let mut put = client
             .put(ticket["upload_url"].as_str().unwrap())
@@ -342,10 +348,7 @@ async fn presigned_uploads_sign_type_and_length_and_expire() {
 async fn a_put_without_every_signed_header_is_refused() {
     let p = pipeline().await;
     let body = samples::jpeg(64, 48);
-    let request = Rest::post("/uploads")
-        .json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": body.len()}));
-    let (status, ticket) = parts(&p.presigner.handle(request.request()).await);
-    assert_eq!(status, 201);
+    let ticket = p.ticket("a.jpg", "image/jpeg", body.len()).await;
     let headers = ticket["headers"].as_object().unwrap();
     assert!(
         headers.contains_key("x-amz-meta-correlation-id"),
@@ -383,9 +386,7 @@ async fn a_put_without_every_signed_header_is_refused() {
 async fn the_uploads_bucket_answers_browsers_by_its_cors_rules() {
     let p = pipeline().await;
     let body = samples::jpeg(64, 48);
-    let request = Rest::post("/uploads")
-        .json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": body.len()}));
-    let (_, ticket) = parts(&p.presigner.handle(request.request()).await);
+    let ticket = p.ticket("a.jpg", "image/jpeg", body.len()).await;
     let url = ticket["upload_url"].as_str().unwrap();
     let client = reqwest::Client::new();
     let preflight = |url: &str, method: &str, headers: &str| {

@@ -350,6 +350,7 @@ impl Stack {
             "AWS::S3::Bucket" => self.create_bucket(id, &props).await,
             "AWS::SES::EmailIdentity" => self.create_email_identity(id, &props).await,
             "AWS::StepFunctions::Activity" => self.create_activity(id).await,
+            "AWS::SecretsManager::Secret" => self.create_secret(id, &props).await,
             "AWS::StepFunctions::StateMachine" => self.create_state_machine(id, &props).await,
             // Not emulated (functions log to stdout locally); named and ARN'd as CloudFormation does.
             "AWS::Logs::LogGroup" => {
@@ -792,6 +793,61 @@ impl Stack {
             })?;
         Ok(Physical {
             reference: identity,
+            attributes: HashMap::new(),
+        })
+    }
+
+    /// A secret whose value Secrets Manager generates (`GenerateSecretString`: `PasswordLength`,
+    /// default 32, letters and digits with `ExcludePunctuation`), named as CloudFormation names an
+    /// unnamed one; `Ref` is its ARN.
+    async fn create_secret(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
+        let kind = "AWS::SecretsManager::Secret";
+        let name = props["Name"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.physical_name(id, 256));
+        let value = match (&props["SecretString"], &props["GenerateSecretString"]) {
+            (Value::String(value), _) => value.clone(),
+            (_, Value::Object(generate)) => {
+                let length = generate
+                    .get("PasswordLength")
+                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                    .unwrap_or(32) as usize;
+                let alphabet: Vec<char> = if generate
+                    .get("ExcludePunctuation")
+                    .is_some_and(|v| v == true || v == "true")
+                {
+                    ('a'..='z').chain('A'..='Z').chain('0'..='9').collect()
+                } else {
+                    ('!'..='~').collect()
+                };
+                (0..length)
+                    .map(|_| alphabet[fastrand::usize(..alphabet.len())])
+                    .collect()
+            }
+            _ => {
+                return Err(create_err(
+                    id,
+                    kind,
+                    "neither SecretString nor GenerateSecretString",
+                ));
+            }
+        };
+        let out = aws_sdk_secretsmanager::Client::new(&self.sdk)
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| {
+                create_err(
+                    id,
+                    kind,
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(Physical {
+            reference: out.arn.unwrap_or_default(),
             attributes: HashMap::new(),
         })
     }

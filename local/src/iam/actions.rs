@@ -159,6 +159,7 @@ pub fn derive(service: &str, request: &HttpRequest<'_>) -> Result<Call, Unmapped
         "s3" => s3(request)?,
         "states" => states(request)?,
         "ses" => ses(request)?,
+        "secretsmanager" => secretsmanager(request)?,
         other => return Err(unmapped(other, "service not used by this project")),
     };
     call.context.extend(secure_transport());
@@ -509,6 +510,32 @@ fn states(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
             c.task_token = Some(field("taskToken")?);
             Ok(c)
         }
+        other => Err(unmapped(s, format!("operation {other}"))),
+    }
+}
+
+/// Secrets Manager (JSON protocol, `X-Amz-Target: secretsmanager.<Op>`). The resource is the
+/// secret's ARN; this project always names secrets by ARN (a name would need resolving first).
+fn secretsmanager(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
+    let s = "secretsmanager";
+    let (prefix, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
+    if prefix != "secretsmanager" {
+        return Err(unmapped(
+            s,
+            format!("X-Amz-Target {prefix} is not Secrets Manager's"),
+        ));
+    }
+    let body = json_body(s, request.body)?;
+    let secret = body["SecretId"]
+        .as_str()
+        .filter(|id| id.starts_with("arn:aws:secretsmanager:"))
+        .ok_or_else(|| unmapped(s, format!("{op} without a SecretId ARN")))?;
+    match op.as_str() {
+        "GetSecretValue" | "DescribeSecret" => Ok(call(
+            s,
+            &op,
+            vec![(format!("secretsmanager:{op}"), secret.to_string())],
+        )),
         other => Err(unmapped(s, format!("operation {other}"))),
     }
 }

@@ -147,6 +147,12 @@ impl Local {
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("E2E_STACK_STATE={}: {e}", path.display()));
         let state: Value = serde_json::from_str(&text).expect("a stack state file");
+        let stack = state["stack"].as_str().expect("stack").to_string();
+        Local::from_state(state, stack, PathBuf::new(), None)
+    }
+
+    /// What the tests need from a stack's state file (the local one or a deployed one's).
+    fn from_state(state: Value, prefix: String, log: PathBuf, child: Option<Child>) -> Local {
         Local {
             url: state["gateway"].as_str().expect("gateway").to_string(),
             api_key: state["api_key"].as_str().expect("key").to_string(),
@@ -154,10 +160,10 @@ impl Local {
                 .as_str()
                 .expect("chat WebSocket")
                 .to_string(),
-            prefix: state["stack"].as_str().expect("stack").to_string(),
+            prefix,
             state,
-            log: PathBuf::new(),
-            _child: Mutex::new(None),
+            log,
+            _child: Mutex::new(child),
         }
     }
 
@@ -207,18 +213,7 @@ impl Local {
             );
             std::thread::sleep(Duration::from_millis(250));
         };
-        Local {
-            url: state["gateway"].as_str().expect("gateway").to_string(),
-            api_key: state["api_key"].as_str().expect("key").to_string(),
-            websocket: state["websockets"]["ChatWebSocketApi"]
-                .as_str()
-                .expect("chat WebSocket")
-                .to_string(),
-            prefix,
-            state,
-            log,
-            _child: Mutex::new(Some(child)),
-        }
+        Local::from_state(state, prefix, log, Some(child))
     }
 }
 
