@@ -169,9 +169,11 @@ fn extract(size: usize, document: &Map<String, Value>) -> Result<Vec<Point>, Str
             .as_str()
             .filter(|n| (1..=1024).contains(&n.chars().count()))
             .ok_or("Namespace must be a string of 1-1024 characters")?;
+        // The specification's schema: at least one DimensionSet (which may itself be empty).
         let sets = directive["Dimensions"]
             .as_array()
-            .ok_or("Dimensions must be an array of DimensionSets")?;
+            .filter(|sets| !sets.is_empty())
+            .ok_or("Dimensions must be a non-empty array of DimensionSets")?;
         let mut dimension_sets = Vec::new();
         for set in sets {
             let keys = set.as_array().ok_or("a DimensionSet must be an array")?;
@@ -329,6 +331,8 @@ mod tests {
             json!({"Function": ""}),
             json!({"Function": 7}),
             json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "", "Dimensions": [], "Metrics": []}]}}),
+            json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "s", "Dimensions": [],
+                "Metrics": [{"Name": "ItemsCreated"}]}]}}),
             json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "s", "Dimensions": [["Function"]],
                 "Metrics": [{"Name": "ItemsCreated", "Unit": "Items"}]}]}}),
             json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [{"Namespace": "s", "Dimensions": [["Function"]],
@@ -342,6 +346,6 @@ mod tests {
             );
         }
         assert_eq!(store.get(&id("ItemsCreated")), None);
-        assert_eq!(store.snapshot()["refusedDocuments"], 9);
+        assert_eq!(store.snapshot()["refusedDocuments"], 10);
     }
 }

@@ -300,7 +300,7 @@ async fn an_upload_that_is_not_an_image_is_counted_by_reason() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not an image in an accepted format"),
+            .contains("not an image in an accepted format (JPEG, PNG, WebP, GIF)"),
         "{body}"
     );
 }
@@ -557,10 +557,15 @@ async fn two_websocket_clients_chat_and_read_the_history() {
 #[tokio::test(flavor = "multi_thread")]
 async fn approval_link_from_the_mailbox_resumes_the_execution() {
     let local = local();
-    let manager = format!(
-        "boss-{}@example.com",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    // On AWS, SES's mailbox simulator: accepted (in the sandbox too) and delivered nowhere.
+    let manager = if local.on_aws() {
+        "success@simulator.amazonses.com".to_string()
+    } else {
+        format!(
+            "boss-{}@example.com",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    };
     let (status, started) = call(
         reqwest::Method::POST,
         "/approvals",
@@ -570,7 +575,8 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
     assert_eq!(status, 202, "{started}");
     let execution_arn = started["executionArn"].as_str().unwrap().to_string();
     if local.on_aws() {
-        // The email goes to a real inbox: check the execution waits for the person, and stop.
+        // No inbox to click in: check the execution waits for the person, then stop it, so it
+        // never times out into ApprovalExpired (which alarms).
         let sfn = aws_sdk_sfn::Client::new(&sdk().await);
         let described = sfn
             .describe_execution()
@@ -579,7 +585,13 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
             .await
             .unwrap();
         assert_eq!(described.status().as_str(), "RUNNING");
-        local.skip_on_aws("the approval email went to a real inbox: click its link to finish");
+        sfn.stop_execution()
+            .execution_arn(&execution_arn)
+            .cause("end-to-end test against the deployed stack")
+            .send()
+            .await
+            .unwrap();
+        local.skip_on_aws("no inbox to follow the link from (SES simulator); the decision path is checked locally");
         return;
     }
     let worker = |name: &'static str| local.metric("ApprovalWorkerFunction", name, &[]);

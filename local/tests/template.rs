@@ -384,6 +384,22 @@ fn the_dashboard_has_a_row_per_system_over_real_resources() {
     }
     text.push_str(rest);
     let dashboard: Value = serde_json::from_str(&text).expect("valid JSON");
+    // CloudWatch's dashboard body schema: a metric widget's `metrics` is an array of arrays
+    // (namespace, name, dimensions..., options) or of a one-element array holding an expression.
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        if widget["type"] == "metric" {
+            let metrics = widget["properties"]["metrics"]
+                .as_array()
+                .expect("metrics is an array");
+            assert!(!metrics.is_empty(), "{widget}");
+            for metric in metrics {
+                assert!(
+                    metric.is_array(),
+                    "a metrics entry that is not an array: {metric}"
+                );
+            }
+        }
+    }
     let rows: Vec<&str> = dashboard["widgets"]
         .as_array()
         .unwrap()

@@ -205,9 +205,30 @@ pub struct ThumbnailNotice {
 pub struct FailureMarker {
     pub source_bucket: String,
     pub source_key: String,
+    /// The thumbnailer's own words (decoder errors included), for whoever reads the bucket.
     pub reason: String,
+    /// A fixed name for the reason (`UploadsFailed`'s `Reason`): what a person is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+}
+
+impl FailureMarker {
+    /// What the person who uploaded it reads (`GET /thumbnails/{id}` answers it without a key,
+    /// so never the decoder's raw text or the configured limits).
+    pub fn public_message(&self) -> &'static str {
+        match self.code.as_deref() {
+            Some("empty") => "The upload is empty.",
+            Some("unsupported_format") => {
+                "This file is not an image in an accepted format (JPEG, PNG, WebP, GIF)."
+            }
+            Some("too_many_pixels") => "The image has more pixels than the thumbnailer accepts.",
+            Some("object_too_large") => "The file is larger than the thumbnailer accepts.",
+            Some("undecodable") => "The image is damaged or truncated and cannot be read.",
+            _ => "This upload cannot become a thumbnail.",
+        }
+    }
 }
 
 /// One object an S3 notification reports.

@@ -16,7 +16,9 @@ use crate::error::ApiError;
 /// few KiB, and a small cap keeps memory bounded and abuse cheap to reject.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
-const ALLOW_HEADERS: &str = "Content-Type,X-Api-Key,Idempotency-Key,Authorization";
+const ALLOW_HEADERS: &str = "Content-Type,X-Api-Key,Idempotency-Key,Authorization,X-Correlation-Id";
+/// What a page may read of a response besides the CORS-safelisted headers.
+const EXPOSE_HEADERS: &str = "X-Correlation-Id,Idempotent-Replayed,Retry-After";
 const ALLOW_METHODS: &str = "GET,POST,PUT,DELETE,OPTIONS";
 
 /// Adds CORS headers and renders results. Built once per process from `CORS_ALLOW_ORIGIN`.
@@ -52,6 +54,10 @@ impl Responder {
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static(ALLOW_METHODS),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE_HEADERS),
         );
         response
     }

@@ -111,38 +111,58 @@ pub fn name(
         return refuse(" without leading or trailing spaces");
     }
     let chars: Vec<char> = normalized.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let allowed = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-            false
-        } else if is_invisible_format(c) {
-            match c {
-                '\u{200D}' => {
-                    i > 0
-                        && chars.get(i + 1).is_some_and(|&next| is_emoji(next))
-                        && chars[..i]
-                            .iter()
-                            .rev()
-                            .find(|&&p| !is_emoji_modifier(p))
-                            .is_some_and(|&p| is_emoji(p))
-                }
-                '\u{E0020}'..='\u{E007F}' => {
-                    chars[..i]
-                        .iter()
-                        .rev()
-                        .find(|&&p| !('\u{E0020}'..='\u{E007F}').contains(&p))
-                        == Some(&'\u{1F3F4}')
-                }
-                _ => false,
-            }
-        } else {
-            true
-        };
-        if !allowed {
-            return refuse(&format!(
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let refused = |c: char| {
+            refuse(&format!(
                 ", without control or invisible formatting characters (U+{:04X})",
                 u32::from(c)
-            ));
+            ))
+        };
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            return refused(c);
         }
+        // A subdivision flag: the black flag, 1-6 tag letters or digits, the cancel tag.
+        if c == '\u{1F3F4}' {
+            let tags = chars[i + 1..]
+                .iter()
+                .take_while(
+                    |&&t| matches!(t, '\u{E0030}'..='\u{E0039}' | '\u{E0061}'..='\u{E007A}'),
+                )
+                .count();
+            if tags > 0 {
+                if tags > 6 || chars.get(i + 1 + tags) != Some(&'\u{E007F}') {
+                    return refused(chars[i + 1]);
+                }
+                i += tags + 2;
+                continue;
+            }
+        }
+        let allowed = match c {
+            // A variation selector picks an emoji's presentation, once, right after it.
+            '\u{FE0E}' | '\u{FE0F}' => {
+                i > 0
+                    && (is_emoji(chars[i - 1])
+                        // A keycap: 0-9, # or * then the selector then U+20E3.
+                        || (matches!(chars[i - 1], '0'..='9' | '#' | '*')
+                            && chars.get(i + 1) == Some(&'\u{20E3}')))
+            }
+            // A joiner joins two emoji (a skin tone or presentation selector may sit before it).
+            '\u{200D}' => {
+                chars.get(i + 1).is_some_and(|&next| is_emoji(next))
+                    && chars[..i]
+                        .iter()
+                        .rev()
+                        .find(|&&p| !is_emoji_modifier(p))
+                        .is_some_and(|&p| is_emoji(p))
+            }
+            other => !is_invisible_format(other) && !('\u{FE00}'..='\u{FE0D}').contains(&other),
+        };
+        if !allowed {
+            return refused(c);
+        }
+        i += 1;
     }
     Ok(normalized)
 }
@@ -156,12 +176,16 @@ fn is_invisible_format(c: char) -> bool {
         | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// Pictographs a zero-width joiner may join (Extended_Pictographic, by block).
+/// Pictographs a joiner or a presentation selector may follow (Unicode's Extended_Pictographic,
+/// as ranges).
 fn is_emoji(c: char) -> bool {
     matches!(c,
         '\u{00A9}' | '\u{00AE}' | '\u{203C}' | '\u{2049}' | '\u{2122}' | '\u{2139}'
-        | '\u{2194}'..='\u{21FF}' | '\u{2300}'..='\u{23FF}' | '\u{2460}'..='\u{27BF}'
-        | '\u{2900}'..='\u{297F}' | '\u{2B00}'..='\u{2BFF}' | '\u{3030}' | '\u{303D}'
+        | '\u{2194}'..='\u{2199}' | '\u{21A9}'..='\u{21AA}' | '\u{231A}'..='\u{231B}'
+        | '\u{2328}' | '\u{23CF}' | '\u{23E9}'..='\u{23F3}' | '\u{23F8}'..='\u{23FA}'
+        | '\u{24C2}' | '\u{25AA}'..='\u{25AB}' | '\u{25B6}' | '\u{25C0}' | '\u{25FB}'..='\u{25FE}'
+        | '\u{2600}'..='\u{27BF}' | '\u{2934}'..='\u{2935}' | '\u{2B05}'..='\u{2B07}'
+        | '\u{2B1B}'..='\u{2B1C}' | '\u{2B50}' | '\u{2B55}' | '\u{3030}' | '\u{303D}'
         | '\u{3297}' | '\u{3299}' | '\u{1F000}'..='\u{1FAFF}' | '\u{1FC00}'..='\u{1FFFD}')
 }
 
@@ -185,6 +209,7 @@ mod tests {
             "👨‍👩‍👧‍👦",     // family: three joiners, one character
             "🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}", // England's flag: tags
             "❤️",
+            "Team 1️⃣",
         ] {
             assert_eq!(name("user", ok, 32, 128).as_deref(), Ok(ok), "{ok:?}");
         }
@@ -221,6 +246,12 @@ mod tests {
             "a\u{FEFF}",
             "a\u{E0067}", // a tag outside a flag
             "\u{2028}",
+            "🏴\u{E0067}\u{E0062}", // a flag without its cancel tag
+            "🏴\u{E0061}\u{E0061}\u{E0061}\u{E0061}\u{E0061}\u{E0061}\u{E0061}\u{E007F}", // 7 tags
+            "a\u{FE0F}",            // a presentation selector on a letter
+            "❤\u{FE0F}\u{FE0F}",    // stacked
+            "a\u{FE00}",            // other variation selectors
+            "─\u{200D}─",           // a joiner between box-drawing characters
         ] {
             assert!(name("user", bad, 32, 128).is_err(), "{bad:?}");
         }

@@ -106,7 +106,7 @@ impl App {
             .task_token(&token)
             .send()
             .await
-            .map_err(|e| closed_request(e.into_service_error().meta().code()))?;
+            .map_err(|e| closed_request(e.into_service_error().meta().code(), false))?;
         Ok(html(
             StatusCode::OK,
             &approval::confirmation_page(decision, &token, employee.as_deref()),
@@ -163,19 +163,22 @@ impl App {
                     ))
                 }
             }
-            Err(code) => Err(closed_request(Some(&code))),
+            Err(code) => Err(closed_request(Some(&code), true)),
         }
     }
 }
 
 /// What a SendTask* refusal means to the person holding the link. Only the error code is
-/// logged: messages may quote the token.
-fn closed_request(code: Option<&str>) -> ApiError {
+/// logged: messages may quote the token. `decided` counts `ApprovalsExpired` for a click on the
+/// button, not for the page's link check (which mail scanners' prefetches also reach).
+fn closed_request(code: Option<&str>, decided: bool) -> ApiError {
     let code = code.unwrap_or("Unknown");
     tracing::warn!(%code, "approval link not accepted");
     match code {
         "TaskDoesNotExist" | "TaskTimedOut" => {
-            metrics::counter!(metric::APPROVALS_EXPIRED).increment(1);
+            if decided {
+                metrics::counter!(metric::APPROVALS_EXPIRED).increment(1);
+            }
             ApiError::new(
                 StatusCode::GONE,
                 "request_closed",

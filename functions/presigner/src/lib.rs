@@ -182,7 +182,7 @@ impl App {
         Ok(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "thumbnail_failed",
-            format!("this upload cannot become a thumbnail: {}", marker.reason),
+            marker.public_message(),
         ))
     }
 }

@@ -219,6 +219,7 @@ impl Thumbnailer {
             source_bucket: object.bucket.clone(),
             source_key: object.key.clone(),
             reason,
+            code: Some(reason_code.to_string()),
             correlation_id: upload.correlation.clone(),
         };
         let body = serde_json::to_vec(&marker).map_err(|e| BackendError::failed("s3", e))?;
