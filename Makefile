@@ -36,7 +36,7 @@ help:
 	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
 	@echo "make chaos      every system under 20% injected AWS faults for 2 min; nothing may be lost"
 	@echo "make redrive QUEUE=<DLQ> [STACK=name]  a DLQ's messages back to their source queue"
-	@echo "make e2e-aws STACK=name  the end-to-end tests against a deployed stack"
+	@echo "make e2e-aws STACK=name|ENV=dev  the end-to-end tests against a deployed stack"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
@@ -179,8 +179,10 @@ deploy: build
 # CloudFormation (local/tools/stack_state.py, default credentials and region as the AWS CLI);
 # checks of local-only views (mailbox, logs, metrics view) are skipped with their reason.
 .PHONY: e2e-aws
+# STACK= names the stack; without it, ENV= (a samconfig.toml environment) names it.
+e2e-aws: STACK ?= $(if $(filter command line,$(origin ENV)),$(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('samconfig.toml', 'rb'))['$(ENV)']['global']['parameters']['stack_name'])"))
 e2e-aws: $(SAM_VENV)/.installed
-	@test -n "$(STACK)" || { echo "usage: make e2e-aws STACK=<deployed stack name>" >&2; exit 2; }
+	@test -n "$(STACK)" || { echo "usage: make e2e-aws STACK=<deployed stack name> (or ENV=dev|prod)" >&2; exit 2; }
 	mkdir -p $(STATE_DIR)
 	umask 077; $(SAM_VENV)/bin/python local/tools/stack_state.py $(STACK) > $(STATE_DIR)/$(STACK).state.json
 	E2E_STACK_STATE=$(STATE_DIR)/$(STACK).state.json \

@@ -166,6 +166,23 @@ pub fn derive(service: &str, request: &HttpRequest<'_>) -> Result<Call, Unmapped
     Ok(call)
 }
 
+/// A JSON-protocol call: the operation its `X-Amz-Target` names (which must be `prefix`'s) and
+/// its body.
+fn json_operation(
+    service: &str,
+    prefix: &str,
+    request: &HttpRequest<'_>,
+) -> Result<(String, Value), Unmapped> {
+    let (sent, op) = target(request.headers).ok_or_else(|| unmapped(service, "no X-Amz-Target"))?;
+    if sent != prefix {
+        return Err(unmapped(
+            service,
+            format!("X-Amz-Target {sent} is not {service}'s"),
+        ));
+    }
+    Ok((op, json_body(service, request.body)?))
+}
+
 fn json_body(service: &str, body: &[u8]) -> Result<Value, Unmapped> {
     if body.is_empty() {
         return Ok(Value::Object(Default::default()));
@@ -482,14 +499,7 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
 
 fn states(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let s = "states";
-    let (prefix, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
-    if prefix != "AWSStepFunctions" {
-        return Err(unmapped(
-            s,
-            format!("X-Amz-Target {prefix} is not Step Functions'"),
-        ));
-    }
-    let body = json_body(s, request.body)?;
+    let (op, body) = json_operation(s, "AWSStepFunctions", request)?;
     let field = |name: &str| {
         body.get(name)
             .and_then(Value::as_str)
@@ -518,14 +528,7 @@ fn states(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
 /// secret's ARN; this project always names secrets by ARN (a name would need resolving first).
 fn secretsmanager(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let s = "secretsmanager";
-    let (prefix, op) = target(request.headers).ok_or_else(|| unmapped(s, "no X-Amz-Target"))?;
-    if prefix != "secretsmanager" {
-        return Err(unmapped(
-            s,
-            format!("X-Amz-Target {prefix} is not Secrets Manager's"),
-        ));
-    }
-    let body = json_body(s, request.body)?;
+    let (op, body) = json_operation(s, "secretsmanager", request)?;
     let secret = body["SecretId"]
         .as_str()
         .filter(|id| id.starts_with("arn:aws:secretsmanager:"))

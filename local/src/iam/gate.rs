@@ -439,26 +439,16 @@ async fn heartbeat_of_open_task(gate: &Gate, token: &str) -> Response {
         .into_response()
 }
 
-/// An execution's status, asked of the emulator as the deployer.
+/// An execution's status, asked of the emulator (behind the gate) as the deployer.
 async fn execution_status(gate: &Gate, execution_arn: &str) -> Option<String> {
-    let answer = gate
-        .http
-        .post(&gate.emulator)
-        .header("x-amz-target", "AWSStepFunctions.DescribeExecution")
-        .header("content-type", "application/x-amz-json-1.0")
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={DEPLOYER_KEY}/20260101/{}/states/aws4_request, SignedHeaders=host, Signature=0",
-                crate::emulator::REGION
-            ),
-        )
-        .body(json!({"executionArn": execution_arn}).to_string())
+    let sfn = aws_sdk_sfn::Client::new(&crate::emulator::sdk_config(&gate.emulator).await);
+    let described = sfn
+        .describe_execution()
+        .execution_arn(execution_arn)
         .send()
         .await
         .ok()?;
-    let described: Value = answer.json().await.ok()?;
-    described["status"].as_str().map(str::to_string)
+    Some(described.status().as_str().to_string())
 }
 
 /// The CORS rules of the bucket a path-style S3 request names, if it is a provisioned bucket.
