@@ -3,7 +3,9 @@
 //!
 //! Tables (template.yaml):
 //! - `ChatConnectionsTable`: `connection_id` (HASH), [`ROOM_INDEX`] = `room` (HASH) +
-//!   `connection_id` (RANGE), keys only; TTL on `expires_at` (API Gateway closes sockets at 2 h).
+//!   `connection_id` (RANGE), keys only (the fan-out needs ids only); [`MEMBERS_INDEX`], the same
+//!   keys with `user` and `connected_at` (who is in a room); TTL on `expires_at` (API Gateway
+//!   closes sockets at 2 h).
 //! - `ChatMessagesTable`: `room` (HASH) + `sort_key` (RANGE) = `<sent_at>#<id>`: time-ordered, and
 //!   two messages in the same millisecond never collide.
 
@@ -23,6 +25,9 @@ use crate::timestamp;
 use crate::validate;
 
 pub const ROOM_INDEX: &str = "RoomIndex";
+pub const MEMBERS_INDEX: &str = "RoomMembersIndex";
+/// A members answer names at most this many people (`truncated` says when there are more).
+pub const MAX_MEMBERS: usize = 200;
 pub const TEXT_MAX: usize = 4000;
 /// Longest room and user names, in user-perceived characters (grapheme clusters).
 pub const ROOM_MAX: usize = 64;
@@ -262,6 +267,90 @@ impl Connections {
             }
         }
     }
+
+    /// Who is in a room: a query on the members index (all pages, stopping once more than
+    /// `max` names are known), folded by name.
+    pub async fn room_members(&self, room: &str, max: usize) -> Result<Members, BackendError> {
+        let mut connections = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(MEMBERS_INDEX)
+                .key_condition_expression("#room = :room")
+                .projection_expression("#user, connected_at")
+                .expression_attribute_names("#room", "room")
+                .expression_attribute_names("#user", "user")
+                .expression_attribute_values(":room", AttributeValue::S(room.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+            for item in out.items.unwrap_or_default() {
+                if let (Some(AttributeValue::S(user)), Some(AttributeValue::S(at))) =
+                    (item.get("user"), item.get("connected_at"))
+                {
+                    names.insert(user.clone());
+                    connections.push((user.clone(), at.clone()));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() && names.len() <= max => start = Some(key),
+                _ => return Ok(members_of(room, connections, max)),
+            }
+        }
+    }
+}
+
+/// One person in a room (`GET /rooms/{room}/members`): a display name and how many sockets it
+/// has open there (two tabs are one person).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: String,
+    pub connections: usize,
+    /// When the earliest of those sockets connected.
+    pub since: String,
+}
+
+/// The answer to `GET /rooms/{room}/members`: members in the order they arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    pub room: String,
+    pub members: Vec<Member>,
+    /// More than the limit of people are in the room; only that many are listed.
+    pub truncated: bool,
+}
+
+/// Folds connection records (`user`, `connected_at`) into one [`Member`] per name.
+pub fn members_of(
+    room: &str,
+    connections: impl IntoIterator<Item = (String, String)>,
+    max: usize,
+) -> Members {
+    let mut by_name: HashMap<String, Member> = HashMap::new();
+    for (user, connected_at) in connections {
+        let member = by_name.entry(user.clone()).or_insert_with(|| Member {
+            user,
+            connections: 0,
+            since: connected_at.clone(),
+        });
+        member.connections += 1;
+        if connected_at < member.since {
+            member.since = connected_at;
+        }
+    }
+    let mut members: Vec<Member> = by_name.into_values().collect();
+    members.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.user.cmp(&b.user)));
+    let truncated = members.len() > max;
+    members.truncate(max);
+    Members {
+        room: room.to_string(),
+        members,
+        truncated,
+    }
 }
 
 /// The messages table: each room's history.
@@ -421,6 +510,34 @@ impl ChatService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_fold_connections_by_name_in_arrival_order() {
+        let at = |s: &str| format!("2026-12-02T10:00:{s}Z");
+        let members = members_of(
+            "lobby",
+            [
+                ("김민수".to_string(), at("05")),
+                ("Zoë 🎉".to_string(), at("01")),
+                ("김민수".to_string(), at("02")),
+                ("ann".to_string(), at("09")),
+            ],
+            10,
+        );
+        let summary: Vec<(&str, usize, &str)> = members
+            .members
+            .iter()
+            .map(|m| (m.user.as_str(), m.connections, &m.since[17..19]))
+            .collect();
+        assert_eq!(
+            summary,
+            [("Zoë 🎉", 1, "01"), ("김민수", 2, "02"), ("ann", 1, "09")]
+        );
+        assert!(!members.truncated);
+        let capped = members_of("lobby", [("a".into(), at("01")), ("b".into(), at("02"))], 1);
+        assert_eq!(capped.members.len(), 1);
+        assert!(capped.truncated);
+    }
 
     #[test]
     fn rooms_and_users() {

@@ -230,6 +230,60 @@ async fn history_is_newest_first_and_pages_with_cursors() {
 }
 
 #[tokio::test]
+async fn members_lists_each_person_in_the_room_once_until_they_leave() {
+    let c = chat(&[], &[], Duration::ZERO).await;
+    let members = |room: &'static str| {
+        let request =
+            Rest::get(&format!("/rooms/{room}/members")).resource("/rooms/{room}/members");
+        let get = &c.get;
+        async move { parts(&get.handle(request.request()).await) }
+    };
+    let (status, empty) = members("서울").await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["members"], json!([]));
+
+    c.join("m1", "서울", "김민수").await;
+    c.join("m2", "서울", "Zoë 🎉").await;
+    c.join("m3", "서울", "김민수").await;
+    c.join("m4", "elsewhere", "bob").await;
+    let (status, body) = members("서울").await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Vec<(String, u64)> = body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user"].as_str().unwrap().to_string(),
+                m["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("김민수".to_string(), 2), ("Zoë 🎉".to_string(), 1)]
+    );
+    assert_eq!(body["truncated"], false);
+
+    for id in ["m1", "m3"] {
+        let response = c
+            .disconnect
+            .handle(websocket("$disconnect", id, &[], None))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let (_, body) = members("서울").await;
+    assert_eq!(body["members"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["members"][0]["user"], "Zoë 🎉");
+
+    let request = Rest::get("/rooms/a%2Fb/members")
+        .resource("/rooms/{room}/members")
+        .query("x", "1");
+    let (status, body) = parts(&c.get.handle(request.request()).await);
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
 async fn fan_out_reaches_the_room_prunes_gone_connections_and_counts_failures() {
     let gone = ["c3", "c7", "c11"];
     let c = chat(&gone, &["c5"], Duration::from_millis(5)).await;
@@ -453,6 +507,11 @@ async fn fixtures_parse_as_the_events_each_function_expects() {
     );
     let (status, page) = parts(&c.get.handle(load("chat-get/history.json")).await);
     assert_eq!((status, page["items"].as_array().unwrap().len()), (200, 2));
+    let (status, members) = parts(&c.get.handle(load("chat-get/members.json")).await);
+    assert_eq!(
+        (status, members["members"].as_array().unwrap().len()),
+        (200, 1)
+    );
     assert_eq!(
         c.disconnect
             .handle(load("chat-disconnect/disconnect.json"))

@@ -761,6 +761,14 @@ fn template_declares_the_indexes_the_domain_queries() {
     let room_index = &connections["GlobalSecondaryIndexes"][0];
     assert_eq!(room_index["IndexName"], shared::chat::ROOM_INDEX);
     assert_eq!(room_index["KeySchema"][0]["AttributeName"], "room");
+    let members_index = &connections["GlobalSecondaryIndexes"][1];
+    assert_eq!(members_index["IndexName"], shared::chat::MEMBERS_INDEX);
+    assert_eq!(members_index["KeySchema"][0]["AttributeName"], "room");
+    // The members route reads the display name and connection time from the index itself.
+    assert_eq!(
+        members_index["Projection"]["NonKeyAttributes"],
+        serde_json::json!(["user", "connected_at"])
+    );
 }
 
 #[tokio::test]
