@@ -37,11 +37,16 @@ help:
 	@echo "make chaos      every system under 20% injected AWS faults for 2 min; nothing may be lost"
 	@echo "make redrive QUEUE=<DLQ> [STACK=name]  a DLQ's messages back to their source queue"
 	@echo "make e2e-aws STACK=name|ENV=dev  the end-to-end tests against a deployed stack"
+	@echo "make web-publish STACK=name|ENV=dev  the web app (web/ + config.json) to a deployed stack's CloudFront"
+	@echo "make browser-deps  Chromium (Debian) + playwright-core for the browser tests (part of make test)"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
 	@echo "make bench-fanout      chat fan-out to 1,000 connections at 5 ms per post"
 	@echo "make clean      remove build output and virtualenvs"
+
+# A deployed stack's name: STACK=, or the stack_name of samconfig.toml's ENV= environment.
+stack_of_env = $(if $(filter command line,$(origin ENV)),$(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('samconfig.toml', 'rb'))['$(ENV)']['global']['parameters']['stack_name'])"))
 
 # --- virtualenvs: pinned, project-local, emulator and SAM CLI kept apart -------------------------
 # One venv per tool: .venv-<name> from local/requirements-<name>.txt (emulator, sam, checkov, fuzz).
@@ -66,9 +71,23 @@ clippy:
 gate-bin:
 	cargo build --quiet --locked -p local-stack --bin local-stack
 
+# The browser tests' tools (local/tests/browser.rs): Debian's Chromium and npm's playwright-core
+# (no browser download: it drives /usr/bin/chromium), and fonts for Korean and emoji so the
+# screenshots show the names the tests type.
+BROWSER_DIR := $(ROOT)/local/browser
+BROWSER_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji
+.PHONY: browser-deps
+browser-deps: $(BROWSER_DIR)/node_modules/.installed
+	@if ! command -v chromium >/dev/null || ! fc-list :lang=ko | grep -q . || ! fc-list | grep -qi 'color emoji'; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+	  else echo "missing: sudo apt-get install $(BROWSER_PACKAGES)" >&2; exit 1; fi; fi
+$(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json
+	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Tests read the template through the SAM transform (.venv-sam) and run behind the IAM gate;
 # every decision goes to $(STATE_DIR)/iam-audit.jsonl (make iam-report).
-unit-and-integration: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
+unit-and-integration: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin browser-deps
 	IAM_AUDIT=$(STATE_DIR)/iam-audit.jsonl local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-test.log -- \
 	  cargo test --workspace --locked -- --test-threads 8
 
@@ -174,13 +193,22 @@ ENV ?= dev
 .PHONY: deploy
 deploy: build
 	$(SAM) deploy --config-env $(ENV)
+	$(MAKE) --no-print-directory web-publish ENV=$(ENV)
+
+# The web app to a deployed stack: web/ and a config.json from its outputs into WebAppBucket,
+# then a CloudFront invalidation (after `make deploy`; it prints the app's URL).
+.PHONY: web-publish
+web-publish: STACK ?= $(stack_of_env)
+web-publish: $(SAM_VENV)/.installed
+	@test -n "$(STACK)" || { echo "usage: make web-publish STACK=<deployed stack name> (or ENV=dev|prod)" >&2; exit 2; }
+	$(SAM_VENV)/bin/python local/tools/web_publish.py $(STACK)
 
 # The end-to-end suite against a deployed stack: its URLs, API key and resources come from
 # CloudFormation (local/tools/stack_state.py, default credentials and region as the AWS CLI);
 # checks of local-only views (mailbox, logs, metrics view) are skipped with their reason.
 .PHONY: e2e-aws
 # STACK= names the stack; without it, ENV= (a samconfig.toml environment) names it.
-e2e-aws: STACK ?= $(if $(filter command line,$(origin ENV)),$(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('samconfig.toml', 'rb'))['$(ENV)']['global']['parameters']['stack_name'])"))
+e2e-aws: STACK ?= $(stack_of_env)
 e2e-aws: $(SAM_VENV)/.installed
 	@test -n "$(STACK)" || { echo "usage: make e2e-aws STACK=<deployed stack name> (or ENV=dev|prod)" >&2; exit 2; }
 	mkdir -p $(STATE_DIR)
@@ -193,6 +221,7 @@ e2e-aws: $(SAM_VENV)/.installed
 .PHONY: e2e-aws-rehearsal
 e2e-aws-rehearsal: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
 	$(EMU_VENV)/bin/python local/tools/test_stack_state.py
+	$(EMU_VENV)/bin/python local/tools/test_web_publish.py
 	local/with-emulator.sh $(MOTO) $(STATE_DIR)/emulator-rehearsal.log -- local/e2e-aws-rehearsal.sh
 
 build: $(SAM_VENV)/.installed arm64-target
@@ -205,8 +234,10 @@ emulator: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
 # DEV_PORT: the gateway's port; DEV_ARGS: more local-stack options, e.g. --release or
 # --parameter ApprovalPattern=activity.
 DEV_PORT ?= 3000
+# DEV_WEB_PORT: the web app's (its own origin, as the CloudFront distribution is).
+DEV_WEB_PORT ?= 3001
 dev: $(EMU_VENV)/.installed $(SAM_VENV)/.installed gate-bin
-	STATE_DIR=$(STATE_DIR) MOTO=$(MOTO) DEV_PORT=$(DEV_PORT) DEV_ARGS="$(DEV_ARGS)" local/dev.sh
+	STATE_DIR=$(STATE_DIR) MOTO=$(MOTO) DEV_PORT=$(DEV_PORT) DEV_WEB_PORT=$(DEV_WEB_PORT) DEV_ARGS="$(DEV_ARGS)" local/dev.sh
 
 clean:
-	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(CHECKOV_VENV) $(FUZZ_VENV) $(WORKFLOWS_VENV) $(BENCH_VENV) bench/node_modules
+	rm -rf target .aws-sam $(EMU_VENV) $(SAM_VENV) $(CHECKOV_VENV) $(FUZZ_VENV) $(WORKFLOWS_VENV) $(BENCH_VENV) bench/node_modules local/browser/node_modules

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make dev`: the whole system against a fresh local emulator. local-stack provisions
 # template.yaml's resources, builds and runs every function as a Lambda Runtime API process,
-# serves the REST and WebSocket APIs on 127.0.0.1:$DEV_PORT and runs the event sources and pipes.
+# serves the REST and WebSocket APIs on 127.0.0.1:$DEV_PORT and the web app on
+# 127.0.0.1:$DEV_WEB_PORT, and runs the event sources and pipes.
 set -euo pipefail
-: "${STATE_DIR:?}" "${MOTO:?}" "${DEV_PORT:?}"
+: "${STATE_DIR:?}" "${MOTO:?}" "${DEV_PORT:?}" "${DEV_WEB_PORT:=3001}"
 mkdir -p "$STATE_DIR"
 state="$STATE_DIR/dev.json"
 
@@ -21,4 +22,4 @@ echo "building the local stack (cargo build -p local-stack)"
 cargo build --quiet --locked -p local-stack --bin local-stack
 exec local/with-emulator.sh "$MOTO" "$STATE_DIR/emulator-dev.log" -- \
   cargo run --quiet --locked -p local-stack --bin local-stack -- \
-  dev --port "$DEV_PORT" --state-file "$state" ${DEV_ARGS:-}
+  dev --port "$DEV_PORT" --web-port "$DEV_WEB_PORT" --state-file "$state" ${DEV_ARGS:-}

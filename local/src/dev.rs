@@ -23,6 +23,8 @@ pub struct DevOptions {
     pub prefix: String,
     /// Gateway port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The web app's port on 127.0.0.1 (its own origin, as CloudFront is); 0 picks a free one.
+    pub web_port: u16,
     /// The API key the gateway accepts.
     pub api_key: String,
     /// Run release builds of the functions instead of debug ones.
@@ -59,6 +61,8 @@ pub enum DevError {
 pub struct DevStack {
     /// `http://127.0.0.1:PORT`: the REST API, `/_local/mail`, and the WebSocket APIs under `/_ws/`.
     pub gateway_url: String,
+    /// `http://127.0.0.1:PORT/`: the web app (`web/`, see [`crate::web`]).
+    pub web_url: String,
     /// WebSocket API logical id -> `ws://` URL clients connect to.
     pub websocket_urls: BTreeMap<String, String>,
     pub api_key: String,
@@ -68,6 +72,7 @@ pub struct DevStack {
     pub stack: Stack,
     pub sources: EventSources,
     gateway: tokio::task::JoinHandle<()>,
+    web: tokio::task::JoinHandle<()>,
 }
 
 impl DevStack {
@@ -89,6 +94,16 @@ impl DevStack {
 
         let started = Instant::now();
         let endpoint = emulator::endpoint_from_env().await?;
+        // The web app's origin is what the APIs and the uploads bucket allow (CorsAllowOrigin),
+        // as README asks of a deployer with the CloudFront domain, unless the caller set it.
+        let web_listener = bind(options.web_port).await?;
+        let web_origin = format!("http://{}", web_listener.local_addr().expect("bound"));
+        let mut options = options;
+        if !options.parameters.iter().any(|(k, _)| k == CORS_PARAMETER) {
+            options
+                .parameters
+                .push((CORS_PARAMETER.into(), web_origin.clone()));
+        }
         let template = Arc::new(Template::load_project_with(&options.parameters)?);
         let mut stack = Stack::new(
             template.clone(),
@@ -120,12 +135,7 @@ impl DevStack {
                 .map_err(DevError::Start)?;
             progress(&format!("fault injection on: {spec}"));
         }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(|source| DevError::Port {
-                port: options.port,
-                source,
-            })?;
+        let listener = bind(options.port).await?;
         let authority = listener.local_addr().expect("bound").to_string();
         let gateway_url = format!("http://{authority}");
         let run_locally: Vec<&str> = skipped.iter().map(|(id, _)| id.as_str()).collect();
@@ -253,10 +263,24 @@ impl DevStack {
         let gateway = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        timed(&format!("API Gateway listening on {gateway_url}"), started);
+        let web_app = web_app(
+            &stack,
+            &gateway_url,
+            &endpoint,
+            &websocket_urls,
+            &options.api_key,
+        )?;
+        let web = tokio::spawn(async move {
+            let _ = axum::serve(web_listener, crate::web::router(web_app)).await;
+        });
+        timed(
+            &format!("API Gateway listening on {gateway_url}; web app on {web_origin}/"),
+            started,
+        );
 
         Ok(Self {
             gateway_url,
+            web_url: format!("{web_origin}/"),
             websocket_urls,
             api_key: options.api_key,
             functions,
@@ -264,6 +288,7 @@ impl DevStack {
             stack,
             sources,
             gateway,
+            web,
         })
     }
 
@@ -279,6 +304,8 @@ impl DevStack {
         json!({
             "pid": std::process::id(),
             "gateway": self.gateway_url,
+            "web": self.web_url,
+            "cors_allow_origin": self.stack.resolver.parameters.get(CORS_PARAMETER),
             "emulator": self.stack.sdk.endpoint_url(),
             "api_key": self.api_key,
             "websockets": self.websocket_urls,
@@ -288,9 +315,54 @@ impl DevStack {
 
     pub async fn stop(self) {
         self.gateway.abort();
+        self.web.abort();
         drop(self.sources);
         self.functions.shutdown().await;
     }
+}
+
+const CORS_PARAMETER: &str = "CorsAllowOrigin";
+
+async fn bind(port: u16) -> Result<tokio::net::TcpListener, DevError> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| DevError::Port { port, source })
+}
+
+/// The web app as the template deploys it: its response headers policy, and the config.json
+/// `make web-publish` would write, pointing at this stack.
+fn web_app(
+    stack: &Stack,
+    gateway_url: &str,
+    endpoint: &str,
+    websocket_urls: &BTreeMap<String, String>,
+    api_key: &str,
+) -> Result<crate::web::WebApp, DevError> {
+    let policy = match stack
+        .template
+        .resources_of_kind("AWS::CloudFront::ResponseHeadersPolicy")
+        .next()
+    {
+        Some((_, resource)) => stack.resolver.resolve(&resource.properties)?,
+        None => Value::Null,
+    };
+    let origin = |url: &str| {
+        url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| url.to_string())
+    };
+    let origins = crate::web::LocalOrigins {
+        gateway: origin(gateway_url),
+        emulator: origin(endpoint),
+    };
+    let config = json!({
+        "apiUrl": gateway_url,
+        "websocketUrl": websocket_urls.values().next(),
+        "apiKey": api_key,
+        // Local only: where the approval e-mails land (a deployed stack sends them with SES).
+        "localMailbox": format!("{gateway_url}/_local/mail"),
+    });
+    Ok(crate::web::WebApp::new(&policy, &origins, config)?)
 }
 
 /// Rewrites `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}/rest` (and `wss://`)

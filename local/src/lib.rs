@@ -12,6 +12,7 @@
 //! - [`faults`]: throttling, errors, cut connections and latency the gate injects on demand;
 //! - [`dev`]: the start-up order of the whole system (`make dev`, the end-to-end tests);
 //! - [`tour`]: the script `make dev` prints and the end-to-end tests run;
+//! - [`web`]: the web app (`web/`) served as CloudFront serves it, with the template's headers;
 //! - [`redrive`]: a DLQ's messages back to their source queue (`make redrive`).
 
 pub mod apigateway;
@@ -26,6 +27,7 @@ pub mod redrive;
 pub mod s3_cors;
 pub mod service_errors;
 pub mod tour;
+pub mod web;
 
 pub use apigateway::{apis, gateway};
 pub use cloudformation::{provision, template};

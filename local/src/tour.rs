@@ -15,7 +15,13 @@ pub fn chat_url(websocket: &str, ticket: &str) -> String {
 }
 
 /// The tour as a bash script (comments say what each step shows).
-pub fn script(url: &str, key: &str, websocket: &str, now: time::OffsetDateTime) -> String {
+pub fn script(
+    web: &str,
+    url: &str,
+    key: &str,
+    websocket: &str,
+    now: time::OffsetDateTime,
+) -> String {
     let starts_at = (now + time::Duration::days(7))
         .replace_time(time::macros::time!(10:00))
         .format(&time::format_description::well_known::Rfc3339)
@@ -28,7 +34,10 @@ pub fn script(url: &str, key: &str, websocket: &str, now: time::OffsetDateTime) 
     let bob = chat_url(websocket, "$bob");
     let ticket_of = json(r#"["ticket"]"#);
     format!(
-        r#"# 1. Items: create one, then list them.
+        r#"# Web app: {web}  (open it in a browser: Photos, Chat, Approvals, Items, Appointments; the
+#    steps below do the same from a shell)
+
+# 1. Items: create one, then list them.
 {post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
 {curl} {url}/items; echo
 
@@ -78,11 +87,13 @@ mod tests {
     fn the_script_names_the_gateway_key_and_a_future_booking() {
         let now = time::macros::datetime!(2026-12-01 21:00 UTC);
         let text = script(
+            "http://127.0.0.1:3001/",
             "http://127.0.0.1:3000",
             "k",
             "ws://127.0.0.1:3000/_ws/Chat",
             now,
         );
+        assert!(text.contains("# Web app: http://127.0.0.1:3001/"));
         assert!(text.contains("http://127.0.0.1:3000/items"));
         assert!(text.contains("x-api-key: k"));
         assert!(

@@ -101,7 +101,10 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
         .await
         .unwrap();
     assert_eq!(no_key.status(), 403);
-    assert_eq!(no_key.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        no_key.headers()["access-control-allow-origin"],
+        local.cors_allow_origin.as_str()
+    );
     let body: Value = no_key.json().await.unwrap();
     assert_eq!(body["error"]["code"], "INVALID_API_KEY");
     let (status, body) = call(reqwest::Method::GET, "/no-such-route", None).await;
@@ -800,6 +803,7 @@ async fn tour_runs_as_printed() {
         return;
     }
     let script = local_stack::tour::script(
+        &local.web,
         &local.url,
         &local.api_key,
         &local.websocket,

@@ -26,6 +26,7 @@ def stack_state(stack_name: str) -> dict:
                 "ref": resource.get("PhysicalResourceId"),
                 "type": resource["ResourceType"],
             }
+    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
     key = boto3.client("apigateway").get_api_key(apiKey=outputs["RestApiKeyId"], includeValue=True)
     return {
         "target": "aws",
@@ -34,7 +35,10 @@ def stack_state(stack_name: str) -> dict:
         "gateway": outputs["RestApiUrl"].rstrip("/"),
         "api_key": key["value"],
         "websockets": {"ChatWebSocketApi": outputs["ChatWebSocketUrl"]},
+        "web": outputs.get("WebAppUrl", "").rstrip("/") + "/",
+        "cors_allow_origin": parameters.get("CorsAllowOrigin", "*"),
         "resources": resources,
+        "outputs": outputs,
     }
 
 

@@ -23,9 +23,15 @@ def main() -> int:
                 "RestApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/prod/"},
                 "RestApiKeyId": {"Value": key["id"]},
                 "ChatWebSocketUrl": {"Value": "wss://def.execute-api.us-east-1.amazonaws.com/prod"},
+                "WebAppUrl": {"Value": "https://d111.cloudfront.net"},
             },
+            "Parameters": {"CorsAllowOrigin": {"Type": "String", "Default": "*"}},
         }
-        boto3.client("cloudformation").create_stack(StackName="kit-dev", TemplateBody=json.dumps(template))
+        boto3.client("cloudformation").create_stack(
+            StackName="kit-dev",
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "CorsAllowOrigin", "ParameterValue": "https://d111.cloudfront.net"}],
+        )
         state = stack_state.stack_state("kit-dev")
     checks = {
         "target": state["target"] == "aws",
@@ -33,6 +39,8 @@ def main() -> int:
         "gateway without trailing slash": state["gateway"] == "https://abc.execute-api.us-east-1.amazonaws.com/prod",
         "api key value": state["api_key"] == "the-key-value-0123456789",
         "websocket": state["websockets"]["ChatWebSocketApi"].startswith("wss://def."),
+        "web app with a trailing slash": state["web"] == "https://d111.cloudfront.net/",
+        "the stack's CORS origin": state["cors_allow_origin"] == "https://d111.cloudfront.net",
         "queue ref is its URL": state["resources"]["PhotoUploadQueue"]["ref"].startswith("https://"),
         "topic ref is its ARN": state["resources"]["ItemsTopic"]["ref"].startswith("arn:aws:sns:"),
     }

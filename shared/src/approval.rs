@@ -171,7 +171,7 @@ pub fn approval_email(task: &ApprovalTask, link_base: &str) -> Email {
 pub fn page(title: &str, body_html: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32em;margin:2em auto;padding:0 1em;line-height:1.5}}\
+         <link rel=\"icon\" href=\"data:,\"><title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32em;margin:2em auto;padding:0 1em;line-height:1.5}}\
          button{{font-size:1.1em;padding:.7em 1.4em;border:0;border-radius:6px;color:#fff;background:#1a7f37}}button.reject{{background:#cf222e}}</style>\
          </head><body><h1>{t}</h1>{body_html}</body></html>",
         t = html_escape(title)

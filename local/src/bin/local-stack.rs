@@ -1,6 +1,6 @@
 //! `local-stack`, the command behind `make dev`:
 //!
-//! - `local-stack dev [--port 3000] [--prefix dev] [--release] [--state-file FILE]
+//! - `local-stack dev [--port 3000] [--web-port 3001] [--prefix dev] [--release] [--state-file FILE]
 //!   [--parameter Name=Value]... [--sqs-visibility-cap SECONDS] [--faults SPEC]
 //!   [--exit-with-stdin]`: the whole system running locally (see `local_stack::dev`) until
 //!   Ctrl-C; `--faults` (or `LOCAL_FAULTS`) injects faults into its principals' calls
@@ -154,9 +154,13 @@ async fn dev(args: &[String]) -> Result<(), Error> {
         .into());
     }
     let parameters = parameters(args)?;
+    let port: u16 = flag(args, "--port").map_or(Ok(3000), |p| p.parse())?;
     let options = DevOptions {
         prefix: flag(args, "--prefix").unwrap_or_else(|| "dev".into()),
-        port: flag(args, "--port").map_or(Ok(3000), |p| p.parse())?,
+        port,
+        // Beside the gateway (a free one too when the gateway's port is picked).
+        web_port: flag(args, "--web-port")
+            .map_or(Ok(if port == 0 { 0 } else { 3001 }), |p| p.parse())?,
         api_key: flag(args, "--api-key").unwrap_or_else(|| "local-dev-api-key".into()),
         release: args.iter().any(|a| a == "--release"),
         visibility_timeout_cap: flag(args, "--sqs-visibility-cap")
@@ -211,6 +215,7 @@ fn running_instance(state_file: &std::path::Path) -> Option<String> {
 
 fn print_tour(stack: &DevStack, took: std::time::Duration) {
     let url = &stack.gateway_url;
+    let web = &stack.web_url;
     let key = &stack.api_key;
     let ws = stack
         .websocket_urls
@@ -219,7 +224,7 @@ fn print_tour(stack: &DevStack, took: std::time::Duration) {
         .cloned()
         .unwrap_or_default();
     println!(
-        "\nReady in {:.1} s. API: {url}   API key: {key}   WebSocket: {ws}\n\
+        "\nReady in {:.1} s. Web app: {web}   API: {url}   API key: {key}   WebSocket: {ws}\n\
          Function logs below are prefixed with the function's name. Ctrl-C stops everything.\n\n\
          Tour: paste into another terminal, in a folder with a JPEG named photo.jpg (the end-to-end\n\
          tests run exactly this script):\n",
@@ -227,7 +232,7 @@ fn print_tour(stack: &DevStack, took: std::time::Duration) {
     );
     println!(
         "{}",
-        local_stack::tour::script(url, key, &ws, time::OffsetDateTime::now_utc())
+        local_stack::tour::script(web, url, key, &ws, time::OffsetDateTime::now_utc())
     );
 }
 

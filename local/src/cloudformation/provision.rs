@@ -428,6 +428,11 @@ impl Stack {
             // (their coverage is checked on the template, local/tests/template.rs).
             | "AWS::CloudWatch::Alarm"
             | "AWS::CloudWatch::Dashboard"
+            // CloudFront is not emulated: the local stack serves web/ itself with the
+            // response headers policy's headers (crate::web).
+            | "AWS::CloudFront::Distribution"
+            | "AWS::CloudFront::OriginAccessControl"
+            | "AWS::CloudFront::ResponseHeadersPolicy"
             // CodeDeploy shifts alias traffic in AWS; locally the alias always serves.
             | "AWS::CodeDeploy::Application"
             | "AWS::CodeDeploy::DeploymentGroup"
@@ -451,9 +456,14 @@ impl Stack {
                         .unwrap_or("resource")
                         .to_ascii_lowercase()
                 );
+                let mut attributes = HashMap::from([("Arn".into(), arn)]);
+                if kind.starts_with("AWS::CloudFront::") {
+                    attributes.insert("Id".into(), reference.clone());
+                    attributes.insert("DomainName".into(), format!("{reference}.cloudfront.net"));
+                }
                 Ok(Physical {
                     reference,
-                    attributes: HashMap::from([("Arn".into(), arn)]),
+                    attributes,
                 })
             }
             _ => Err(ProvisionError::Unsupported {

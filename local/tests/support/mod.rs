@@ -17,6 +17,10 @@ use serde_json::Value;
 
 pub struct Local {
     pub url: String,
+    /// The web app (`web/` with its config.json).
+    pub web: String,
+    /// What the APIs and the uploads bucket answer in Access-Control-Allow-Origin.
+    pub cors_allow_origin: String,
     pub api_key: String,
     pub websocket: String,
     pub prefix: String,
@@ -155,6 +159,11 @@ impl Local {
     fn from_state(state: Value, prefix: String, log: PathBuf, child: Option<Child>) -> Local {
         Local {
             url: state["gateway"].as_str().expect("gateway").to_string(),
+            web: state["web"].as_str().expect("web app").to_string(),
+            cors_allow_origin: state["cors_allow_origin"]
+                .as_str()
+                .expect("CorsAllowOrigin")
+                .to_string(),
             api_key: state["api_key"].as_str().expect("key").to_string(),
             websocket: state["websockets"]["ChatWebSocketApi"]
                 .as_str()

@@ -1,0 +1,257 @@
+// The web app in a real browser, one test per page, against a running stack: Debian's Chromium
+// (/usr/bin/chromium) driven by playwright-core. local/tests/browser.rs starts the local stack,
+// writes the fixtures and runs this with:
+//   WEB_URL, API_URL, API_KEY   the stack (the app reads the same from its config.json)
+//   FIXTURES                    photo-1.jpg, photo-2.png, not-a-photo.jpg
+//   SCREENSHOTS                 where each page's screenshot goes
+// Every test fails on a console error or an uncaught exception in the page; the only messages
+// allowed are the browser's own reports of the thumbnail route's documented answers while a
+// page polls it (404 pending, 422 failed).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (local/tests/browser.rs sets it)`);
+  return value;
+};
+const WEB_URL = env('WEB_URL');
+const API_URL = env('API_URL').replace(/\/$/, '');
+const API_KEY = env('API_KEY');
+const FIXTURES = env('FIXTURES');
+const SCREENSHOTS = env('SCREENSHOTS');
+mkdirSync(SCREENSHOTS, { recursive: true });
+
+// The machine's closed network: no background fetches, no QUIC, no component updates. Playwright
+// gives every launch a fresh temporary profile (its own --user-data-dir).
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+after(() => browser.close());
+
+const EXPECTED = /Failed to load resource: the server responded with a status of (404|422) .*/;
+
+async function open(hash, options = {}) {
+  const context = await browser.newContext({ viewport: options.viewport || { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const where = message.location().url || '';
+    if (EXPECTED.test(message.text()) && where.includes('/thumbnails/')) return;
+    errors.push(`${message.text()} (${where})`);
+  });
+  await page.goto(WEB_URL + hash);
+  await page.getByRole('heading', { level: 2 }).waitFor();
+  return { context, page, errors };
+}
+
+async function shot(page, name) {
+  const path = join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  console.log(`screenshot: ${path}`);
+}
+
+const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+async function rest(method, path, body) {
+  const response = await fetch(API_URL + path, {
+    method,
+    headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+async function eventually(what, check, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+test('photos: two uploads become two 200 px thumbnails; a text file named .jpg shows why it failed', async () => {
+  const { context, page, errors } = await open('#/photos');
+  const started = Date.now();
+  await byTestId(page, 'photo-input').setInputFiles([join(FIXTURES, 'photo-1.jpg'), join(FIXTURES, 'photo-2.png')]);
+  await page.waitForFunction(() => {
+    const images = [...document.querySelectorAll('[data-testid="photo-thumbnail"]')];
+    return images.length === 2 && images.every((image) => image.complete && image.naturalWidth === 200);
+  }, null, { timeout: 90_000 });
+  console.log(`photos: drop -> both thumbnails shown in ${Date.now() - started} ms`);
+
+  const failedAt = Date.now();
+  await byTestId(page, 'photo-input').setInputFiles(join(FIXTURES, 'not-a-photo.jpg'));
+  const error = byTestId(page, 'photo-error');
+  await error.waitFor({ timeout: 90_000 });
+  console.log(`photos: drop -> failure shown in ${Date.now() - failedAt} ms`);
+  assert.match(await error.textContent(), /not an image/);
+  assert.equal(await byTestId(page, 'photo-thumbnail').count(), 2);
+  await shot(page, 'photos');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('chat: two people in one room in Korean and emoji, history paged back on scroll, a third room hears nothing', async () => {
+  const room = '서울 모임 ☕';
+  // Older history than one page, so scrolling up has something to fetch.
+  for (let i = 0; i < 25; i += 1) {
+    const posted = await rest('POST', `/rooms/${encodeURIComponent(room)}/messages`, { user: 'Archive', text: `older ${i}` });
+    assert.equal(posted.status, 201, JSON.stringify(posted.body));
+  }
+  const join = async (name, where) => {
+    const session = await open('#/chat', { viewport: { width: 390, height: 844 } });
+    await byTestId(session.page, 'chat-name').fill(name);
+    await byTestId(session.page, 'chat-room').fill(where);
+    await byTestId(session.page, 'chat-join').click();
+    await session.page.getByText(`You are in ${where} as ${name}.`).waitFor();
+    return session;
+  };
+  const minsu = await join('김민수', room);
+  const messages = byTestId(minsu.page, 'chat-message');
+  await eventually('first history page', async () => (await messages.count()) === 20);
+  await minsu.page.locator('.log').evaluate((log) => { log.scrollTop = 0; });
+  await eventually('older history on scroll', async () => (await messages.count()) === 25);
+  assert.equal(await messages.first().locator('.who').textContent(), 'Archive');
+  assert.match(await messages.first().textContent(), /older 0/);
+
+  const zoe = await join('Zoë 🎉', room);
+  const elsewhere = await join('Ann', 'elsewhere');
+
+  const said = '안녕하세요 👋🏽 — welcome, Zoë!';
+  await byTestId(minsu.page, 'chat-text').fill(said);
+  await byTestId(minsu.page, 'chat-send').click();
+  const reply = 'Hi 김민수 🇰🇷👩‍👩‍👧';
+  const heard = async (session, text) => eventually(`"${text}" heard`, () => session.page.evaluate((wanted) =>
+    [...document.querySelectorAll('[data-testid="chat-message"]')]
+      .some((li) => li.childNodes[1] && li.childNodes[1].textContent === wanted), text));
+  await heard(zoe, said);
+  await byTestId(zoe.page, 'chat-text').fill(reply);
+  await byTestId(zoe.page, 'chat-send').click();
+  await heard(minsu, reply);
+  await heard(zoe, reply);
+  const sender = await zoe.page.evaluate((wanted) => [...document.querySelectorAll('[data-testid="chat-message"]')]
+    .find((li) => li.childNodes[1].textContent === wanted).querySelector('.who').textContent, said);
+  assert.equal(sender, '김민수', 'the sender is the name the ticket carried');
+
+  await eventually('both in the member list', async () => {
+    const names = await byTestId(minsu.page, 'chat-member').allTextContents();
+    return names.length === 2 && names.includes('김민수') && names.includes('Zoë 🎉');
+  }, 15_000);
+  const history = await rest('GET', `/rooms/${encodeURIComponent(room)}/messages`, undefined);
+  assert.deepEqual(history.body.items.slice(0, 2).map((m) => [m.user, m.text]), [['Zoë 🎉', reply], ['김민수', said]]);
+
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.equal(await byTestId(elsewhere.page, 'chat-message').count(), 0, 'another room hears nothing');
+  assert.deepEqual(await byTestId(elsewhere.page, 'chat-member').allTextContents(), ['Ann']);
+
+  await shot(minsu.page, 'chat');
+  for (const session of [minsu, zoe, elsewhere]) {
+    assert.deepEqual(session.errors, []);
+    await session.context.close();
+  }
+});
+
+test('approvals: request one; the e-mailed link opens the confirmation page and its button decides', async () => {
+  const { context, page, errors } = await open('#/approvals');
+  const manager = `manager-${Date.now()}@example.com`;
+  await byTestId(page, 'approval-employee').fill('Søren Ørsted');
+  await byTestId(page, 'approval-manager').fill(manager);
+  await byTestId(page, 'approval-request').click();
+  await page.getByText(`Asked ${manager}`).waitFor();
+  await shot(page, 'approvals');
+
+  const link = await eventually('the approval e-mail', async () => {
+    const response = await fetch(`${API_URL}/_local/mail?to=${encodeURIComponent(manager)}`);
+    const mail = await response.json();
+    return (mail.messages?.[0]?.links || []).find((l) => l.includes('/approvals/succeed'));
+  }, 60_000);
+  await page.goto(link);
+  await page.getByText('Søren Ørsted').first().waitFor();
+  await shot(page, 'approval-confirmation');
+  await page.getByRole('button').first().click();
+  await page.waitForLoadState();
+  assert.match(await page.textContent('body'), /approved/i);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('items: create, page through, edit and delete', async () => {
+  const { context, page, errors } = await open('#/items');
+  const names = Array.from({ length: 6 }, (_, i) => `Lamp ${i + 1} — Ü`);
+  for (const name of names) {
+    await byTestId(page, 'item-name').fill(name);
+    await byTestId(page, 'item-email').fill('lamps@example.com');
+    await byTestId(page, 'item-create').click();
+    await page.getByText(`Created ${name}.`).waitFor();
+  }
+  const rows = byTestId(page, 'item-row');
+  const seen = async () => (await rows.locator('td:first-child').allTextContents());
+  await eventually('a first page of five', async () => (await rows.count()) === 5);
+  const firstPage = await seen();
+  await byTestId(page, 'items-next').click();
+  await eventually('the second page', async () => (await rows.count()) === 1);
+  const all = [...firstPage, ...(await seen())];
+  assert.deepEqual([...all].sort(), [...names].sort());
+  assert.ok(await byTestId(page, 'items-next').isDisabled());
+  await byTestId(page, 'items-previous').click();
+  await eventually('back to the first page', async () => (await rows.count()) === 5);
+
+  const row = rows.first();
+  const id = await row.getAttribute('data-id');
+  await row.locator('[data-testid="item-edit"]').click();
+  await byTestId(page, 'item-edit-name').fill('Lamp renamed ✨');
+  await byTestId(page, 'item-save').click();
+  await page.getByText('Renamed to Lamp renamed ✨.').waitFor();
+  assert.equal((await rest('GET', `/items/${id}`)).body.name, 'Lamp renamed ✨');
+  await shot(page, 'items');
+
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.locator(`[data-testid="item-row"][data-id="${id}"] [data-testid="item-delete"]`).click();
+  await page.getByText('Deleted Lamp renamed ✨.').waitFor();
+  await eventually('the row is gone', async () => (await page.locator(`[data-id="${id}"]`).count()) === 0);
+  assert.equal((await rest('GET', `/items/${id}`)).status, 404);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('appointments: a contact preference and a booking reach the queue enriched', async () => {
+  const { context, page, errors } = await open('#/appointments');
+  const email = `patient-${Date.now()}@example.com`;
+  await byTestId(page, 'contact-email').fill(email);
+  await byTestId(page, 'contact-method').selectOption('sms');
+  await byTestId(page, 'contact-save').click();
+  await page.getByText(`${email} prefers sms.`).waitFor();
+
+  await byTestId(page, 'appointment-patient').fill('Nguyễn Thị Minh Khai');
+  await byTestId(page, 'appointment-email').fill(email);
+  await byTestId(page, 'appointment-dentist').fill('Dr. Kim');
+  const inAWeek = new Date(Date.now() + 7 * 86_400_000);
+  inAWeek.setHours(10, 30, 0, 0);
+  const local = new Date(inAWeek.getTime() - inAWeek.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  await byTestId(page, 'appointment-starts').fill(local);
+  await byTestId(page, 'appointment-book').click();
+  const booked = byTestId(page, 'appointment-booked');
+  await booked.waitFor();
+  assert.match(await booked.textContent(), /Booked Nguyễn Thị Minh Khai with Dr\. Kim/);
+  await shot(page, 'appointments');
+
+  await eventually('the enriched message on the queue', async () => {
+    const response = await fetch(`${API_URL}/_local/queues/AppointmentQueue`);
+    const text = await response.text();
+    return text.includes(email) && /"preferredMethod"\s*:\s*"sms"|\\"preferredMethod\\":\\"sms\\"/.test(text);
+  }, 30_000);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
