@@ -45,8 +45,8 @@ def main() -> int:
         checks = {
             "every app file uploaded": app_files - {"config.json"} <= keys,
             "the stale object removed": "old.js" not in keys and result["removed"] == ["old.js"],
-            "index.html is html and revalidates": head("index.html")["ContentType"] == "text/html; charset=utf-8"
-            and head("index.html")["CacheControl"] == "no-cache",
+            "index.html is html": head("index.html")["ContentType"] == "text/html; charset=utf-8",
+            "every file revalidates": all(head(k)["CacheControl"] == "no-cache" for k in keys),
             "modules are javascript": head("pages/chat.js")["ContentType"].startswith("text/javascript"),
             "config from the stack": config == {"apiUrl": state["gateway"], "websocketUrl": state["websockets"]["ChatWebSocketApi"],
                                                 "apiKey": "the-key"},

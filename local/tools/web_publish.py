@@ -4,7 +4,9 @@ from the stack's outputs (API URL, WebSocket URL, API key), stale objects remove
 CloudFront invalidation. Default credentials and region, as the AWS CLI.
 
 The files are uploaded as the local stack serves them (local/src/web.rs): the same extensions,
-nothing else; index.html and config.json revalidate on every load, the rest for five minutes."""
+nothing else, and every one revalidated on each load (`no-cache`; an ETag answers 304): the
+modules are not content-hashed, so a cached old module beside a new index.html would mix two
+versions of the app."""
 
 import json
 import mimetypes
@@ -19,7 +21,6 @@ import stack_state
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
 SERVED = {".html", ".js", ".css", ".json", ".svg", ".png", ".ico"}
-REVALIDATE = {"index.html", "config.json"}
 
 
 def app_config(state: dict) -> dict:
@@ -47,8 +48,7 @@ def plan(web: pathlib.Path, config: dict) -> list[tuple[str, bytes, str, str]]:
         content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type in ("image/svg+xml",):
             content_type += "; charset=utf-8"
-        cache = "no-cache" if key in REVALIDATE else "max-age=300"
-        planned.append((key, body, content_type, cache))
+        planned.append((key, body, content_type, "no-cache"))
     return planned
 
 
@@ -64,7 +64,10 @@ def publish(state: dict, web: pathlib.Path = WEB) -> dict:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         stale += [o["Key"] for o in page.get("Contents", []) if o["Key"] not in wanted]
     for start in range(0, len(stale), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[start:start + 1000]]})
+        deleted = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[start:start + 1000]]})
+        # Per-key failures come back in the answer, not as an exception.
+        if deleted.get("Errors"):
+            raise RuntimeError(f"could not remove stale objects: {deleted['Errors']}")
     invalidation = boto3.client("cloudfront").create_invalidation(
         DistributionId=distribution,
         InvalidationBatch={"Paths": {"Quantity": 1, "Items": ["/*"]}, "CallerReference": str(time.time_ns())},
