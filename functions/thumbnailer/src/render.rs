@@ -150,26 +150,35 @@ fn check_pixels(width: u32, height: u32, options: &RenderOptions) -> Result<(), 
     Ok(())
 }
 
-/// The fastest path, for JPEGs large enough that 1/8 scale still leaves twice the target width:
-/// DC coefficients only ([`crate::jpeg_dc`]). `None` when it does not apply.
+/// The fastest path, for every JPEG whose 1/8-scale image is still at least as wide as the
+/// thumbnail once oriented: DC coefficients only ([`crate::jpeg_dc`]). `None` when it does not
+/// apply.
+///
+/// The floor is the whole rule, as with Pillow's draft mode and libvips's shrink-on-load: a
+/// 1/8-scale image is a box-filtered copy, and resampling it down by any factor >= 1 scores the
+/// same SSIM against a full-resolution Lanczos3 reference as Pillow's does (docs/benchmarks.md;
+/// `make bench-thumbnails` shows the SSIM of every row).
 fn decode_jpeg_dc(bytes: &[u8], options: &RenderOptions) -> Result<Option<Decoded>, RenderError> {
-    let Some((width, height)) = jpeg_dc::dimensions(bytes) else {
+    let Some(header) = jpeg_dc::header(bytes) else {
         return Ok(None);
     };
+    let (width, height) = (header.width, header.height);
     check_pixels(width, height, options)?;
-    // Like sharp's shrink-on-load, but keeping >= 2x the target for the resampling filter; if
-    // EXIF orientation puts the shorter side horizontal, it is still a downscale.
-    if width.max(height).div_ceil(8) < options.width * 2
-        || width.min(height).div_ceil(8) < options.width
-    {
+    let shown_width = if swaps_axes(header.orientation) {
+        height
+    } else {
+        width
+    };
+    if shown_width.div_ceil(8) < options.width {
         return Ok(None);
     }
     match jpeg_dc::decode(bytes) {
         Ok(Some(image)) => {
-            let pixels = if image.gray {
-                Pixels::Gray(image.width, image.height, image.pixels)
-            } else {
-                Pixels::Rgb(image.width, image.height, image.pixels)
+            let (w, h) = (image.width, image.height);
+            let pixels = match image.colour {
+                jpeg_dc::Colour::Gray => Pixels::Gray(w, h, image.pixels),
+                jpeg_dc::Colour::Rgb => Pixels::Rgb(w, h, image.pixels),
+                jpeg_dc::Colour::Cmyk => Pixels::Rgb(w, h, cmyk_to_rgb(&image.pixels)),
             };
             Ok(Some(Decoded {
                 pixels,
@@ -230,7 +239,7 @@ fn decode_jpeg_scaled(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, 
     })
 }
 
-/// jpeg-decoder hands CMYK out as ink amounts (Adobe's inverted storage already undone); paper
+/// jpeg-decoder (and the DC path, likewise) hands CMYK out as ink amounts (Adobe's inverted storage already undone); paper
 /// is white, so each channel is what neither its ink nor black absorbs.
 fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
