@@ -242,30 +242,14 @@ impl Connections {
     /// Every connection id in a room: a query on the room index, all pages.
     pub async fn room_connections(&self, room: &str) -> Result<Vec<String>, BackendError> {
         let mut ids = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .index_name(ROOM_INDEX)
-                .key_condition_expression("#room = :room")
-                .expression_attribute_names("#room", "room")
-                .expression_attribute_values(":room", AttributeValue::S(room.into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-            for item in out.items.unwrap_or_default() {
-                if let Some(AttributeValue::S(id)) = item.get("connection_id") {
-                    ids.push(id.clone());
-                }
+        self.each_in_room(ROOM_INDEX, room, &[], |item| {
+            if let Some(AttributeValue::S(id)) = item.get("connection_id") {
+                ids.push(id.clone());
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(ids),
-            }
-        }
+            true
+        })
+        .await?;
+        Ok(ids)
     }
 
     /// Who is in a room: a query on the members index (all pages, stopping once more than
@@ -273,33 +257,59 @@ impl Connections {
     pub async fn room_members(&self, room: &str, max: usize) -> Result<Members, BackendError> {
         let mut connections = Vec::new();
         let mut names = std::collections::HashSet::new();
+        self.each_in_room(MEMBERS_INDEX, room, &["user", "connected_at"], |item| {
+            if let (Some(AttributeValue::S(user)), Some(AttributeValue::S(at))) =
+                (item.get("user"), item.get("connected_at"))
+            {
+                names.insert(user.clone());
+                connections.push((user.clone(), at.clone()));
+            }
+            names.len() <= max
+        })
+        .await?;
+        Ok(members_of(room, connections, max))
+    }
+
+    /// Queries `index` for the room page by page (only the `projected` attributes when some are
+    /// named), handing each item to `each`; a page whose items made `each` answer false is the
+    /// last one read.
+    async fn each_in_room(
+        &self,
+        index: &str,
+        room: &str,
+        projected: &[&str],
+        mut each: impl FnMut(&HashMap<String, AttributeValue>) -> bool,
+    ) -> Result<(), BackendError> {
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let out = self
+            let mut query = self
                 .db
                 .query()
                 .table_name(&self.table)
-                .index_name(MEMBERS_INDEX)
+                .index_name(index)
                 .key_condition_expression("#room = :room")
-                .projection_expression("#user, connected_at")
                 .expression_attribute_names("#room", "room")
-                .expression_attribute_names("#user", "user")
                 .expression_attribute_values(":room", AttributeValue::S(room.into()))
-                .set_exclusive_start_key(start)
+                .set_exclusive_start_key(start);
+            if !projected.is_empty() {
+                let placeholders: Vec<String> =
+                    (0..projected.len()).map(|i| format!("#p{i}")).collect();
+                query = query.projection_expression(placeholders.join(", "));
+                for (placeholder, name) in placeholders.iter().zip(projected) {
+                    query = query.expression_attribute_names(placeholder, *name);
+                }
+            }
+            let out = query
                 .send()
                 .await
                 .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+            let mut more = true;
             for item in out.items.unwrap_or_default() {
-                if let (Some(AttributeValue::S(user)), Some(AttributeValue::S(at))) =
-                    (item.get("user"), item.get("connected_at"))
-                {
-                    names.insert(user.clone());
-                    connections.push((user.clone(), at.clone()));
-                }
+                more &= each(&item);
             }
             match out.last_evaluated_key {
-                Some(key) if !key.is_empty() && names.len() <= max => start = Some(key),
-                _ => return Ok(members_of(room, connections, max)),
+                Some(key) if !key.is_empty() && more => start = Some(key),
+                _ => return Ok(()),
             }
         }
     }
