@@ -13,9 +13,9 @@
 //!
 //! Memory is one `i32` per block and component (1/64 of the pixels, never the coefficient set).
 //! Handles 8-bit Huffman frames, gray, YCbCr, CMYK and YCCK (Adobe transform 0 or 2),
-//! interleaved or one-component scans, any 1-2 sampling factors, restart intervals. Anything else
-//! (arithmetic, lossless, 12-bit, RGB-coded, sampling factors above 2) returns `Ok(None)` for
-//! jpeg-decoder.
+//! interleaved or one-component scans, sampling factors 1, 2 and 4 (4:4:4 to 4:1:1), restart
+//! intervals. Anything else (arithmetic, lossless, 12-bit, RGB-coded, a sampling factor of 3)
+//! returns `Ok(None)` for jpeg-decoder.
 
 use image::metadata::Orientation;
 
@@ -122,6 +122,10 @@ impl Huffman {
         let mut k: usize = 0;
         for len in 1..=16usize {
             let n = usize::from(counts[len - 1]);
+            // Canonical codes of this length are `code..code + n`: they must fit in `len` bits.
+            if code as usize + n > 1 << len {
+                return Err(DcError("bad Huffman table"));
+            }
             val_offset[len] = k as i32 - code;
             for _ in 0..n {
                 let symbol = *values.get(k).ok_or(DcError("bad Huffman table"))?;
@@ -595,7 +599,7 @@ fn read_huffman_tables(
     Ok(())
 }
 
-/// SOF0/1/2: 8-bit samples, 1, 3 or 4 components, sampling factors 1-2. `None` for frames the
+/// SOF0/1/2: 8-bit samples, 1, 3 or 4 components, sampling factors 1, 2 or 4. `None` for frames the
 /// general decoder should take.
 fn read_frame(seg: &[u8], progressive: bool) -> Result<Option<(Frame, Vec<Component>)>, DcError> {
     if seg.len() < 6 || seg[0] != 8 {
@@ -611,7 +615,9 @@ fn read_frame(seg: &[u8], progressive: bool) -> Result<Option<(Frame, Vec<Compon
     for c in 0..n {
         let s = &seg[6 + 3 * c..9 + 3 * c];
         let (h, v) = (usize::from(s[1] >> 4), usize::from(s[1] & 15));
-        if !(1..=2).contains(&h) || !(1..=2).contains(&v) || s[2] >= 4 {
+        // Powers of two only (1, 2, 4: 4:1:1 among them), so a component's block for an output
+        // pixel is a shift away.
+        if !matches!(h, 1 | 2 | 4) || !matches!(v, 1 | 2 | 4) || s[2] >= 4 {
             return Ok(None);
         }
         if components.iter().any(|other: &Component| other.id == s[0]) {
@@ -884,9 +890,9 @@ fn assemble(
                 .collect()
         })
         .collect();
-    // Sampling factors are 1 or 2, so a component's block for output pixel (x, y) is at
+    // Sampling factors are powers of two, so a component's block for output pixel (x, y) is at
     // (x >> sx, y >> sy): a shift, not a division, in the per-pixel loop.
-    let shift = |factor: usize, max: usize| u32::from(factor < max);
+    let shift = |factor: usize, max: usize| (max / factor).trailing_zeros();
     let strides: Vec<usize> = components.iter().map(|c| frame.mcus_x * c.h).collect();
     let sx: Vec<u32> = components.iter().map(|c| shift(c.h, frame.h_max)).collect();
     let sy: Vec<u32> = components.iter().map(|c| shift(c.v, frame.v_max)).collect();
@@ -1061,6 +1067,7 @@ mod tests {
             ),
             ("cjpeg 4:4:0", fixture("sampling-440.jpg")),
             ("cjpeg progressive 4:4:0", fixture("progressive-440.jpg")),
+            ("cjpeg 4:1:1", fixture("sampling-411.jpg")),
         ] {
             let image = decode(&bytes)
                 .unwrap()
@@ -1143,16 +1150,12 @@ mod tests {
     }
 
     #[test]
-    fn progressive_gray_and_unsupported_sampling() {
+    fn progressive_gray() {
         let gray = fixture("progressive-gray.jpg");
         let image = decode(&gray).unwrap().unwrap();
         assert_eq!(image.colour, Colour::Gray);
         let (_, _, expected) = reference(&gray);
         assert!(mean_abs_diff(&image.pixels, &expected) < 1.0);
-        assert!(
-            decode(&fixture("sampling-411.jpg")).unwrap().is_none(),
-            "a sampling factor of 4 goes to the general decoder"
-        );
     }
 
     /// Noise at high quality codes coefficient 63 in most blocks, so they have no end-of-block
@@ -1180,6 +1183,21 @@ mod tests {
             let (_, _, expected) = reference(&bytes);
             let diff = mean_abs_diff(&image.pixels, &expected);
             assert!(diff < 3.0, "q{quality}: mean abs diff {diff}");
+        }
+    }
+
+    /// Inputs the fuzzer found (tests/fixtures/fuzz/): each an error, never a panic.
+    #[test]
+    fn what_the_fuzzer_found_is_an_error() {
+        // Three one-bit codes cannot exist; filling the lookup for them overran it.
+        let mut counts = [0u8; 16];
+        counts[0] = 3;
+        assert!(Huffman::new(&counts, vec![0, 1, 2], false).is_err());
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(decode(&bytes).is_err(), "{}", path.display());
         }
     }
 

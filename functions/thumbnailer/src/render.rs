@@ -241,7 +241,7 @@ fn decode_jpeg_scaled(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, 
 
 /// jpeg-decoder (and the DC path, likewise) hands CMYK out as ink amounts (Adobe's inverted storage already undone); paper
 /// is white, so each channel is what neither its ink nor black absorbs.
-fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+pub fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
     for px in cmyk.chunks_exact(4) {
         let white = 255 - u16::from(px[3]);
@@ -292,7 +292,8 @@ fn decode_general(
     })
 }
 
-fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<u8> {
+/// Alpha blended onto white paper (what a JPEG, which has no alpha, shows).
+pub fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<u8> {
     let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
     for px in rgba.pixels() {
         let [r, g, b, a] = px.0;
