@@ -40,7 +40,8 @@ help:
 	@echo "make web-publish STACK=name|ENV=dev  the web app (web/ + config.json) to a deployed stack's CloudFront"
 	@echo "make browser-deps  Chromium (Debian) + playwright-core for the browser tests (part of make test)"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
-	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow on ../shared/bench-corpus"
+	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow, interleaved, on every accepted kind of image"
+	@echo "make fuzz-thumbnails   the thumbnailer's JPEG decoder and render path under cargo-fuzz (15 min a target)"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
 	@echo "make bench-fanout      chat fan-out to 1,000 connections at 5 ms per post"
 	@echo "make clean      remove build output and virtualenvs"
@@ -114,7 +115,7 @@ lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(WORKFLOWS_VENV)/.insta
 	$(WORKFLOWS_VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(WORKFLOWS_VENV)/bin/zizmor --offline --min-severity low .github/workflows
 
-test: fmt-check clippy unit-and-integration e2e-aws-rehearsal lint fuzz-smoke
+test: fmt-check clippy unit-and-integration e2e-aws-rehearsal lint fuzz-smoke fuzz-thumbnails-smoke
 	@echo "make test: all checks passed"
 
 # HTTP contract: every route of docs/openapi.yaml fuzzed against the local stack (FUZZ_EXAMPLES
@@ -162,10 +163,37 @@ bench/node_modules/.installed: bench/package.json
 	cd bench && npm install --no-audit --no-fund --silent
 	touch $@
 
+# cjpeg (libjpeg-turbo-progs) writes the corpus's 4:4:0, 4:1:1 and restart-interval JPEGs.
+.PHONY: cjpeg
+cjpeg:
+	@command -v cjpeg >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjpeg-turbo-progs; \
+	  else echo "cjpeg is missing: sudo apt-get install libjpeg-turbo-progs" >&2; exit 1; fi; }
+
+# Every kind of input the thumbnailer accepts, generated from one photo of ../shared/bench-corpus
+# (bench/make_corpus.py; BENCH_CORPUS=<folder> benchmarks any folder of images instead).
+BENCH_CORPUS ?= $(ROOT)/target/bench-corpus
+$(ROOT)/target/bench-corpus/.made: bench/make_corpus.py | $(BENCH_VENV)/.installed cjpeg
+	$(BENCH_VENV)/bin/python bench/make_corpus.py $(@D)
+	touch $@
+
 .PHONY: bench-thumbnails
-bench-thumbnails: $(BENCH_VENV)/.installed bench/node_modules/.installed
+bench-thumbnails: $(BENCH_VENV)/.installed bench/node_modules/.installed $(if $(filter $(ROOT)/target/bench-corpus,$(BENCH_CORPUS)),$(ROOT)/target/bench-corpus/.made)
 	cargo build --release --locked -p thumbnailer --example thumbnail_file
-	cargo bench --locked -p thumbnailer --bench thumbnails
+	BENCH_CORPUS=$(BENCH_CORPUS) cargo bench --locked -p thumbnailer --bench thumbnails
+
+# The thumbnailer's fuzz targets (functions/thumbnailer/fuzz): FUZZ_THUMBNAILS_SECONDS per
+# target, seeded with the test fixtures and the corpus's kinds at small size. `make test` runs
+# a short one.
+FUZZ_THUMBNAILS_SECONDS ?= 900
+$(ROOT)/target/fuzz-seeds/.made: bench/make_corpus.py | $(BENCH_VENV)/.installed cjpeg
+	$(BENCH_VENV)/bin/python bench/make_corpus.py $(@D) --small
+	touch $@
+.PHONY: fuzz-thumbnails fuzz-thumbnails-smoke
+fuzz-thumbnails: $(ROOT)/target/fuzz-seeds/.made
+	functions/thumbnailer/fuzz/run.sh $(FUZZ_THUMBNAILS_SECONDS) $(ROOT)/target/fuzz-seeds
+fuzz-thumbnails-smoke:
+	$(MAKE) --no-print-directory fuzz-thumbnails FUZZ_THUMBNAILS_SECONDS=30
 
 # Per function: size, zip, init vs a hello-world lambda_runtime binary (same profile), peak RSS
 # serving its first events/ fixture against the emulator. arm64 sizes too after `make build`.

@@ -1,33 +1,35 @@
-// The seed's thumbnailer: sharp(buf).resize(200).jpeg({ mozjpeg: true }), single thread, warm.
-//   node sharp.mjs warm OUT_DIR ITERATIONS FILE...   -> {"file": median_ms} on stdout
-//   node sharp.mjs once IN OUT                       -> one thumbnail (cold-process runs)
+// sharp as a user's code would thumbnail: .rotate() (EXIF orientation), 200 px wide and never
+// upscaled, alpha flattened on white, mozjpeg q80. Single thread, no cache.
+//   node sharp.mjs serve      one request a line on stdin: {"file": ..., "out": ...}
+//                             -> {"ms": wall time of the thumbnail} a line on stdout
+//   node sharp.mjs once IN OUT  one thumbnail (cold-process runs)
 import fs from "node:fs";
-import path from "node:path";
+import readline from "node:readline";
 import sharp from "sharp";
 
 sharp.concurrency(1);
 sharp.cache(false);
-const thumbnail = (buf) => sharp(buf).resize(200).jpeg({ quality: 80, mozjpeg: true }).toBuffer();
+const thumbnail = (buf) =>
+  sharp(buf)
+    .rotate()
+    .resize(200, null, { withoutEnlargement: true })
+    .flatten({ background: "#ffffff" })
+    .jpeg({ quality: 80, mozjpeg: true })
+    .toBuffer();
 const [mode, ...args] = process.argv.slice(2);
 
 if (mode === "once") {
   fs.writeFileSync(args[1], await thumbnail(fs.readFileSync(args[0])));
-} else {
-  const [outDir, iterations, ...files] = args;
-  const results = {};
-  for (const file of files) {
-    const buf = fs.readFileSync(file);
-    for (let i = 0; i < 2; i++) await thumbnail(buf);
-    const times = [];
-    let out;
-    for (let i = 0; i < Number(iterations); i++) {
-      const start = process.hrtime.bigint();
-      out = await thumbnail(buf);
-      times.push(Number(process.hrtime.bigint() - start) / 1e6);
-    }
-    times.sort((a, b) => a - b);
-    fs.writeFileSync(path.join(outDir, path.basename(file) + ".sharp.jpg"), out);
-    results[path.basename(file)] = times[Math.floor(times.length / 2)];
+} else if (mode === "serve") {
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    const request = JSON.parse(line);
+    const buf = fs.readFileSync(request.file);
+    const start = process.hrtime.bigint();
+    const out = await thumbnail(buf);
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    fs.writeFileSync(request.out, out);
+    process.stdout.write(JSON.stringify({ ms }) + "\n");
   }
-  console.log(JSON.stringify(results));
+} else {
+  throw new Error("usage: node sharp.mjs serve | once IN OUT");
 }

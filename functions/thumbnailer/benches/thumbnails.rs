@@ -1,20 +1,30 @@
-//! `make bench-thumbnails`: the thumbnail core against sharp (the seed's choice) and Pillow on the
-//! shared corpus, in one run. Warm single-thread medians, SSIM against a full-resolution Lanczos3
-//! reference, cold-process time and peak RSS, and the ratios the photo pipeline targets.
+//! `make bench-thumbnails`: the thumbnail core against sharp and Pillow on every kind of input
+//! the thumbnailer accepts (bench/make_corpus.py: baseline JPEG at five samplings, progressive,
+//! restart intervals, gray, CMYK, EXIF-rotated, 2-48 MP; PNG 8/16-bit with alpha; WebP; GIF), all
+//! three tools in one run and interleaved: every iteration runs each file through each tool in
+//! turn (the order rotating), so load on the machine moves them together. Warm single-thread
+//! medians, SSIM against a full-resolution reference that applies orientation and flattens
+//! alpha on white as the thumbnailer does, the targets of issue 16 per row, cold-process time and
+//! peak RSS.
 //!
-//! Environment: BENCH_CORPUS (default ../shared/bench-corpus beside the repo), BENCH_ITERS (15),
-//! BENCH_COLD_RUNS (7). Comparators are skipped, with a note, when not installed.
+//! Environment: BENCH_CORPUS (any folder of images; default target/bench-corpus, which the
+//! Makefile generates), BENCH_ITERS (9), BENCH_COLD_RUNS (5). A tool failing on a file fails the
+//! run: that is a comparator (or thumbnailer) bug, not a row to skip.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use thumbnailer::render::{RenderOptions, render};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader};
+use thumbnailer::render::{RenderOptions, cmyk_to_rgb, flatten_on_white, render};
 
-type Timings = BTreeMap<String, f64>;
+const TOOLS: [&str; 3] = ["rust", "sharp", "pillow"];
+const ACCEPTED: [&str; 5] = ["jpg", "jpeg", "png", "webp", "gif"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -35,66 +45,70 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn rust_warm(files: &[PathBuf], out_dir: &Path, iterations: usize) -> Timings {
-    let options = RenderOptions::default();
-    let mut results = Timings::new();
-    for file in files {
-        let bytes = std::fs::read(file).unwrap();
-        for _ in 0..2 {
-            render(&bytes, &options).unwrap();
-        }
-        let mut times = Vec::new();
-        let mut last = None;
-        for _ in 0..iterations {
-            let start = Instant::now();
-            last = Some(render(&bytes, &options).unwrap());
-            times.push(start.elapsed().as_secs_f64() * 1000.0);
-        }
-        let name = file.file_name().unwrap().to_string_lossy().to_string();
-        std::fs::write(out_dir.join(format!("{name}.rust.jpg")), last.unwrap().jpeg).unwrap();
-        results.insert(name, median(times));
+/// A comparator process answering one thumbnail request a line (bench/sharp.mjs, bench/pillow.py
+/// in `serve` mode): it stays warm for the whole run.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(program: &Path, script: &Path) -> Result<Self, String> {
+        let mut child = Command::new(program)
+            .arg(script)
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
     }
-    results
+
+    fn thumbnail(&mut self, file: &Path, out: &Path) -> Result<f64, String> {
+        let request = serde_json::json!({"file": file, "out": out});
+        writeln!(self.stdin, "{request}").map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let answer: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|_| format!("no answer for {} (see its stderr above)", file.display()))?;
+        answer["ms"].as_f64().ok_or_else(|| line.clone())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn rust_thumbnail(file: &Path, out: &Path) -> Result<f64, String> {
+    let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let thumbnail = render(&bytes, &RenderOptions::default()).map_err(|e| e.to_string())?;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    std::fs::write(out, thumbnail.jpeg).map_err(|e| e.to_string())?;
+    Ok(ms)
 }
 
 fn run_json(command: &mut Command) -> Option<serde_json::Value> {
     let output = command.output().ok()?;
     if !output.status.success() {
         eprintln!(
-            "comparator failed: {}",
+            "command failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         return None;
     }
     serde_json::from_slice(output.stdout.trim_ascii()).ok()
-}
-
-fn comparator_warm(
-    program: &Path,
-    script: &Path,
-    extra: &[&str],
-    out_dir: &Path,
-    iterations: usize,
-    files: &[PathBuf],
-) -> Option<Timings> {
-    if !program.exists() {
-        return None;
-    }
-    let mut command = Command::new(program);
-    command
-        .arg(script)
-        .args(extra)
-        .arg(out_dir)
-        .arg(iterations.to_string())
-        .args(files);
-    let value = run_json(&mut command)?;
-    Some(
-        value
-            .as_object()?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_f64().unwrap_or(f64::NAN)))
-            .collect(),
-    )
 }
 
 /// Median wall time and max peak RSS of `runs` fresh processes.
@@ -152,14 +166,61 @@ fn ssim(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
     total / count
 }
 
-/// Full-resolution decode, Lanczos3 straight to 200 px wide: the quality reference.
+/// The full-resolution image as the thumbnailer shows it: EXIF orientation applied, CMYK as
+/// inks on white paper, alpha flattened on white. JPEGs through jpeg-decoder (the thumbnailer's
+/// general JPEG decoder), the rest through the image crate.
+fn upright(file: &Path) -> image::RgbImage {
+    let bytes = std::fs::read(file).unwrap();
+    let (image, orientation) = if image::guess_format(&bytes).ok() == Some(image::ImageFormat::Jpeg)
+    {
+        let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
+        let data = decoder.decode().unwrap();
+        let info = decoder.info().unwrap();
+        let (w, h) = (u32::from(info.width), u32::from(info.height));
+        let rgb = match info.pixel_format {
+            jpeg_decoder::PixelFormat::L8 => data.iter().flat_map(|&v| [v, v, v]).collect(),
+            jpeg_decoder::PixelFormat::CMYK32 => cmyk_to_rgb(&data),
+            _ => data,
+        };
+        let orientation = decoder
+            .exif_data()
+            .and_then(Orientation::from_exif_chunk)
+            .unwrap_or(Orientation::NoTransforms);
+        (
+            DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, rgb).unwrap()),
+            orientation,
+        )
+    } else {
+        let mut decoder = ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .unwrap()
+            .into_decoder()
+            .unwrap();
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let image = DynamicImage::from_decoder(decoder).unwrap();
+        let image = if image.color().has_alpha() {
+            let rgba = image.to_rgba8();
+            let (w, h) = rgba.dimensions();
+            DynamicImage::ImageRgb8(
+                image::RgbImage::from_raw(w, h, flatten_on_white(&rgba)).unwrap(),
+            )
+        } else {
+            DynamicImage::ImageRgb8(image.to_rgb8())
+        };
+        (image, orientation)
+    };
+    let mut image = image;
+    image.apply_orientation(orientation);
+    image.to_rgb8()
+}
+
+/// The quality reference: the upright full-resolution image, Lanczos3 straight to 200 px wide
+/// (or its own width if narrower).
 fn reference(file: &Path) -> image::RgbImage {
-    let full = image::open(file).unwrap().to_rgb8();
+    let full = upright(file);
     let (w, h) = full.dimensions();
-    let (tw, th) = (
-        200,
-        ((u64::from(h) * 200 + u64::from(w) / 2) / u64::from(w)) as u32,
-    );
+    let tw = w.min(200);
+    let th = ((u64::from(h) * u64::from(tw) + u64::from(w) / 2) / u64::from(w)).max(1) as u32;
     let src = Image::from_vec_u8(w, h, full.into_raw(), PixelType::U8x3).unwrap();
     let mut dst = Image::new(tw, th, PixelType::U8x3);
     Resizer::new()
@@ -172,8 +233,11 @@ fn reference(file: &Path) -> image::RgbImage {
     image::RgbImage::from_raw(tw, th, dst.into_vec()).unwrap()
 }
 
-fn quality(out_dir: &Path, name: &str, tool: &str, reference: &image::RgbImage) -> Option<f64> {
-    let path = out_dir.join(format!("{name}.{tool}.jpg"));
+fn output(out_dir: &Path, name: &str, tool: &str) -> PathBuf {
+    out_dir.join(format!("{name}.{tool}.jpg"))
+}
+
+fn quality(path: &Path, reference: &image::RgbImage) -> Option<f64> {
     let image = image::open(path).ok()?.to_rgb8();
     Some(ssim(&image, reference))
 }
@@ -182,122 +246,137 @@ fn main() {
     let repo = repo();
     let corpus = std::env::var("BENCH_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| repo.join("../shared/bench-corpus"));
-    let iterations = env_or("BENCH_ITERS", 15usize);
-    let cold_runs = env_or("BENCH_COLD_RUNS", 7usize);
+        .unwrap_or_else(|_| repo.join("target/bench-corpus"));
+    let iterations = env_or("BENCH_ITERS", 9usize);
+    let cold_runs = env_or("BENCH_COLD_RUNS", 5usize);
     let out_dir = repo.join("target/bench-thumbnails");
     std::fs::create_dir_all(&out_dir).unwrap();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .unwrap_or_else(|e| panic!("corpus {} unreadable: {e}", corpus.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "png")))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ACCEPTED.contains(&e.to_ascii_lowercase().as_str()))
+        })
         .collect();
-    files.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
+    files.sort();
 
     let node = PathBuf::from("/usr/bin/node");
-    let sharp_ready = repo.join("bench/node_modules/sharp").exists();
-    let pillow_python = repo.join(".venv-bench/bin/python");
-    let rust = rust_warm(&files, &out_dir, iterations);
-    let sharp = if sharp_ready {
-        comparator_warm(
-            &node,
-            &repo.join("bench/sharp.mjs"),
-            &["warm"],
-            &out_dir,
-            iterations,
-            &files,
-        )
-    } else {
-        None
-    };
-    let pillow = comparator_warm(
-        &pillow_python,
+    let mut sharp = Server::start(&node, &repo.join("bench/sharp.mjs")).expect("sharp");
+    let mut pillow = Server::start(
+        &repo.join(".venv-bench/bin/python"),
         &repo.join("bench/pillow.py"),
-        &[],
-        &out_dir,
-        iterations,
-        &files,
-    );
+    )
+    .expect("Pillow");
+    let name_of = |f: &Path| f.file_name().unwrap().to_string_lossy().to_string();
+    // times[tool][file]; round 0 warms every tool up on every file and is not counted.
+    let mut times: BTreeMap<(&str, String), Vec<f64>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for round in 0..=iterations {
+        for (index, file) in files.iter().enumerate() {
+            let name = name_of(file);
+            for turn in 0..TOOLS.len() {
+                let tool = TOOLS[(round + index + turn) % TOOLS.len()];
+                let out = output(&out_dir, &name, tool);
+                let result = match tool {
+                    "rust" => rust_thumbnail(file, &out),
+                    "sharp" => sharp.thumbnail(file, &out),
+                    _ => pillow.thumbnail(file, &out),
+                };
+                match result {
+                    Ok(ms) if round > 0 => times.entry((tool, name.clone())).or_default().push(ms),
+                    Ok(_) => {}
+                    Err(e) if round == 0 => failures.push(format!("{tool} on {name}: {e}")),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
 
     println!(
-        "## Thumbnails: warm, single thread, median ms per image ({iterations} runs), 200 px wide JPEG q80\n"
+        "## Thumbnails: warm, single thread, median ms per image ({iterations} interleaved rounds), 200 px wide JPEG q80\n"
     );
     println!(
-        "| image | Rust core | sharp 0.35.5 | Pillow 13 | Rust/sharp | Rust/Pillow | SSIM Rust | SSIM sharp | SSIM Pillow |"
+        "| image | Rust core | sharp 0.35.5 | Pillow 13 | Rust/sharp | Rust/Pillow | SSIM Rust | SSIM sharp | SSIM Pillow | targets |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let fmt = |v: Option<f64>, digits: usize| {
         v.map(|v| format!("{v:.digits$}"))
-            .unwrap_or_else(|| "-".into())
+            .unwrap_or_else(|| "FAILED".into())
     };
+    let mut missed = 0;
     for file in &files {
-        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let name = name_of(file);
         let reference = reference(file);
-        let r = rust.get(&name).copied();
-        let s = sharp.as_ref().and_then(|t| t.get(&name).copied());
-        let p = pillow.as_ref().and_then(|t| t.get(&name).copied());
+        let time = |tool: &'static str| times.get(&(tool, name.clone())).map(|t| median(t.clone()));
+        let (r, s, p) = (time("rust"), time("sharp"), time("pillow"));
+        let ssim_of = |tool| quality(&output(&out_dir, &name, tool), &reference);
+        let (qr, qs, qp) = (ssim_of("rust"), ssim_of("sharp"), ssim_of("pillow"));
         let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+        let jpeg = matches!(
+            file.extension().and_then(|e| e.to_str()),
+            Some("jpg" | "jpeg")
+        );
+        let sharp_target = if jpeg { 0.75 } else { 1.0 };
+        let met = ratio(r, s).is_some_and(|x| x <= sharp_target)
+            && ratio(r, p).is_some_and(|x| x <= 0.9)
+            && qr.zip(qp).is_some_and(|(r, p)| r >= p - 0.005);
+        missed += usize::from(!met);
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt(r, 2),
             fmt(s, 2),
             fmt(p, 2),
             fmt(ratio(r, s), 2),
             fmt(ratio(r, p), 2),
-            fmt(quality(&out_dir, &name, "rust", &reference), 4),
-            fmt(quality(&out_dir, &name, "sharp", &reference), 4),
-            fmt(quality(&out_dir, &name, "pillow", &reference), 4),
+            fmt(qr, 4),
+            fmt(qs, 4),
+            fmt(qp, 4),
+            if met { "met" } else { "missed" },
         );
     }
+    println!(
+        "\nTargets: JPEG Rust <= 0.75x sharp, others <= 1.0x sharp; all <= 0.9x Pillow; SSIM >= Pillow's - 0.005. Missed: {missed} of {}.",
+        files.len()
+    );
 
-    // Cold process: start -> thumbnail of the 12 MP image written.
-    let twelve = files
-        .iter()
-        .find(|f| f.to_string_lossy().contains("12mp"))
-        .unwrap_or(&files[0])
-        .clone();
+    // Cold processes: start -> thumbnail written, and peak RSS, for the 12 MP baseline and the
+    // 12 and 48 MP progressive JPEGs.
     let measure = repo.join("bench/measure.py");
     let example = repo.join("target/release/examples/thumbnail_file");
-    let out_rust = out_dir.join("cold.rust.jpg");
-    let out_sharp = out_dir.join("cold.sharp.jpg");
-    let rust_cold = example
-        .exists()
-        .then(|| cold(&measure, &[&example, &twelve, &out_rust], cold_runs))
-        .flatten();
     let sharp_script = repo.join("bench/sharp.mjs");
     let once = PathBuf::from("once");
-    let sharp_cold = sharp_ready
-        .then(|| {
-            cold(
-                &measure,
-                &[&node, &sharp_script, &once, &twelve, &out_sharp],
-                cold_runs,
-            )
-        })
-        .flatten();
-    println!(
-        "\n## Cold process ({}: start -> thumbnail written), median of {cold_runs}\n",
-        twelve.file_name().unwrap().to_string_lossy()
-    );
-    println!("| | wall ms | peak RSS MB |\n|---|---|---|");
-    for (label, value) in [
-        ("Rust (thumbnail_file)", rust_cold),
-        ("sharp (node)", sharp_cold),
+    println!("\n## Cold process (start -> thumbnail written), median of {cold_runs}\n");
+    println!("| image | Rust wall ms | Rust peak RSS MB | sharp wall ms | sharp peak RSS MB |");
+    println!("|---|---|---|---|---|");
+    for wanted in [
+        "jpeg-12mp-420.jpg",
+        "jpeg-12mp-progressive.jpg",
+        "jpeg-48mp-progressive.jpg",
     ] {
+        let Some(file) = files.iter().find(|f| name_of(f) == wanted) else {
+            continue;
+        };
+        let out_rust = out_dir.join("cold.rust.jpg");
+        let out_sharp = out_dir.join("cold.sharp.jpg");
+        let rust = cold(&measure, &[&example, file, &out_rust], cold_runs);
+        let sharp = cold(
+            &measure,
+            &[&node, &sharp_script, &once, file, &out_sharp],
+            cold_runs,
+        );
         println!(
-            "| {label} | {} | {} |",
-            fmt(value.map(|v| v.0), 1),
-            fmt(value.map(|v| v.1), 1)
+            "| {wanted} | {} | {} | {} | {} |",
+            fmt(rust.map(|v| v.0), 1),
+            fmt(rust.map(|v| v.1), 1),
+            fmt(sharp.map(|v| v.0), 1),
+            fmt(sharp.map(|v| v.1), 1)
         );
     }
-    if let (Some(r), Some(s)) = (rust_cold, sharp_cold) {
-        println!(
-            "\nRust/sharp: cold time {:.2}x, peak RSS {:.2}x",
-            r.0 / s.0,
-            r.1 / s.1
-        );
-    }
-    if !sharp_ready || !pillow_python.exists() {
-        println!("\n(comparators missing: run `make bench-thumbnails`, which installs them)");
-    }
+    assert!(
+        failures.is_empty(),
+        "a tool failed on a file (fix the comparator or the thumbnailer):\n{}",
+        failures.join("\n")
+    );
 }
