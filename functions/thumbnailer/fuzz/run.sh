@@ -13,7 +13,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 cargo fuzz build -s none --release
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for target in jpeg_dc render; do
+for target in ${FUZZ_TARGETS:-jpeg_dc render}; do
   mkdir -p "corpus/$target"
   if ! cargo fuzz run -s none --release "$target" "corpus/$target" ../tests/fixtures ${seeds:+"$seeds"} -- \
     -max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 -max_len=1048576 -seed=20261202 \
