@@ -6,7 +6,8 @@ deterministically from one real photograph (the shared corpus's 24 MP JPEG, or $
 
 Kinds: baseline JPEG at 4:4:4, 4:2:2, 4:2:0, 4:4:0 and 4:1:1 (the last two by cjpeg, from
 Debian's libjpeg-turbo-progs: Pillow cannot write them), progressive, restart intervals, gray,
-CMYK, EXIF-rotated (orientation 6: stored sideways), at 2 (1920x1080), 12, 24 and 48 MP; PNG
+CMYK, EXIF-rotated (orientation 6: stored sideways), at 2 (1920x1080), 12, 24 and 48 MP, and
+baseline and progressive at 1 MP (1280x720, the other common video and messaging size); PNG
 8-bit and 16-bit RGBA; WebP; GIF. --small writes the same kinds at about 0.1 MP (the fuzzer's
 seeds; without the photo they come from a synthetic image). The same source and tool versions
 give the same bytes; nothing large is committed.
@@ -24,8 +25,10 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("BENCH_SOURCE", os.path.join(HERE, "..", "..", "shared", "bench-corpus", "p24mp_6000x4000.jpg"))
 
-SIZES = {"2mp": (1920, 1080), "12mp": (4000, 3000), "24mp": (6000, 4000), "48mp": (8000, 6000)}
-SMALL = {"2mp": (384, 216), "12mp": (400, 300), "24mp": (480, 320), "48mp": (560, 420)}
+SIZES = {"1mp": (1280, 720), "2mp": (1920, 1080), "12mp": (4000, 3000), "24mp": (6000, 4000),
+         "48mp": (8000, 6000)}
+SMALL = {"1mp": (256, 144), "2mp": (384, 216), "12mp": (400, 300), "24mp": (480, 320),
+         "48mp": (560, 420)}
 
 
 def photo(source, size):

@@ -1,25 +1,80 @@
-//! JPEG decoded at 1/8 scale from DC coefficients only.
+//! JPEG decoded at 1/8 scale from DC coefficients only, or at 1/4 scale from the four lowest
+//! coefficients of each block: shrink-on-load without a full decoder.
 //!
-//! At 1/8 scale each 8x8 block becomes one pixel whose value is the block's dequantised DC
-//! coefficient / 8 + 128 (the 1x1 inverse DCT, what libjpeg's `scale_denom = 8` and sharp's
-//! shrink-on-load compute).
+//! - At 1/8 scale each 8x8 block becomes one pixel whose value is the block's dequantised DC
+//!   coefficient / 8 + 128 (the 1x1 inverse DCT, what libjpeg's `scale_denom = 8` and sharp's
+//!   shrink-on-load compute).
+//! - At 1/4 scale each block becomes 2x2 pixels: the exact mean of each 4x4 quadrant of the
+//!   block's full inverse DCT, taking coefficients (0,0), (0,1), (1,0) and (1,1) (zigzag 0, 1, 2
+//!   and 4). libjpeg's reduced 2x2 IDCT also adds the odd frequencies 3, 5 and 7, which quantise
+//!   to zero in most blocks of a photo; jpeg-decoder's takes the same four with unit weights.
+//!
+//! Where the time goes:
 //! - Sequential (SOF0/SOF1): AC coefficients share the scan with DC, so they still have to be
-//!   entropy-decoded to find where the next block starts, but their values are never needed:
-//!   each is skipped with one table lookup and one shift (code length + magnitude bits). That is
-//!   where the time goes, and why this beats a general decoder's scaled path.
+//!   entropy-decoded to find where the next block starts, but past the kept ones their values are
+//!   never needed: each is skipped with one table lookup and one shift (code length + magnitude
+//!   bits). That is why this beats a general decoder's scaled path.
 //! - Progressive (SOF2): only the DC scans are decoded (the first, and each refinement's one bit a
-//!   block); the AC scans' bytes, most of the file, are skipped to the next marker without
-//!   entropy decoding.
+//!   block), and at 1/4 scale the first scan of each AC band that starts at or below zigzag 4;
+//!   every other AC scan, most of the file, is skipped to the next marker without entropy
+//!   decoding. AC refinement scans are among those skipped: decoding one needs to know which of
+//!   the band's 63 coefficients are already nonzero, which means decoding every AC scan. So a
+//!   progressive file's kept AC coefficients have the precision of their first scan (libjpeg's
+//!   default script: the low 2 bits of luma, 1 of chroma, reconstructed at the interval's middle).
 //!
-//! Memory is one `i32` per block and component (1/64 of the pixels, never the coefficient set).
-//! Handles 8-bit Huffman frames, gray, YCbCr, CMYK and YCCK (Adobe transform 0 or 2),
-//! interleaved or one-component scans, sampling factors 1, 2 and 4 (4:4:4 to 4:1:1), restart
-//! intervals. Anything else (arithmetic, lossless, 12-bit, RGB-coded, a sampling factor of 3)
-//! returns `Ok(None)` for jpeg-decoder.
+//! Memory is one `i32` per kept coefficient, block and component (1/64 of the pixels at 1/8
+//! scale, 1/16 at 1/4; never the coefficient set). Handles 8-bit Huffman frames, gray, YCbCr,
+//! CMYK and YCCK (Adobe transform 0 or 2), interleaved or one-component scans, sampling factors
+//! 1, 2 and 4 (4:4:4 to 4:1:1), restart intervals. Anything else (arithmetic, lossless, 12-bit,
+//! RGB-coded, a sampling factor of 3) returns `Ok(None)` for jpeg-decoder.
 
 use image::metadata::Orientation;
 
-/// A decoded 1/8-scale image and the EXIF orientation.
+/// How far the decoder shrinks: each 8x8 block becomes 1x1 or 2x2 pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Eighth,
+    Quarter,
+}
+
+impl Scale {
+    /// Output pixels per block side.
+    pub const fn per_block(self) -> usize {
+        match self {
+            Self::Eighth => 1,
+            Self::Quarter => 2,
+        }
+    }
+
+    /// Source pixels per output pixel side: 8 or 4.
+    pub const fn denominator(self) -> u32 {
+        8 / self.per_block() as u32
+    }
+
+    /// The coefficients kept per block, by zigzag index, in the order they are stored: (0,0),
+    /// then for 1/4 scale (0,1), (1,0) and (1,1), row-major.
+    const fn kept(self) -> &'static [u32] {
+        match self {
+            Self::Eighth => &[0],
+            Self::Quarter => &[0, 1, 2, 4],
+        }
+    }
+
+    /// The highest zigzag index kept.
+    const fn last_kept(self) -> u32 {
+        match self {
+            Self::Eighth => 0,
+            Self::Quarter => QUARTER_LAST,
+        }
+    }
+}
+
+/// The last zigzag index 1/4 scale keeps, and the slot each one up to it is stored in (0 for
+/// zigzag 3, which it does not keep; [`Scale::kept`]'s order).
+const QUARTER_LAST: u32 = 4;
+const QUARTER_SLOT: [u8; 5] = [0, 1, 2, 0, 3];
+
+/// A decoded 1/8- or 1/4-scale image and the EXIF orientation.
 pub struct DcImage {
     pub width: u32,
     pub height: u32,
@@ -102,7 +157,7 @@ const SHORT: u16 = 0x4000;
 #[derive(Clone)]
 struct Huffman {
     /// `SHORT | len << 8 | symbol` for codes of at most `LUT_BITS`; for AC tables, when code and
-    /// magnitude bits fit too, `SKIP | total << 8 | run` so a skipped coefficient costs one
+    /// magnitude bits fit too, `SKIP | total << 8 | symbol` so a skipped coefficient costs one
     /// lookup and one shift; 0 for longer codes.
     lut: Box<[u16; 1 << LUT_BITS]>,
     /// AC tables only: for each 12-bit window, every complete coefficient that fits in it at
@@ -135,9 +190,7 @@ impl Huffman {
                     let mut entry = SHORT | ((len as u16) << 8) | u16::from(symbol);
                     if ac && len as u32 + magnitude <= LUT_BITS && symbol != 0x00 && symbol != 0xF0
                     {
-                        entry = SKIP
-                            | (((len as u32 + magnitude) as u16) << 8)
-                            | u16::from(symbol >> 4);
+                        entry = SKIP | (((len as u32 + magnitude) as u16) << 8) | u16::from(symbol);
                     }
                     for fill in 0..(1u32 << shift) {
                         lut[((code as u32) << shift | fill) as usize] = entry;
@@ -185,7 +238,7 @@ fn multi_skip_table(lut: &[u16; 1 << LUT_BITS]) -> Box<[u16; 1 << LUT_BITS]> {
             let fits = entry != 0 && used + n <= LUT_BITS;
             if fits && entry & SKIP != 0 {
                 used += n;
-                advanced += u32::from(entry & 0x0F) + 1;
+                advanced += u32::from((entry >> 4) & 0x0F) + 1;
             } else if fits && entry & SHORT != 0 && (symbol == 0x00 || symbol == 0xF0) {
                 used += n;
                 if symbol == 0x00 {
@@ -203,6 +256,16 @@ fn multi_skip_table(lut: &[u16; 1 << LUT_BITS]) -> Box<[u16; 1 << LUT_BITS]> {
         }
     }
     multi
+}
+
+/// A coefficient's `size` magnitude bits as a signed value (T.81 F.2.2.1 EXTEND).
+#[inline(always)]
+fn extend(value: i32, size: u32) -> i32 {
+    if size > 0 && value < 1 << (size - 1) {
+        value - (1 << size) + 1
+    } else {
+        value
+    }
 }
 
 /// Entropy-coded data with byte stuffing removed; bits are kept left-aligned in a u64.
@@ -296,6 +359,11 @@ impl<'a> Bits<'a> {
             self.consume(u32::from((entry >> 8) & 0x1F));
             return Ok(entry as u8);
         }
+        if entry & SKIP != 0 {
+            // An AC skip entry: its length counts the magnitude bits that follow the code.
+            self.consume(u32::from((entry >> 8) & 0x1F) - u32::from(entry & 0x0F));
+            return Ok(entry as u8);
+        }
         for len in LUT_BITS + 1..=16u32 {
             let code = self.peek(len) as i32;
             if code <= table.max_code[len as usize] {
@@ -321,20 +389,75 @@ impl<'a> Bits<'a> {
         }
         let value = self.peek(size) as i32;
         self.consume(size);
-        if value < 1 << (size - 1) {
-            value - (1 << size) + 1
-        } else {
-            value
-        }
+        extend(value, size)
     }
 
-    /// Skips the 63 AC coefficients of one block. The hot loop of the whole decoder: the bit
-    /// buffer stays in registers and the common case is one lookup and one shift.
+    /// `n` raw bits (at most 16), as an unsigned number.
     #[inline(always)]
-    fn skip_ac(&mut self, table: &Huffman) -> Result<(), DcError> {
+    fn receive(&mut self, n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        if self.count < n {
+            self.refill();
+        }
+        let value = self.peek(n);
+        self.consume(n);
+        value
+    }
+
+    /// Decodes a sequential block's AC coefficients up to the last one 1/4 scale keeps, storing
+    /// the kept ones in `kept` (slot 0 is the DC). Returns the zigzag index to go on skipping
+    /// from, 64 when the block has ended.
+    #[inline(always)]
+    fn quarter_ac(&mut self, table: &Huffman, kept: &mut [i32]) -> Result<u32, DcError> {
+        let mut k = 1u32;
+        while k <= QUARTER_LAST {
+            if self.count < 16 {
+                self.refill();
+            }
+            let window = self.peek(LUT_BITS);
+            let entry = table.lut[window as usize];
+            let (run, size, value) = if entry & SKIP != 0 {
+                // Code and magnitude bits in one window: one lookup, one shift.
+                let (total, size) = (u32::from((entry >> 8) & 0x1F), u32::from(entry & 0x0F));
+                self.consume(total);
+                let raw = ((window >> (LUT_BITS - total)) & ((1 << size) - 1)) as i32;
+                (u32::from((entry >> 4) & 0x0F), size, extend(raw, size))
+            } else {
+                let symbol = self.decode(table)?;
+                let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
+                (run, size, self.receive_extend(size))
+            };
+            if size == 0 {
+                if run == 15 {
+                    k += 16;
+                    continue;
+                }
+                return Ok(64); // end of block
+            }
+            k += run;
+            if k > 63 {
+                return Err(DcError("AC coefficients overrun the block"));
+            }
+            if let Some(&slot) = QUARTER_SLOT.get(k as usize)
+                && slot > 0
+            {
+                kept[usize::from(slot)] = value;
+            }
+            k += 1;
+        }
+        Ok(k)
+    }
+
+    /// Skips a block's AC coefficients from zigzag index `from` to the end of the block. The hot
+    /// loop of the whole decoder: the bit buffer stays in registers and the common case is one
+    /// lookup and one shift.
+    #[inline(always)]
+    fn skip_ac(&mut self, table: &Huffman, from: u32) -> Result<(), DcError> {
         let lut: &[u16; 1 << LUT_BITS] = &table.lut;
         let (mut bits, mut count) = (self.bits, self.count);
-        let mut k = 1u32;
+        let mut k = from;
         while k < 64 {
             if count < 26 {
                 (self.bits, self.count) = (bits, count);
@@ -361,7 +484,7 @@ impl<'a> Bits<'a> {
                 let n = u32::from((entry >> 8) & 0x1F);
                 bits <<= n;
                 count -= n;
-                k += u32::from(entry & 0x0F) + 1;
+                k += u32::from((entry >> 4) & 0x0F) + 1;
                 continue;
             }
             let symbol = if entry & SHORT != 0 {
@@ -407,10 +530,11 @@ struct Component {
     quant: usize,
     dc_table: usize,
     ac_table: usize,
-    /// Dequantisation happens at the end: one DC coefficient per block, the plane padded to
-    /// whole MCUs (`mcus_x * h` blocks a row). The only per-image memory of this path: 1/64 of
-    /// the pixels, 4 bytes each, per component.
-    dc: Vec<i32>,
+    /// Dequantisation happens at the end: the kept coefficients of each block
+    /// ([`Scale::kept`], one at 1/8 scale, four at 1/4), the plane padded to whole MCUs
+    /// (`mcus_x * h` blocks a row). The only per-image memory of this path: 1/64 (or 1/16) of the
+    /// pixels, 4 bytes each, per component.
+    coefs: Vec<i32>,
     /// A first DC scan (or a sequential scan) has filled `dc`.
     seen: bool,
 }
@@ -431,16 +555,17 @@ struct Frame {
 struct Scan {
     components: Vec<usize>,
     spectral_start: u8,
+    spectral_end: u8,
     high: u8,
     low: u8,
 }
 
-/// Decodes `data` at 1/8 scale, or `Ok(None)` when it is not a JPEG this path handles.
-pub fn decode(data: &[u8]) -> Result<Option<DcImage>, DcError> {
+/// Decodes `data` at `scale`, or `Ok(None)` when it is not a JPEG this path handles.
+pub fn decode(data: &[u8], scale: Scale) -> Result<Option<DcImage>, DcError> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
         return Ok(None);
     }
-    let mut quant_dc = [0i32; 4];
+    let mut quant = [[0u16; 64]; 4];
     let mut dc_tables: [Option<Huffman>; 4] = Default::default();
     let mut ac_tables: [Option<Huffman>; 4] = Default::default();
     let mut components: Vec<Component> = Vec::new();
@@ -470,13 +595,13 @@ pub fn decode(data: &[u8]) -> Result<Option<DcImage>, DcError> {
                     Orientation::from_exif_chunk(&seg[6..]).unwrap_or(Orientation::NoTransforms);
             }
             0xEE if seg.starts_with(b"Adobe") && seg.len() >= 12 => adobe_transform = Some(seg[11]),
-            0xDB => read_quant_tables(seg, &mut quant_dc)?,
+            0xDB => read_quant_tables(seg, &mut quant)?,
             0xC4 => read_huffman_tables(seg, &mut dc_tables, &mut ac_tables)?,
             0xC0..=0xC2 => {
                 if frame.is_some() {
                     return Err(DcError("a second frame header"));
                 }
-                match read_frame(seg, marker == 0xC2)? {
+                match read_frame(seg, marker == 0xC2, scale)? {
                     Some((f, c)) => (frame, components) = (Some(f), c),
                     None => return Ok(None),
                 }
@@ -502,15 +627,11 @@ pub fn decode(data: &[u8]) -> Result<Option<DcImage>, DcError> {
                     return Ok(None);
                 };
                 let start = pos + 2 + len;
-                let end = if scan.spectral_start > 0 {
-                    // AC scans of a progressive image: never needed at 1/8 scale. Their bytes
-                    // are skipped without entropy decoding, up to the next marker.
-                    next_marker(data, start)
-                } else {
-                    let tables = ScanTables {
-                        dc: &dc_tables,
-                        ac: &ac_tables,
-                    };
+                let tables = ScanTables {
+                    dc: &dc_tables,
+                    ac: &ac_tables,
+                };
+                let end = if scan.spectral_start == 0 {
                     let end = decode_dc_scan(
                         data,
                         start,
@@ -519,8 +640,26 @@ pub fn decode(data: &[u8]) -> Result<Option<DcImage>, DcError> {
                         &scan,
                         &tables,
                         restart_interval,
+                        scale,
                     )?;
                     next_marker(data, end)
+                } else if scan.high == 0 && u32::from(scan.spectral_start) <= scale.last_kept() {
+                    // The first scan of a progressive AC band holding kept coefficients.
+                    let end = decode_ac_first_scan(
+                        data,
+                        start,
+                        frame,
+                        &mut components[scan.components[0]],
+                        &scan,
+                        &tables,
+                        restart_interval,
+                        scale,
+                    )?;
+                    next_marker(data, end)
+                } else {
+                    // Every other progressive AC scan: its bytes are skipped without entropy
+                    // decoding, up to the next marker.
+                    next_marker(data, start)
                 };
                 match end {
                     Some(end) => pos = end,
@@ -545,13 +684,15 @@ pub fn decode(data: &[u8]) -> Result<Option<DcImage>, DcError> {
     Ok(Some(assemble(
         &frame,
         &components,
-        &quant_dc,
+        &quant,
+        scale,
         adobe_transform,
         orientation,
     )))
 }
 
-fn read_quant_tables(seg: &[u8], quant_dc: &mut [i32; 4]) -> Result<(), DcError> {
+/// DQT: tables kept in zigzag order, as stored.
+fn read_quant_tables(seg: &[u8], quant: &mut [[u16; 64]; 4]) -> Result<(), DcError> {
     let mut i = 0;
     while i < seg.len() {
         let (precision, id) = (seg[i] >> 4, usize::from(seg[i] & 15));
@@ -560,11 +701,13 @@ fn read_quant_tables(seg: &[u8], quant_dc: &mut [i32; 4]) -> Result<(), DcError>
             .get(i + 1..i + 1 + size)
             .ok_or(DcError("truncated DQT"))?;
         if id < 4 {
-            quant_dc[id] = if precision == 0 {
-                i32::from(table[0])
-            } else {
-                i32::from(u16::from_be_bytes([table[0], table[1]]))
-            };
+            for (k, q) in quant[id].iter_mut().enumerate() {
+                *q = if precision == 0 {
+                    u16::from(table[k])
+                } else {
+                    u16::from_be_bytes([table[2 * k], table[2 * k + 1]])
+                };
+            }
         }
         i += 1 + size;
     }
@@ -601,7 +744,11 @@ fn read_huffman_tables(
 
 /// SOF0/1/2: 8-bit samples, 1, 3 or 4 components, sampling factors 1, 2 or 4. `None` for frames the
 /// general decoder should take.
-fn read_frame(seg: &[u8], progressive: bool) -> Result<Option<(Frame, Vec<Component>)>, DcError> {
+fn read_frame(
+    seg: &[u8],
+    progressive: bool,
+    scale: Scale,
+) -> Result<Option<(Frame, Vec<Component>)>, DcError> {
     if seg.len() < 6 || seg[0] != 8 {
         return Ok(None);
     }
@@ -630,7 +777,7 @@ fn read_frame(seg: &[u8], progressive: bool) -> Result<Option<(Frame, Vec<Compon
             quant: usize::from(s[2]),
             dc_table: 0,
             ac_table: 0,
-            dc: Vec::new(),
+            coefs: Vec::new(),
             seen: false,
         });
     }
@@ -638,7 +785,7 @@ fn read_frame(seg: &[u8], progressive: bool) -> Result<Option<(Frame, Vec<Compon
     let v_max = components.iter().map(|c| c.v).max().unwrap_or(1);
     let (mcus_x, mcus_y) = (width.div_ceil(8 * h_max), height.div_ceil(8 * v_max));
     for c in &mut components {
-        c.dc = vec![0; mcus_x * c.h * mcus_y * c.v];
+        c.coefs = vec![0; mcus_x * c.h * mcus_y * c.v * scale.kept().len()];
     }
     Ok(Some((
         Frame {
@@ -717,7 +864,7 @@ fn read_scan(
     Ok(Some(Scan {
         components: chosen,
         spectral_start,
-
+        spectral_end,
         high,
         low,
     }))
@@ -728,9 +875,10 @@ struct ScanTables<'a> {
     ac: &'a [Option<Huffman>; 4],
 }
 
-/// A scan that carries DC coefficients: sequential (DC, then the block's AC skipped by
-/// entropy decoding), or progressive DC first (Ah = 0) or refinement (one bit per block).
-/// Returns the position where its entropy-coded data ends.
+/// A scan that carries DC coefficients: sequential (DC, the kept AC coefficients, the rest of
+/// the block's AC skipped by entropy decoding), or progressive DC first (Ah = 0) or refinement
+/// (one bit per block). Returns the position where its entropy-coded data ends.
+#[allow(clippy::too_many_arguments)]
 fn decode_dc_scan(
     data: &[u8],
     start: usize,
@@ -739,13 +887,16 @@ fn decode_dc_scan(
     scan: &Scan,
     tables: &ScanTables<'_>,
     restart_interval: usize,
+    scale: Scale,
 ) -> Result<usize, DcError> {
     let sequential = !frame.progressive;
     let refine = frame.progressive && scan.high > 0;
+    let kept = scale.kept().len();
     let mut reader = DcReader {
         tables: Vec::with_capacity(scan.components.len()),
         predictors: vec![0; scan.components.len()],
         low: u32::from(scan.low),
+        scale,
     };
     for &ci in &scan.components {
         let c = &components[ci];
@@ -774,11 +925,8 @@ fn decode_dc_scan(
     if scan.components.len() == 1 {
         // Non-interleaved: the component's own blocks in raster order, one per unit, only
         // those that cover the image (ITU T.81 A.2.2).
-        let ci = scan.components[0];
-        let c = &mut components[ci];
-        let stride = frame.mcus_x * c.h;
-        let blocks_x = (frame.width * c.h).div_ceil(frame.h_max).div_ceil(8);
-        let blocks_y = (frame.height * c.v).div_ceil(frame.v_max).div_ceil(8);
+        let c = &mut components[scan.components[0]];
+        let (blocks_x, blocks_y, stride) = own_blocks(frame, c);
         for by in 0..blocks_y {
             for bx in 0..blocks_x {
                 if restart_due(unit) {
@@ -786,7 +934,8 @@ fn decode_dc_scan(
                     reader.predictors[0] = 0;
                 }
                 unit += 1;
-                reader.block(&mut bits, 0, &mut c.dc[by * stride + bx])?;
+                let at = (by * stride + bx) * kept;
+                reader.block(&mut bits, 0, &mut c.coefs[at..at + kept])?;
                 if bits.padding > 16 {
                     return Err(DcError("entropy-coded data ends early (truncated file)"));
                 }
@@ -805,8 +954,8 @@ fn decode_dc_scan(
                     let stride = frame.mcus_x * c.h;
                     for by in 0..c.v {
                         for bx in 0..c.h {
-                            let at = (my * c.v + by) * stride + mx * c.h + bx;
-                            reader.block(&mut bits, k, &mut c.dc[at])?;
+                            let at = ((my * c.v + by) * stride + mx * c.h + bx) * kept;
+                            reader.block(&mut bits, k, &mut c.coefs[at..at + kept])?;
                         }
                     }
                 }
@@ -828,13 +977,14 @@ struct DcReader<'t> {
     tables: Vec<(Option<&'t Huffman>, Option<&'t Huffman>)>,
     predictors: Vec<i32>,
     low: u32,
+    scale: Scale,
 }
 
 impl DcReader<'_> {
-    /// One block of scan component `k`: its DC (a difference, or one refinement bit), and in a
-    /// sequential scan its AC coefficients skipped.
+    /// One block of scan component `k` into its kept coefficients: the DC (a difference, or one
+    /// refinement bit), and in a sequential scan the kept AC coefficients, the rest skipped.
     #[inline(always)]
-    fn block(&mut self, bits: &mut Bits<'_>, k: usize, dc: &mut i32) -> Result<(), DcError> {
+    fn block(&mut self, bits: &mut Bits<'_>, k: usize, kept: &mut [i32]) -> Result<(), DcError> {
         let (dc_table, ac_table) = self.tables[k];
         if let Some(table) = dc_table {
             let size = u32::from(bits.decode(table)?);
@@ -842,19 +992,105 @@ impl DcReader<'_> {
                 return Err(DcError("corrupt DC coefficient"));
             }
             self.predictors[k] = self.predictors[k].wrapping_add(bits.receive_extend(size));
-            *dc = self.predictors[k].wrapping_shl(self.low);
+            kept[0] = self.predictors[k].wrapping_shl(self.low);
         } else {
             if bits.count < 1 {
                 bits.refill();
             }
-            *dc |= (bits.peek(1) as i32) << self.low;
+            kept[0] |= (bits.peek(1) as i32) << self.low;
             bits.consume(1);
         }
         if let Some(table) = ac_table {
-            bits.skip_ac(table)?;
+            let from = if self.scale == Scale::Eighth {
+                1
+            } else {
+                bits.quarter_ac(table, kept)?
+            };
+            bits.skip_ac(table, from)?;
         }
         Ok(())
     }
+}
+
+/// A component's own blocks (those covering the image, what a one-component scan codes) across
+/// and down, and the stride of its MCU-padded plane, in blocks.
+fn own_blocks(frame: &Frame, c: &Component) -> (usize, usize, usize) {
+    (
+        (frame.width * c.h).div_ceil(frame.h_max).div_ceil(8),
+        (frame.height * c.v).div_ceil(frame.v_max).div_ceil(8),
+        frame.mcus_x * c.h,
+    )
+}
+
+/// The first scan of a progressive AC band (Ah = 0) that holds kept coefficients: one
+/// component, its blocks in raster order, end-of-band runs spanning blocks (ITU T.81 G.1.2.2).
+/// Every coefficient of the band is decoded (the codes are contiguous), the kept ones stored
+/// with the point transform undone, at the middle of the interval the dropped bits leave.
+/// Returns the position where its entropy-coded data ends.
+#[allow(clippy::too_many_arguments)]
+fn decode_ac_first_scan(
+    data: &[u8],
+    start: usize,
+    frame: &Frame,
+    c: &mut Component,
+    scan: &Scan,
+    tables: &ScanTables<'_>,
+    restart_interval: usize,
+    scale: Scale,
+) -> Result<usize, DcError> {
+    let table = tables.ac[c.ac_table]
+        .as_ref()
+        .ok_or(DcError("missing AC table"))?;
+    let (first, last) = (u32::from(scan.spectral_start), u32::from(scan.spectral_end));
+    let low = u32::from(scan.low);
+    let middle = ((1i32 << low) - 1) / 2;
+    let kept = scale.kept();
+    let (blocks_x, blocks_y, stride) = own_blocks(frame, c);
+    let mut bits = Bits::new(data, start);
+    let mut end_of_band_run = 0u32;
+    let mut unit = 0usize;
+    for by in 0..blocks_y {
+        for bx in 0..blocks_x {
+            if restart_interval > 0 && unit > 0 && unit.is_multiple_of(restart_interval) {
+                restart(&mut bits)?;
+                end_of_band_run = 0;
+            }
+            unit += 1;
+            if end_of_band_run > 0 {
+                end_of_band_run -= 1;
+                continue;
+            }
+            let at = (by * stride + bx) * kept.len();
+            let block = &mut c.coefs[at..at + kept.len()];
+            let mut k = first;
+            while k <= last {
+                let symbol = bits.decode(table)?;
+                let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
+                if size == 0 {
+                    if run == 15 {
+                        k += 16;
+                        continue;
+                    }
+                    // This block and 2^run - 1 + (run more bits) after it end here.
+                    end_of_band_run = (1 << run) - 1 + bits.receive(run);
+                    break;
+                }
+                k += run;
+                if k > last {
+                    return Err(DcError("AC coefficients overrun the band"));
+                }
+                let value = bits.receive_extend(size);
+                if let Some(slot) = kept.iter().position(|&z| z == k) {
+                    block[slot] = value.wrapping_shl(low) + value.signum() * middle;
+                }
+                k += 1;
+            }
+            if bits.padding > 16 {
+                return Err(DcError("entropy-coded data ends early (truncated file)"));
+            }
+        }
+    }
+    Ok(bits.pos)
 }
 
 /// The start of the next marker at or after `pos` (not a stuffed 0xFF00, not a restart
@@ -871,29 +1107,82 @@ fn next_marker(data: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
-/// Output at 1/8 scale: one pixel per luma block, cropped to the image, each component's block
-/// dequantised to a sample and converted to gray, RGB or CMYK inks.
+/// Weights of the 1/4-scale inverse DCT, 16.16 fixed point. A quadrant's mean of the 8x8 IDCT
+/// `f(x, y) = 1/4 sum C(u) C(v) F(v, u) cos((2x+1)u pi/16) cos((2y+1)v pi/16)` (T.81 A.3.3)
+/// takes, per frequency, the mean of its cosine over four pixels. For u = 1 that is
+/// `(cos(pi/16) + cos(3pi/16) + cos(5pi/16) + cos(7pi/16)) / 4 = 0.640729` on the first half and
+/// its negative on the second; for u = 0 it is 1 with C(0) = 1/sqrt(2).
+const QUARTER_DC: i64 = 8192; // 1/8
+const QUARTER_FIRST: i64 = 7423; // 1/4 * 1/sqrt(2) * 0.640729 = 0.113266
+const QUARTER_BOTH: i64 = 6726; // 1/4 * 0.640729^2 = 0.102633
+
+/// One component's samples at the output scale: each block's kept coefficients dequantised and
+/// inverse-transformed to 1x1 or 2x2 samples, the plane padded to whole MCUs.
+fn component_plane(frame: &Frame, c: &Component, quant: &[u16; 64], scale: Scale) -> Vec<u8> {
+    let clamp = |v: i64| v.clamp(0, 255) as u8;
+    match scale {
+        // jpeg-decoder's 1x1 IDCT exactly: (DC * q) / 8 + 128, rounded.
+        Scale::Eighth => {
+            let q = i64::from(quant[0]);
+            c.coefs
+                .iter()
+                .map(|&dc| clamp((i64::from(dc) * q + 1028) >> 3))
+                .collect()
+        }
+        Scale::Quarter => {
+            let stride = frame.mcus_x * c.h;
+            let rows = c.coefs.len() / 4 / stride;
+            let q: Vec<i64> = Scale::Quarter
+                .kept()
+                .iter()
+                .map(|&z| i64::from(quant[z as usize]))
+                .collect();
+            let mut plane = vec![0u8; stride * 2 * rows * 2];
+            for (b, block) in c.coefs.chunks_exact(4).enumerate() {
+                let (by, bx) = (b / stride, b % stride);
+                let [dc, right, down, both] = [0, 1, 2, 3].map(|i| i64::from(block[i]) * q[i]);
+                let base = dc * QUARTER_DC + (128 << 16) + (1 << 15);
+                let across = right * QUARTER_FIRST;
+                let vertical = down * QUARTER_FIRST;
+                let diagonal = both * QUARTER_BOTH;
+                let top = (by * 2) * stride * 2 + bx * 2;
+                let bottom = top + stride * 2;
+                plane[top] = clamp((base + across + vertical + diagonal) >> 16);
+                plane[top + 1] = clamp((base - across + vertical - diagonal) >> 16);
+                plane[bottom] = clamp((base + across - vertical - diagonal) >> 16);
+                plane[bottom + 1] = clamp((base - across - vertical + diagonal) >> 16);
+            }
+            plane
+        }
+    }
+}
+
+/// Output at 1/8 or 1/4 scale: one or 2x2 pixels per luma block, cropped to the image, each
+/// component's samples converted to gray, RGB or CMYK inks.
 fn assemble(
     frame: &Frame,
     components: &[Component],
-    quant_dc: &[i32; 4],
+    quant: &[[u16; 64]; 4],
+    scale: Scale,
     adobe_transform: Option<u8>,
     orientation: Orientation,
 ) -> DcImage {
-    let (out_w, out_h) = (frame.width.div_ceil(8), frame.height.div_ceil(8));
+    let denominator = scale.denominator() as usize;
+    let (out_w, out_h) = (
+        frame.width.div_ceil(denominator),
+        frame.height.div_ceil(denominator),
+    );
     let samples: Vec<Vec<u8>> = components
         .iter()
-        .map(|c| {
-            let q = quant_dc[c.quant];
-            c.dc.iter()
-                .map(|&dc| ((i64::from(dc) * i64::from(q) + 1028) >> 3).clamp(0, 255) as u8)
-                .collect()
-        })
+        .map(|c| component_plane(frame, c, &quant[c.quant], scale))
         .collect();
-    // Sampling factors are powers of two, so a component's block for output pixel (x, y) is at
+    // Sampling factors are powers of two, so a component's sample for output pixel (x, y) is at
     // (x >> sx, y >> sy): a shift, not a division, in the per-pixel loop.
     let shift = |factor: usize, max: usize| (max / factor).trailing_zeros();
-    let strides: Vec<usize> = components.iter().map(|c| frame.mcus_x * c.h).collect();
+    let strides: Vec<usize> = components
+        .iter()
+        .map(|c| frame.mcus_x * c.h * scale.per_block())
+        .collect();
     let sx: Vec<u32> = components.iter().map(|c| shift(c.h, frame.h_max)).collect();
     let sy: Vec<u32> = components.iter().map(|c| shift(c.v, frame.v_max)).collect();
     let row = |c: usize, y: usize| {
@@ -1008,13 +1297,17 @@ mod tests {
         out
     }
 
-    /// jpeg-decoder's own 1/8-scaled decode, the reference.
-    fn reference(bytes: &[u8]) -> (u16, u16, Vec<u8>) {
+    const SCALES: [Scale; 2] = [Scale::Eighth, Scale::Quarter];
+
+    /// jpeg-decoder's own decode at `scale` (its 2x2 IDCT weighs the four lowest coefficients
+    /// 1/8 each, ours by the quadrant means, 0.113 and 0.103), the reference.
+    fn reference(bytes: &[u8], scale: Scale) -> (u16, u16, Vec<u8>) {
         let mut decoder = jpeg_decoder::Decoder::new(bytes);
         decoder.read_info().unwrap();
         let info = decoder.info().unwrap();
+        let d = scale.denominator() as u16;
         let (w, h) = decoder
-            .scale(info.width.div_ceil(8), info.height.div_ceil(8))
+            .scale(info.width.div_ceil(d), info.height.div_ceil(d))
             .unwrap();
         (w, h, decoder.decode().unwrap())
     }
@@ -1028,7 +1321,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_reference_decoder_at_one_eighth_scale() {
+    fn matches_the_reference_decoder_at_one_eighth_and_one_quarter_scale() {
         for (name, bytes) in [
             ("4:2:0", encode(803, 611, |_| {})),
             (
@@ -1069,21 +1362,49 @@ mod tests {
             ("cjpeg progressive 4:4:0", fixture("progressive-440.jpg")),
             ("cjpeg 4:1:1", fixture("sampling-411.jpg")),
         ] {
-            let image = decode(&bytes)
-                .unwrap()
-                .unwrap_or_else(|| panic!("{name}: not handled"));
-            let (w, h, expected) = reference(&bytes);
-            assert_eq!(
-                (image.width, image.height),
-                (u32::from(w), u32::from(h)),
-                "{name}"
-            );
-            assert_eq!(image.colour, Colour::Rgb, "{name}");
-            let diff = mean_abs_diff(&image.pixels, &expected);
-            // Chroma upsampling differs (replication vs. the reference's filter); luma is exact.
-            // cjpeg's fixtures are small (26x17 at 1/8), so image edges weigh more.
-            let bound = if name.starts_with("cjpeg") { 4.0 } else { 3.0 };
-            assert!(diff < bound, "{name}: mean abs diff {diff}");
+            for scale in SCALES {
+                let image = decode(&bytes, scale)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{name} {scale:?}: not handled"));
+                let (w, h, expected) = reference(&bytes, scale);
+                assert_eq!(
+                    (image.width, image.height),
+                    (u32::from(w), u32::from(h)),
+                    "{name} {scale:?}"
+                );
+                assert_eq!(image.colour, Colour::Rgb, "{name}");
+                let diff = mean_abs_diff(&image.pixels, &expected);
+                // Chroma upsampling differs (replication vs. the reference's filter); at 1/8 luma
+                // is exact. cjpeg's fixtures are small (26x17 at 1/8), so edges weigh more.
+                let bound = if name.starts_with("cjpeg") { 4.0 } else { 3.0 };
+                assert!(diff < bound, "{name} {scale:?}: mean abs diff {diff}");
+            }
+        }
+    }
+
+    /// A progressive file's kept AC coefficients have its first AC scan's precision (the
+    /// refinement scans are skipped): close to, not equal to, the same picture coded
+    /// sequentially, and far closer than the 1/8-scale image upsampled.
+    #[test]
+    fn progressive_at_one_quarter_scale_is_close_to_sequential() {
+        let baseline = decode(&fixture("baseline.jpg"), Scale::Quarter)
+            .unwrap()
+            .unwrap();
+        let eighth = decode(&fixture("baseline.jpg"), Scale::Eighth)
+            .unwrap()
+            .unwrap();
+        let doubled: Vec<u8> = (0..baseline.height as usize)
+            .flat_map(|y| {
+                let row = &eighth.pixels[(y / 2) * eighth.width as usize * 3..];
+                (0..baseline.width as usize)
+                    .flat_map(move |x| row[(x / 2) * 3..(x / 2) * 3 + 3].to_vec())
+            })
+            .collect();
+        let upsampled = mean_abs_diff(&doubled, &baseline.pixels);
+        for name in ["progressive.jpg", "progressive-restarts.jpg"] {
+            let progressive = decode(&fixture(name), Scale::Quarter).unwrap().unwrap();
+            let diff = mean_abs_diff(&progressive.pixels, &baseline.pixels);
+            assert!(diff < upsampled / 3.0, "{name}: {diff} vs {upsampled}");
         }
     }
 
@@ -1114,9 +1435,11 @@ mod tests {
     /// DC coefficients, so the 1/8-scale images, are identical.
     #[test]
     fn progressive_dc_refinement_is_exact() {
-        let baseline = decode(&fixture("baseline.jpg")).unwrap().unwrap();
+        let baseline = decode(&fixture("baseline.jpg"), Scale::Eighth)
+            .unwrap()
+            .unwrap();
         for name in ["progressive.jpg", "progressive-restarts.jpg"] {
-            let progressive = decode(&fixture(name)).unwrap().unwrap();
+            let progressive = decode(&fixture(name), Scale::Eighth).unwrap().unwrap();
             assert_eq!(progressive.pixels, baseline.pixels, "{name}");
         }
     }
@@ -1138,23 +1461,25 @@ mod tests {
             let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 90);
             encoder.set_progressive(progressive);
             encoder.encode(&cmyk(w, h), w, h, colour).unwrap();
-            let image = decode(&bytes)
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-                .unwrap_or_else(|| panic!("{name}: not handled"));
-            assert_eq!(image.colour, Colour::Cmyk, "{name}");
-            let (rw, rh, expected) = reference(&bytes);
-            assert_eq!((image.width, image.height), (u32::from(rw), u32::from(rh)));
-            let diff = mean_abs_diff(&image.pixels, &expected);
-            assert!(diff < 3.0, "{name}: mean abs diff {diff}");
+            for scale in SCALES {
+                let image = decode(&bytes, scale)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+                    .unwrap_or_else(|| panic!("{name}: not handled"));
+                assert_eq!(image.colour, Colour::Cmyk, "{name}");
+                let (rw, rh, expected) = reference(&bytes, scale);
+                assert_eq!((image.width, image.height), (u32::from(rw), u32::from(rh)));
+                let diff = mean_abs_diff(&image.pixels, &expected);
+                assert!(diff < 3.0, "{name} {scale:?}: mean abs diff {diff}");
+            }
         }
     }
 
     #[test]
     fn progressive_gray() {
         let gray = fixture("progressive-gray.jpg");
-        let image = decode(&gray).unwrap().unwrap();
+        let image = decode(&gray, Scale::Eighth).unwrap().unwrap();
         assert_eq!(image.colour, Colour::Gray);
-        let (_, _, expected) = reference(&gray);
+        let (_, _, expected) = reference(&gray, Scale::Eighth);
         assert!(mean_abs_diff(&image.pixels, &expected) < 1.0);
     }
 
@@ -1177,12 +1502,15 @@ mod tests {
             encoder
                 .encode(&noise, w, h, jpeg_encoder::ColorType::Rgb)
                 .unwrap();
-            let image = decode(&bytes)
-                .unwrap_or_else(|e| panic!("q{quality}: {e}"))
-                .unwrap();
-            let (_, _, expected) = reference(&bytes);
-            let diff = mean_abs_diff(&image.pixels, &expected);
-            assert!(diff < 3.0, "q{quality}: mean abs diff {diff}");
+            for scale in SCALES {
+                let image = decode(&bytes, scale)
+                    .unwrap_or_else(|e| panic!("q{quality} {scale:?}: {e}"))
+                    .unwrap();
+                let (_, _, expected) = reference(&bytes, scale);
+                let diff = mean_abs_diff(&image.pixels, &expected);
+                // Noise is all high frequencies: at 1/4 the two IDCTs' weights differ most.
+                assert!(diff < 4.0, "q{quality} {scale:?}: mean abs diff {diff}");
+            }
         }
     }
 
@@ -1197,7 +1525,9 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
-            assert!(decode(&bytes).is_err(), "{}", path.display());
+            for scale in SCALES {
+                assert!(decode(&bytes, scale).is_err(), "{}", path.display());
+            }
         }
     }
 
@@ -1209,30 +1539,33 @@ mod tests {
         jpeg_encoder::Encoder::new(&mut bytes, 85)
             .encode(&gray, 400, 300, jpeg_encoder::ColorType::Luma)
             .unwrap();
-        let image = decode(&bytes).unwrap().unwrap();
-        assert_eq!(image.colour, Colour::Gray);
-        let (_, _, expected) = reference(&bytes);
-        assert!(mean_abs_diff(&image.pixels, &expected) < 1.0);
+        for scale in SCALES {
+            let image = decode(&bytes, scale).unwrap().unwrap();
+            assert_eq!(image.colour, Colour::Gray);
+            let (_, _, expected) = reference(&bytes, scale);
+            let diff = mean_abs_diff(&image.pixels, &expected);
+            assert!(diff < 1.0, "{scale:?}: {diff}");
+        }
     }
 
     #[test]
     fn unsupported_and_broken_inputs() {
-        assert!(decode(b"not a jpeg").unwrap().is_none());
+        assert!(decode(b"not a jpeg", Scale::Eighth).unwrap().is_none());
         for name in ["progressive.jpg", "progressive-restarts.jpg"] {
             let progressive = fixture(name);
             for cut in [progressive.len() / 3, progressive.len() - 10] {
                 assert!(
-                    decode(&progressive[..cut]).is_err(),
+                    decode(&progressive[..cut], Scale::Eighth).is_err(),
                     "{name} cut at {cut}: truncated progressive data is an error"
                 );
             }
         }
         let whole = encode(800, 600, |_| {});
         assert!(
-            decode(&whole[..whole.len() / 3]).is_err(),
+            decode(&whole[..whole.len() / 3], Scale::Eighth).is_err(),
             "truncated data is an error, not a grey image"
         );
-        assert!(decode(&whole[..300]).is_err());
+        assert!(decode(&whole[..300], Scale::Eighth).is_err());
         assert_eq!(
             header(&whole).map(|h| (h.width, h.height)),
             Some((800, 600))

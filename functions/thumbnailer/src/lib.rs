@@ -7,6 +7,7 @@
 
 pub mod jpeg_dc;
 pub mod render;
+pub mod webp;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;

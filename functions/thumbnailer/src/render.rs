@@ -2,8 +2,9 @@
 //!
 //! - JPEG (RGB, grayscale or CMYK, baseline or progressive) decodes *scaled* in the DCT domain
 //!   (1/2, 1/4 or 1/8, like sharp's shrink-on-load) so a 24 MP photo never exists at full size.
-//! - PNG (8/16-bit), WebP and GIF (first frame) go through `image`, built without its JPEG
-//!   decoder: every JPEG is `jpeg_dc`'s or `jpeg-decoder`'s (one JPEG decoder less in the zip).
+//! - PNG (8/16-bit) goes through `image`, built with its PNG decoder only. GIF (first frame) is
+//!   the `gif` crate's, as palette indices; WebP (first frame) libwebp's ([`crate::webp`]),
+//!   scaled while decoding.
 //! - Alpha is flattened on white; EXIF orientation is applied; images narrower than the target
 //!   keep their width (never upscaled); the aspect ratio is kept.
 //! - Limits bound pixels and memory, so decompression bombs fail fast as [`RenderError`]s. Every
@@ -17,7 +18,7 @@ use fast_image_resize::{FilterType, PixelTrait, PixelType, ResizeAlg, ResizeOpti
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
-use crate::jpeg_dc;
+use crate::{jpeg_dc, webp};
 
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -95,9 +96,9 @@ pub fn render(bytes: &[u8], options: &RenderOptions) -> Result<Thumbnail, Render
             Some(decoded) => decoded,
             None => decode_jpeg_scaled(bytes, options)?,
         },
-        ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif => {
-            decode_general(bytes, format, options)?
-        }
+        ImageFormat::Gif => decode_gif(bytes, options)?,
+        ImageFormat::WebP => decode_webp(bytes, options)?,
+        ImageFormat::Png => decode_general(bytes, format, options)?,
         _ => return Err(RenderError::UnsupportedFormat),
     };
     let (target_w, target_h) =
@@ -150,14 +151,14 @@ fn check_pixels(width: u32, height: u32, options: &RenderOptions) -> Result<(), 
     Ok(())
 }
 
-/// The fastest path, for every JPEG whose 1/8-scale image is still at least as wide as the
-/// thumbnail once oriented: DC coefficients only ([`crate::jpeg_dc`]). `None` when it does not
-/// apply.
+/// The fastest path ([`crate::jpeg_dc`]): 1/8 scale from DC coefficients when that image keeps
+/// twice the thumbnail's width once oriented, else 1/4 scale from the four lowest coefficients
+/// when that one is at least as wide. `None` when neither applies.
 ///
-/// The floor is the whole rule, as with Pillow's draft mode and libvips's shrink-on-load: a
-/// 1/8-scale image is a box-filtered copy, and resampling it down by any factor >= 1 scores the
-/// same SSIM against a full-resolution Lanczos3 reference as Pillow's does (docs/benchmarks.md;
-/// `make bench-thumbnails` shows the SSIM of every row).
+/// Twice is what Pillow's `thumbnail()` asks its draft mode for (`reducing_gap = 2`), and what
+/// SSIM asks too: a 1920 px photo at 1/8 (240 px, 1.2x a 200 px thumbnail) scored 0.005 below
+/// Pillow's 1/4-scale decode against a full-resolution Lanczos3 reference; at 1/4 it matches
+/// (docs/benchmarks.md; `make bench-thumbnails` shows the SSIM of every row).
 fn decode_jpeg_dc(bytes: &[u8], options: &RenderOptions) -> Result<Option<Decoded>, RenderError> {
     let Some(header) = jpeg_dc::header(bytes) else {
         return Ok(None);
@@ -169,10 +170,10 @@ fn decode_jpeg_dc(bytes: &[u8], options: &RenderOptions) -> Result<Option<Decode
     } else {
         width
     };
-    if shown_width.div_ceil(8) < options.width {
+    let Some(scale) = shrink_on_load(shown_width, options.width) else {
         return Ok(None);
-    }
-    match jpeg_dc::decode(bytes) {
+    };
+    match jpeg_dc::decode(bytes, scale) {
         Ok(Some(image)) => {
             let (w, h) = (image.width, image.height);
             let pixels = match image.colour {
@@ -188,6 +189,17 @@ fn decode_jpeg_dc(bytes: &[u8], options: &RenderOptions) -> Result<Option<Decode
         }
         Ok(None) => Ok(None),
         Err(err) => Err(RenderError::Decode(err.to_string())),
+    }
+}
+
+/// The [`jpeg_dc`] scale for a JPEG shown `shown_width` wide and a `target`-wide thumbnail.
+pub fn shrink_on_load(shown_width: u32, target: u32) -> Option<jpeg_dc::Scale> {
+    if shown_width.div_ceil(8) >= target.saturating_mul(2) {
+        Some(jpeg_dc::Scale::Eighth)
+    } else if shown_width.div_ceil(4) >= target {
+        Some(jpeg_dc::Scale::Quarter)
+    } else {
+        None
     }
 }
 
@@ -277,6 +289,7 @@ fn decode_general(
     let pixels = match image {
         DynamicImage::ImageLuma8(gray) => Pixels::Gray(width, height, gray.into_raw()),
         DynamicImage::ImageRgb8(rgb) => Pixels::Rgb(width, height, rgb.into_raw()),
+        DynamicImage::ImageRgba8(rgba) => Pixels::Rgb(width, height, flatten_on_white(&rgba)),
         other if other.color().has_alpha() => {
             Pixels::Rgb(width, height, flatten_on_white(&other.to_rgba8()))
         }
@@ -292,14 +305,160 @@ fn decode_general(
     })
 }
 
+/// A GIF's first frame, straight from the `gif` crate as palette indices and mapped to RGB on
+/// white in one pass: `image`'s decoder expands every pixel to RGBA first, then this module
+/// flattened it, two full-size passes and buffers more (docs/benchmarks.md). Same picture: the
+/// frame placed on the logical screen, transparent pixels, indices past the palette and the
+/// screen outside the frame white (what `image` leaves transparent).
+fn decode_gif(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderError> {
+    let decode_err = |e: gif::DecodingError| match e {
+        gif::DecodingError::MemoryLimit | gif::DecodingError::OutOfMemory => {
+            RenderError::TooLarge {
+                width: 0,
+                height: 0,
+                max_pixels: options.max_pixels,
+            }
+        }
+        other => RenderError::Decode(other.to_string()),
+    };
+    let mut gif_options = gif::DecodeOptions::new();
+    gif_options.set_color_output(gif::ColorOutput::Indexed);
+    if let Some(limit) = std::num::NonZeroU64::new(options.max_alloc) {
+        gif_options.set_memory_limit(gif::MemoryLimit::Bytes(limit));
+    }
+    let mut decoder = gif_options
+        .read_info(Cursor::new(bytes))
+        .map_err(decode_err)?;
+    let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
+    check_pixels(width, height, options)?;
+    let frame = decoder
+        .next_frame_info()
+        .map_err(decode_err)?
+        .ok_or_else(|| RenderError::Decode("the GIF has no frame".into()))?;
+    let (left, top) = (usize::from(frame.left), usize::from(frame.top));
+    let frame_w = usize::from(frame.width);
+    let transparent = frame.transparent;
+    // A frame may claim more than the screen; it is decoded whole, so it meets the limit too.
+    check_pixels(frame.width.into(), frame.height.into(), options).or_else(|e| match e {
+        RenderError::Decode(_) => Ok(()), // an empty frame leaves the screen white
+        other => Err(other),
+    })?;
+    let mut indices = vec![0u8; decoder.buffer_size()];
+    decoder.read_into_buffer(&mut indices).map_err(decode_err)?;
+    let palette = decoder.palette().map_err(decode_err)?;
+    // Every index's colour once (white where transparent or past the palette), then one lookup
+    // a pixel.
+    let mut colours = [[255u8; 3]; 256];
+    for (index, colour) in colours.iter_mut().enumerate() {
+        if let Some(rgb) = palette.get(index * 3..index * 3 + 3)
+            && transparent != Some(index as u8)
+        {
+            colour.copy_from_slice(rgb);
+        }
+    }
+    let (screen_w, screen_h) = (width as usize, height as usize);
+    let mut rgb = vec![255u8; screen_w * screen_h * 3];
+    let visible_w = frame_w.min(screen_w.saturating_sub(left));
+    if frame_w > 0 && visible_w > 0 {
+        for (y, row) in indices.chunks_exact(frame_w).enumerate() {
+            if top + y >= screen_h {
+                break;
+            }
+            let start = ((top + y) * screen_w + left) * 3;
+            let out = &mut rgb[start..start + visible_w * 3];
+            for (pixel, &index) in out.chunks_exact_mut(3).zip(&row[..visible_w]) {
+                pixel.copy_from_slice(&colours[usize::from(index)]);
+            }
+        }
+    }
+    Ok(Decoded {
+        pixels: Pixels::Rgb(width, height, rgb),
+        orientation: Orientation::NoTransforms,
+        source: (width, height),
+    })
+}
+
+/// A WebP's first frame by libwebp, scaled while decoding by the integer factor that keeps twice
+/// the thumbnail's width (as the box reduction in [`resize`] would), premultiplied when it has
+/// alpha and flattened on white. A frame smaller than the canvas (animations may start so) is
+/// decoded at full size and placed on white.
+fn decode_webp(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderError> {
+    let decode_err = |e: webp::WebpError| RenderError::Decode(e.to_string());
+    let file = webp::WebpFile::parse(bytes).map_err(decode_err)?;
+    let (width, height) = (file.width, file.height);
+    check_pixels(width, height, options)?;
+    let frame = file.frame;
+    if frame.width == 0 || frame.height == 0 {
+        return Err(RenderError::Decode("the WebP frame has no pixels".into()));
+    }
+    let covers = (frame.left, frame.top, frame.width, frame.height) == (0, 0, width, height);
+    let shown_width = if swaps_axes(file.orientation) {
+        height
+    } else {
+        width
+    };
+    let factor = if covers {
+        reducing_factor(shown_width, options.width)
+    } else {
+        1
+    };
+    let (out_w, out_h) = (frame.width.div_ceil(factor), frame.height.div_ceil(factor));
+    let decoded = webp::decode_frame(&frame, out_w, out_h, frame.has_alpha).map_err(decode_err)?;
+    let rgb = if frame.has_alpha {
+        flatten_premultiplied_on_white(&decoded)
+    } else {
+        decoded
+    };
+    let rgb = if covers {
+        rgb
+    } else {
+        let (canvas_w, left, top) = (width as usize, frame.left as usize, frame.top as usize);
+        let mut canvas = vec![255u8; canvas_w * height as usize * 3];
+        // The demuxer keeps frames inside the canvas; clipping is for safety only.
+        let visible = (out_w as usize).min(canvas_w.saturating_sub(left)) * 3;
+        for (y, row) in rgb.chunks_exact(out_w as usize * 3).enumerate() {
+            let start = ((top + y) * canvas_w + left) * 3;
+            if let Some(out) = canvas.get_mut(start..start + visible) {
+                out.copy_from_slice(&row[..visible]);
+            }
+        }
+        canvas
+    };
+    let (w, h) = if covers {
+        (out_w, out_h)
+    } else {
+        (width, height)
+    };
+    Ok(Decoded {
+        pixels: Pixels::Rgb(w, h, rgb),
+        orientation: file.orientation,
+        source: (width, height),
+    })
+}
+
+/// Premultiplied RGBA on white: each channel plus the white the missing coverage lets through.
+fn flatten_premultiplied_on_white(rgba: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; rgba.len() / 4 * 3];
+    for (px, rgb) in rgba.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+        let white = 255 - px[3];
+        for (channel, &c) in rgb.iter_mut().zip(&px[..3]) {
+            *channel = c.saturating_add(white);
+        }
+    }
+    out
+}
+
 /// Alpha blended onto white paper (what a JPEG, which has no alpha, shows).
 pub fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
-    for px in rgba.pixels() {
-        let [r, g, b, a] = px.0;
-        let a = u32::from(a);
-        for c in [r, g, b] {
-            out.push(((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8);
+    let mut out = vec![0u8; rgba.len() / 4 * 3];
+    for (px, rgb) in rgba.as_raw().chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+        let a = u32::from(px[3]);
+        if a == 255 {
+            rgb.copy_from_slice(&px[..3]);
+            continue;
+        }
+        for (channel, &c) in rgb.iter_mut().zip(&px[..3]) {
+            *channel = ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
         }
     }
     out
@@ -362,20 +521,58 @@ fn resize(pixels: Pixels, width: u32, height: u32) -> Result<Pixels, RenderError
     })
 }
 
-/// Lanczos3 through the resizer's typed entry point. `Resizer::resize` dispatches on the pixel
-/// type at run time and so links the convolution code of all 13 pixel types; these are the only
-/// two the decoders produce (0.37 MB less x86_64 binary, docs/benchmarks.md).
+/// The integer factor a source is box-reduced by before Lanczos3, per axis: what leaves at
+/// least twice the target (Pillow's `reducing_gap = 2`), 1 when that is no reduction.
+fn reducing_factor(source: u32, target: u32) -> u32 {
+    (source / target.max(1) / 2).max(1)
+}
+
+/// Lanczos3 through the resizer's typed entry point, after a box reduction by an integer factor
+/// when the source is over twice the target (`reducing_factor`), as Pillow's `thumbnail()` does:
+/// a 1920 px frame becomes 480 px averaging 4x4 pixels, about 4 filter taps an output pixel
+/// instead of Lanczos3's 58 at that ratio, and scores the same SSIM. `Resizer::resize`
+/// dispatches on the pixel type at run time and so links the convolution code of all 13 pixel
+/// types; these are the only two the decoders produce (0.37 MB less x86_64 binary,
+/// docs/benchmarks.md).
 fn resize_typed<P: PixelTrait + InnerPixel>(
     src: &Image,
     dst: &mut Image,
 ) -> Result<(), RenderError> {
     let mismatch = || RenderError::Encode("resize buffers do not hold the expected pixels".into());
-    let src_view = src.typed_image::<P>().ok_or_else(mismatch)?;
+    let failed = |e: fast_image_resize::ResizeError| RenderError::Encode(e.to_string());
+    let mut resizer = Resizer::new();
+    let lanczos = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let (fx, fy) = (
+        reducing_factor(src.width(), dst.width()),
+        reducing_factor(src.height(), dst.height()),
+    );
+    let reduced = if fx > 1 || fy > 1 {
+        let mut reduced = Image::new(
+            src.width().div_ceil(fx),
+            src.height().div_ceil(fy),
+            src.pixel_type(),
+        );
+        let boxed = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
+        resizer
+            .resize_typed(
+                &src.typed_image::<P>().ok_or_else(mismatch)?,
+                &mut reduced.typed_image_mut::<P>().ok_or_else(mismatch)?,
+                &boxed,
+            )
+            .map_err(failed)?;
+        Some(reduced)
+    } else {
+        None
+    };
+    let src_view = reduced
+        .as_ref()
+        .unwrap_or(src)
+        .typed_image::<P>()
+        .ok_or_else(mismatch)?;
     let mut dst_view = dst.typed_image_mut::<P>().ok_or_else(mismatch)?;
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-    Resizer::new()
-        .resize_typed(&src_view, &mut dst_view, &options)
-        .map_err(|e| RenderError::Encode(e.to_string()))
+    resizer
+        .resize_typed(&src_view, &mut dst_view, &lanczos)
+        .map_err(failed)
 }
 
 fn apply_orientation(pixels: Pixels, orientation: Orientation) -> Pixels {
@@ -425,6 +622,210 @@ fn encode(pixels: &Pixels, quality: u8) -> Result<Thumbnail, RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A GIF whose first frame is smaller than the screen, offset, partly off it, with a
+    /// transparent index and indices past its 4-colour palette; interlaced or not.
+    fn gif(interlaced: bool, frame_x: u16) -> Vec<u8> {
+        let palette = [255, 0, 0, 0, 0, 255, 0, 255, 0, 10, 20, 30];
+        let (w, h) = (90u16, 40u16);
+        let indices: Vec<u8> = (0..u32::from(w) * u32::from(h))
+            .map(|i| ((i % 7 + i / 13) % 6) as u8)
+            .collect();
+        let mut bytes = Vec::new();
+        let mut encoder = gif::Encoder::new(&mut bytes, 120, 50, &palette).unwrap();
+        let mut frame = gif::Frame::from_indexed_pixels(w, h, indices, Some(2));
+        (frame.left, frame.top, frame.interlaced) = (frame_x, 5, interlaced);
+        encoder.write_frame(&frame).unwrap();
+        drop(encoder);
+        bytes
+    }
+
+    /// The `VP8L` chunk (header included) of a lossless WebP `image` writes.
+    fn vp8l_chunk(picture: &image::RgbaImage) -> Vec<u8> {
+        let mut file = std::io::Cursor::new(Vec::new());
+        picture
+            .write_to(&mut file, ImageFormat::WebP)
+            .expect("encodes");
+        let file = file.into_inner();
+        let mut at = 12;
+        while at + 8 <= file.len() {
+            let size = u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()) as usize;
+            if &file[at..at + 4] == b"VP8L" {
+                return file[at..at + 8 + size + size % 2].to_vec();
+            }
+            at += 8 + size + size % 2;
+        }
+        panic!("no VP8L chunk");
+    }
+
+    fn chunk(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = [kind.as_slice(), &(body.len() as u32).to_le_bytes(), body].concat();
+        if body.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    }
+
+    fn u24(v: u32) -> [u8; 3] {
+        let b = v.to_le_bytes();
+        [b[0], b[1], b[2]]
+    }
+
+    /// An extended WebP (RIFF/VP8X, written by hand: `image` writes only simple files): a
+    /// canvas, optional EXIF, and either the still image or one animation frame at an offset.
+    fn extended_webp(
+        canvas: (u32, u32),
+        frame: &image::RgbaImage,
+        offset: Option<(u32, u32)>,
+        exif: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let flags =
+            0x10 | if exif.is_some() { 0x08 } else { 0 } | if offset.is_some() { 0x02 } else { 0 };
+        let mut vp8x = vec![flags, 0, 0, 0];
+        vp8x.extend(u24(canvas.0 - 1));
+        vp8x.extend(u24(canvas.1 - 1));
+        let mut body = [b"WEBP".as_slice(), &chunk(b"VP8X", &vp8x)].concat();
+        match offset {
+            Some((x, y)) => {
+                body.extend(chunk(b"ANIM", &[0, 0, 0, 0, 0, 0]));
+                let mut anmf = Vec::new();
+                for v in [x / 2, y / 2, frame.width() - 1, frame.height() - 1, 100] {
+                    anmf.extend(u24(v));
+                }
+                anmf.push(0);
+                anmf.extend(vp8l_chunk(frame));
+                body.extend(chunk(b"ANMF", &anmf));
+            }
+            None => body.extend(vp8l_chunk(frame)),
+        }
+        if let Some(exif) = exif {
+            body.extend(chunk(b"EXIF", exif));
+        }
+        [
+            b"RIFF".as_slice(),
+            &(body.len() as u32).to_le_bytes(),
+            &body,
+        ]
+        .concat()
+    }
+
+    /// A picture with every level of alpha.
+    fn translucent(width: u32, height: u32) -> image::RgbaImage {
+        image::RgbaImage::from_fn(width, height, |x, y| {
+            image::Rgba([
+                (x * 255 / width) as u8,
+                (y * 255 / height) as u8,
+                ((x ^ y) & 0xFF) as u8,
+                ((x + y) * 255 / (width + height)) as u8,
+            ])
+        })
+    }
+
+    fn max_diff(a: &[u8], b: &[u8]) -> u8 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// libwebp's picture is `image`'s, flattened on white (premultiplied: within one level of
+    /// rounding), at full size while the frame is under twice the thumbnail's width.
+    #[test]
+    fn webp_with_alpha_is_the_picture_on_white() {
+        let picture = translucent(300, 200);
+        let mut file = std::io::Cursor::new(Vec::new());
+        picture.write_to(&mut file, ImageFormat::WebP).unwrap();
+        let Decoded { pixels, .. } =
+            decode_webp(file.get_ref(), &RenderOptions::default()).unwrap();
+        let Pixels::Rgb(w, h, rgb) = pixels else {
+            panic!("WebPs decode to RGB");
+        };
+        assert_eq!((w, h), (300, 200));
+        assert!(max_diff(&rgb, &flatten_on_white(&picture)) <= 2);
+    }
+
+    /// Over twice the thumbnail's width, libwebp scales while decoding by the integer factor the
+    /// box reduction would use: the 2x2 means of the picture.
+    #[test]
+    fn wide_webps_are_scaled_while_decoding() {
+        let picture = translucent(1000, 600);
+        let mut file = std::io::Cursor::new(Vec::new());
+        picture.write_to(&mut file, ImageFormat::WebP).unwrap();
+        let Decoded { pixels, source, .. } =
+            decode_webp(file.get_ref(), &RenderOptions::default()).unwrap();
+        assert_eq!(source, (1000, 600));
+        let Pixels::Rgb(w, h, rgb) = pixels else {
+            panic!("WebPs decode to RGB");
+        };
+        assert_eq!((w, h), (500, 300));
+        let flat = flatten_on_white(&picture);
+        let mean: Vec<u8> = (0..300usize)
+            .flat_map(|y| (0..500usize).map(move |x| (x, y)))
+            .flat_map(|(x, y)| (0..3).map(move |c| (x, y, c)))
+            .map(|(x, y, c)| {
+                let at = |dx: usize, dy: usize| {
+                    u32::from(flat[((2 * y + dy) * 1000 + 2 * x + dx) * 3 + c])
+                };
+                ((at(0, 0) + at(1, 0) + at(0, 1) + at(1, 1) + 2) / 4) as u8
+            })
+            .collect();
+        let mean_abs = rgb
+            .iter()
+            .zip(&mean)
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / rgb.len() as f64;
+        assert!(mean_abs < 2.0, "mean abs diff {mean_abs}");
+    }
+
+    /// An animation's first frame sits at its offset on a white canvas; EXIF orientation is read
+    /// from the extended format's chunk.
+    #[test]
+    fn extended_webps_place_the_first_frame_and_carry_orientation() {
+        let frame = translucent(60, 40);
+        let animated = extended_webp((120, 90), &frame, Some((20, 30)), None);
+        let Decoded { pixels, .. } = decode_webp(&animated, &RenderOptions::default()).unwrap();
+        let Pixels::Rgb(w, h, rgb) = pixels else {
+            panic!("WebPs decode to RGB");
+        };
+        assert_eq!((w, h), (120, 90));
+        let mut expected = vec![255u8; 120 * 90 * 3];
+        for (y, row) in flatten_on_white(&frame).chunks_exact(60 * 3).enumerate() {
+            let start = ((30 + y) * 120 + 20) * 3;
+            expected[start..start + row.len()].copy_from_slice(row);
+        }
+        assert!(max_diff(&rgb, &expected) <= 2);
+        // TIFF, little-endian, one entry: orientation (0x0112) = 6, rotate 90 clockwise.
+        let exif = [
+            0x49, 0x49, 0x2A, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0,
+            0, 0,
+        ];
+        let rotated = extended_webp((60, 40), &frame, None, Some(&exif));
+        let decoded = decode_webp(&rotated, &RenderOptions::default()).unwrap();
+        assert_eq!(decoded.orientation, Orientation::Rotate90);
+        assert!(decode_webp(&rotated[..rotated.len() / 2], &RenderOptions::default()).is_err());
+    }
+
+    /// Straight from palette indices, the picture `image`'s decoder shows flattened on white.
+    #[test]
+    fn gif_frames_are_the_picture_image_decodes() {
+        for (interlaced, x) in [(false, 0), (false, 20), (true, 7), (false, 100)] {
+            let bytes = gif(interlaced, x);
+            let Decoded { pixels, .. } = decode_gif(&bytes, &RenderOptions::default()).unwrap();
+            let Pixels::Rgb(w, h, rgb) = pixels else {
+                panic!("GIFs decode to RGB");
+            };
+            let expected = image::load_from_memory(&bytes).unwrap().to_rgba8();
+            assert_eq!((w, h), expected.dimensions());
+            assert_eq!(
+                rgb,
+                flatten_on_white(&expected),
+                "interlaced {interlaced}, x {x}"
+            );
+        }
+    }
 
     #[test]
     fn cmyk_inks_become_the_colour_left_on_white_paper() {
