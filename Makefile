@@ -42,6 +42,7 @@ help:
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
 	@echo "make bench-thumbnails  thumbnail core vs sharp and Pillow, interleaved, on every accepted kind of image"
 	@echo "make fuzz-thumbnails   the thumbnailer's JPEG decoder and render path under cargo-fuzz (15 min a target)"
+	@echo "make fuzz-thumbnails-smoke  the same, 30 s a target"
 	@echo "make bench-cold        per-function size, zip, init vs hello-world, peak RSS"
 	@echo "make bench-fanout      chat fan-out to 1,000 connections at 5 ms per post"
 	@echo "make clean      remove build output and virtualenvs"
@@ -115,7 +116,9 @@ lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(WORKFLOWS_VENV)/.insta
 	$(WORKFLOWS_VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(WORKFLOWS_VENV)/bin/zizmor --offline --min-severity low .github/workflows
 
-test: fmt-check clippy unit-and-integration e2e-aws-rehearsal lint fuzz-smoke fuzz-thumbnails-smoke
+# The thumbnailer's fuzz properties run in unit-and-integration as seeded mutations
+# (functions/thumbnailer/tests/seeded_mutations.rs); cargo-fuzz itself is make fuzz-thumbnails.
+test: fmt-check clippy unit-and-integration e2e-aws-rehearsal lint fuzz-smoke
 	@echo "make test: all checks passed"
 
 # HTTP contract: every route of docs/openapi.yaml fuzzed against the local stack (FUZZ_EXAMPLES
@@ -183,8 +186,9 @@ bench-thumbnails: $(BENCH_VENV)/.installed bench/node_modules/.installed $(if $(
 	BENCH_CORPUS=$(BENCH_CORPUS) cargo bench --locked -p thumbnailer --bench thumbnails
 
 # The thumbnailer's fuzz targets (functions/thumbnailer/fuzz): FUZZ_THUMBNAILS_SECONDS per
-# target, seeded with the test fixtures and the corpus's kinds at small size. `make test` runs
-# a short one.
+# target, seeded with the test fixtures and the corpus's kinds at small size. `make test` replays
+# the same properties over seeded mutations instead (no cargo-fuzz build: minutes on a fresh
+# machine); fuzz-thumbnails-smoke is cargo-fuzz for 30 s a target.
 FUZZ_THUMBNAILS_SECONDS ?= 900
 $(ROOT)/target/fuzz-seeds/.made: bench/make_corpus.py | $(BENCH_VENV)/.installed cjpeg
 	$(BENCH_VENV)/bin/python bench/make_corpus.py $(@D) --small
