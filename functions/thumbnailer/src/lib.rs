@@ -6,6 +6,7 @@
 //! next to the thumbnails and the message is consumed: retrying cannot fix it.
 
 pub mod jpeg_dc;
+pub mod lzw;
 pub mod render;
 pub mod webp;
 

@@ -18,7 +18,7 @@ use fast_image_resize::{FilterType, PixelTrait, PixelType, ResizeAlg, ResizeOpti
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
-use crate::{jpeg_dc, webp};
+use crate::{jpeg_dc, lzw, webp};
 
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -305,9 +305,10 @@ fn decode_general(
     })
 }
 
-/// A GIF's first frame, straight from the `gif` crate as palette indices and mapped to RGB on
-/// white in one pass: `image`'s decoder expands every pixel to RGBA first, then this module
-/// flattened it, two full-size passes and buffers more (docs/benchmarks.md). Same picture: the
+/// A GIF's first frame as palette indices (the container by the `gif` crate, the LZW by
+/// [`crate::lzw`]) mapped to RGB on white in one pass: `image`'s decoder expands every pixel to
+/// RGBA first, then this module flattened it, two full-size passes and buffers more
+/// (docs/benchmarks.md). Same picture: the
 /// frame placed on the logical screen, transparent pixels, indices past the palette and the
 /// screen outside the frame white (what `image` leaves transparent).
 fn decode_gif(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderError> {
@@ -321,8 +322,9 @@ fn decode_gif(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderEr
         }
         other => RenderError::Decode(other.to_string()),
     };
+    // The container by the `gif` crate, the frame's LZW bytes by crate::lzw (see there why).
     let mut gif_options = gif::DecodeOptions::new();
-    gif_options.set_color_output(gif::ColorOutput::Indexed);
+    gif_options.skip_frame_decoding(true);
     if let Some(limit) = std::num::NonZeroU64::new(options.max_alloc) {
         gif_options.set_memory_limit(gif::MemoryLimit::Bytes(limit));
     }
@@ -331,38 +333,57 @@ fn decode_gif(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderEr
         .map_err(decode_err)?;
     let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
     check_pixels(width, height, options)?;
+    let global_palette = decoder.global_palette().map(<[u8]>::to_vec);
     let frame = decoder
-        .next_frame_info()
+        .read_next_frame()
         .map_err(decode_err)?
         .ok_or_else(|| RenderError::Decode("the GIF has no frame".into()))?;
     let (left, top) = (usize::from(frame.left), usize::from(frame.top));
-    let frame_w = usize::from(frame.width);
-    let transparent = frame.transparent;
+    let (frame_w, frame_h) = (usize::from(frame.width), usize::from(frame.height));
     // A frame may claim more than the screen; it is decoded whole, so it meets the limit too.
     check_pixels(frame.width.into(), frame.height.into(), options).or_else(|e| match e {
         RenderError::Decode(_) => Ok(()), // an empty frame leaves the screen white
         other => Err(other),
     })?;
-    let mut indices = vec![0u8; decoder.buffer_size()];
-    decoder.read_into_buffer(&mut indices).map_err(decode_err)?;
-    let palette = decoder.palette().map_err(decode_err)?;
+    let mut indices = vec![0u8; frame_w * frame_h];
+    if let [min_code_size, data @ ..] = &frame.buffer[..]
+        && !indices.is_empty()
+    {
+        lzw::decode(*min_code_size, data, &mut indices)
+            .map_err(|e| RenderError::Decode(e.to_string()))?;
+    }
+    let palette = frame
+        .palette
+        .as_deref()
+        .or(global_palette.as_deref())
+        .ok_or_else(|| RenderError::Decode("the GIF frame has no palette".into()))?;
     // Every index's colour once (white where transparent or past the palette), then one lookup
     // a pixel.
     let mut colours = [[255u8; 3]; 256];
     for (index, colour) in colours.iter_mut().enumerate() {
         if let Some(rgb) = palette.get(index * 3..index * 3 + 3)
-            && transparent != Some(index as u8)
+            && frame.transparent != Some(index as u8)
         {
             colour.copy_from_slice(rgb);
         }
     }
+    // Interlaced frames store rows in four passes: every 8th from 0, every 8th from 4, every
+    // 4th from 2, every 2nd from 1.
+    let rows: Vec<usize> = if frame.interlaced {
+        [(0, 8), (4, 8), (2, 4), (1, 2)]
+            .iter()
+            .flat_map(|&(first, step)| (first..frame_h).step_by(step))
+            .collect()
+    } else {
+        (0..frame_h).collect()
+    };
     let (screen_w, screen_h) = (width as usize, height as usize);
     let mut rgb = vec![255u8; screen_w * screen_h * 3];
     let visible_w = frame_w.min(screen_w.saturating_sub(left));
     if frame_w > 0 && visible_w > 0 {
-        for (y, row) in indices.chunks_exact(frame_w).enumerate() {
+        for (&y, row) in rows.iter().zip(indices.chunks_exact(frame_w)) {
             if top + y >= screen_h {
-                break;
+                continue;
             }
             let start = ((top + y) * screen_w + left) * 3;
             let out = &mut rgb[start..start + visible_w * 3];
