@@ -2,9 +2,9 @@
 //!
 //! - JPEG (RGB, grayscale or CMYK, baseline or progressive) decodes *scaled* in the DCT domain
 //!   (1/2, 1/4 or 1/8, like sharp's shrink-on-load) so a 24 MP photo never exists at full size.
-//! - PNG (8/16-bit) goes through `image`, built with its PNG decoder only. GIF (first frame) is
-//!   the `gif` crate's, as palette indices; WebP (first frame) libwebp's ([`crate::webp`]),
-//!   scaled while decoding.
+//! - PNG (8/16-bit, cut to 8 while decoding) is the `png` crate's; GIF (first frame) the `gif`
+//!   crate's container with [`crate::lzw`]; WebP (first frame) libwebp's ([`crate::webp`]),
+//!   scaled while decoding. `image` is used for its types and transforms, no codec of its own.
 //! - Alpha is flattened on white; EXIF orientation is applied; images narrower than the target
 //!   keep their width (never upscaled); the aspect ratio is kept.
 //! - Limits bound pixels and memory, so decompression bombs fail fast as [`RenderError`]s. Every
@@ -16,7 +16,7 @@ use fast_image_resize::images::Image;
 use fast_image_resize::pixels::{self, InnerPixel};
 use fast_image_resize::{FilterType, PixelTrait, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageFormat, RgbImage};
 
 use crate::{jpeg_dc, lzw, webp};
 
@@ -98,7 +98,7 @@ pub fn render(bytes: &[u8], options: &RenderOptions) -> Result<Thumbnail, Render
         },
         ImageFormat::Gif => decode_gif(bytes, options)?,
         ImageFormat::WebP => decode_webp(bytes, options)?,
-        ImageFormat::Png => decode_general(bytes, format, options)?,
+        ImageFormat::Png => decode_png(bytes, options)?,
         _ => return Err(RenderError::UnsupportedFormat),
     };
     let (target_w, target_h) =
@@ -264,45 +264,70 @@ pub fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     rgb
 }
 
-fn decode_general(
-    bytes: &[u8],
-    format: ImageFormat,
-    options: &RenderOptions,
-) -> Result<Decoded, RenderError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(options.max_alloc);
-    reader.limits(limits);
-    let decode_err = |e: image::ImageError| match e {
-        image::ImageError::Limits(_) => RenderError::TooLarge {
+/// PNG by the `png` crate (the decoder `image` wraps), asked for 8-bit output: palettes and low
+/// bit depths expanded, tRNS as alpha, 16-bit samples cut to their high byte while decoding
+/// (`image` decodes 16 bits to a buffer twice the size, then converts; a 2 MP 16-bit PNG took
+/// 0.9x Pillow that way), then alpha flattened on white.
+fn decode_png(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderError> {
+    let decode_err = |e: png::DecodingError| match e {
+        png::DecodingError::LimitsExceeded => RenderError::TooLarge {
             width: 0,
             height: 0,
             max_pixels: options.max_pixels,
         },
         other => RenderError::Decode(other.to_string()),
     };
-    let mut decoder = reader.into_decoder().map_err(decode_err)?;
-    let (width, height) = decoder.dimensions();
+    let limits = png::Limits {
+        bytes: usize::try_from(options.max_alloc).unwrap_or(usize::MAX),
+    };
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), limits);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(decode_err)?;
+    let (width, height) = reader.info().size();
     check_pixels(width, height, options)?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
-    let pixels = match image {
-        DynamicImage::ImageLuma8(gray) => Pixels::Gray(width, height, gray.into_raw()),
-        DynamicImage::ImageRgb8(rgb) => Pixels::Rgb(width, height, rgb.into_raw()),
-        DynamicImage::ImageRgba8(rgba) => Pixels::Rgb(width, height, flatten_on_white(&rgba)),
-        other if other.color().has_alpha() => {
-            Pixels::Rgb(width, height, flatten_on_white(&other.to_rgba8()))
+    let orientation = reader
+        .info()
+        .exif_metadata
+        .as_deref()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| RenderError::Decode("PNG frame too large".into()))?;
+    let mut buffer = vec![0u8; size];
+    let frame = reader.next_frame(&mut buffer).map_err(decode_err)?;
+    buffer.truncate(frame.buffer_size());
+    let pixels = match frame.color_type {
+        png::ColorType::Grayscale => Pixels::Gray(width, height, buffer),
+        png::ColorType::GrayscaleAlpha => {
+            Pixels::Gray(width, height, flatten_gray_on_white(&buffer))
         }
-        other if other.color().channel_count() == 1 => {
-            Pixels::Gray(width, height, other.to_luma8().into_raw())
+        png::ColorType::Rgb => Pixels::Rgb(width, height, buffer),
+        png::ColorType::Rgba => Pixels::Rgb(width, height, flatten_rgba_on_white(&buffer)),
+        png::ColorType::Indexed => {
+            return Err(RenderError::Decode("PNG palette not expanded".into()));
         }
-        other => Pixels::Rgb(width, height, other.to_rgb8().into_raw()),
     };
     Ok(Decoded {
         pixels,
         orientation,
         source: (width, height),
     })
+}
+
+/// One sample over white paper at `alpha` (0-255), rounded.
+#[inline(always)]
+fn on_white(sample: u8, alpha: u8) -> u8 {
+    let a = u32::from(alpha);
+    ((u32::from(sample) * a + 255 * (255 - a) + 127) / 255) as u8
+}
+
+/// Gray + alpha samples flattened on white, to gray.
+fn flatten_gray_on_white(gray_alpha: &[u8]) -> Vec<u8> {
+    gray_alpha
+        .chunks_exact(2)
+        .map(|px| on_white(px[0], px[1]))
+        .collect()
 }
 
 /// A GIF's first frame as palette indices (the container by the `gif` crate, the LZW by
@@ -471,15 +496,19 @@ fn flatten_premultiplied_on_white(rgba: &[u8]) -> Vec<u8> {
 
 /// Alpha blended onto white paper (what a JPEG, which has no alpha, shows).
 pub fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<u8> {
+    flatten_rgba_on_white(rgba.as_raw())
+}
+
+/// RGBA samples (not premultiplied) flattened on white, to RGB.
+fn flatten_rgba_on_white(rgba: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; rgba.len() / 4 * 3];
-    for (px, rgb) in rgba.as_raw().chunks_exact(4).zip(out.chunks_exact_mut(3)) {
-        let a = u32::from(px[3]);
-        if a == 255 {
+    for (px, rgb) in rgba.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+        if px[3] == 255 {
             rgb.copy_from_slice(&px[..3]);
             continue;
         }
         for (channel, &c) in rgb.iter_mut().zip(&px[..3]) {
-            *channel = ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+            *channel = on_white(c, px[3]);
         }
     }
     out
@@ -827,6 +856,45 @@ mod tests {
         let decoded = decode_webp(&rotated, &RenderOptions::default()).unwrap();
         assert_eq!(decoded.orientation, Orientation::Rotate90);
         assert!(decode_webp(&rotated[..rotated.len() / 2], &RenderOptions::default()).is_err());
+    }
+
+    /// 8-bit output straight from the decoder: the picture `image` decodes, flattened on white
+    /// (16-bit samples cut to their high byte rather than rounded: within one level).
+    #[test]
+    fn pngs_of_every_depth_and_alpha_are_the_picture_on_white() {
+        let rgba = translucent(120, 80);
+        let wide = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_fn(120, 80, |x, y| {
+            let p = rgba
+                .get_pixel(x, y)
+                .0
+                .map(|v| u16::from(v) * 257 + (x as u16 & 0xFF));
+            image::Rgba(p)
+        });
+        let cases = [
+            ("rgba8", DynamicImage::ImageRgba8(rgba.clone())),
+            ("rgba16", DynamicImage::ImageRgba16(wide)),
+            (
+                "gray+alpha",
+                DynamicImage::ImageLumaA8(DynamicImage::ImageRgba8(rgba.clone()).to_luma_alpha8()),
+            ),
+            (
+                "rgb",
+                DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(rgba).to_rgb8()),
+            ),
+        ];
+        for (name, picture) in cases {
+            let mut file = std::io::Cursor::new(Vec::new());
+            picture.write_to(&mut file, ImageFormat::Png).unwrap();
+            let Decoded { pixels, .. } =
+                decode_png(file.get_ref(), &RenderOptions::default()).unwrap();
+            let expected =
+                flatten_on_white(&image::load_from_memory(file.get_ref()).unwrap().to_rgba8());
+            let got = match pixels {
+                Pixels::Rgb(_, _, rgb) => rgb,
+                Pixels::Gray(_, _, gray) => gray.iter().flat_map(|&g| [g, g, g]).collect(),
+            };
+            assert!(max_diff(&got, &expected) <= 1, "{name}");
+        }
     }
 
     /// Straight from palette indices, the picture `image`'s decoder shows flattened on white.

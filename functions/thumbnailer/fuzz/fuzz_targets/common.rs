@@ -9,6 +9,8 @@
 pub mod checks;
 #[path = "../../src/jpeg_dc.rs"]
 pub mod jpeg_dc;
+#[path = "../../src/lzw.rs"]
+pub mod lzw;
 #[path = "../../src/render.rs"]
 pub mod render;
 #[path = "../../src/webp.rs"]

@@ -5,7 +5,7 @@ mod common;
 
 // render.rs names its sibling modules from the crate root.
 #[allow(unused_imports)]
-use common::{jpeg_dc, render, webp};
+use common::{jpeg_dc, lzw, render, webp};
 
 #[global_allocator]
 static ALLOCATOR: common::checks::Counting = common::checks::Counting;
