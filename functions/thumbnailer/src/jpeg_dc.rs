@@ -67,12 +67,23 @@ impl Scale {
             Self::Quarter => QUARTER_LAST,
         }
     }
+
+    /// Where the coefficient at zigzag index `k` is stored in a block's kept ones
+    /// ([`Scale::kept`]'s order), if it is kept.
+    #[inline(always)]
+    const fn slot(self, k: u32) -> Option<usize> {
+        match (self, k) {
+            (_, 0) => Some(0),
+            (Self::Quarter, 1) => Some(1),
+            (Self::Quarter, 2) => Some(2),
+            (Self::Quarter, 4) => Some(3),
+            _ => None,
+        }
+    }
 }
 
-/// The last zigzag index 1/4 scale keeps, and the slot each one up to it is stored in (0 for
-/// zigzag 3, which it does not keep; [`Scale::kept`]'s order).
+/// The last zigzag index 1/4 scale keeps.
 const QUARTER_LAST: u32 = 4;
-const QUARTER_SLOT: [u8; 5] = [0, 1, 2, 0, 3];
 
 /// A decoded 1/8- or 1/4-scale image and the EXIF orientation.
 pub struct DcImage {
@@ -379,17 +390,10 @@ impl<'a> Bits<'a> {
         Err(DcError("corrupt Huffman code"))
     }
 
+    /// A coefficient's `size` magnitude bits, as a signed value.
     #[inline(always)]
     fn receive_extend(&mut self, size: u32) -> i32 {
-        if size == 0 {
-            return 0;
-        }
-        if self.count < size {
-            self.refill();
-        }
-        let value = self.peek(size) as i32;
-        self.consume(size);
-        extend(value, size)
+        extend(self.receive(size) as i32, size)
     }
 
     /// `n` raw bits (at most 16), as an unsigned number.
@@ -440,10 +444,8 @@ impl<'a> Bits<'a> {
             if k > 63 {
                 return Err(DcError("AC coefficients overrun the block"));
             }
-            if let Some(&slot) = QUARTER_SLOT.get(k as usize)
-                && slot > 0
-            {
-                kept[usize::from(slot)] = value;
+            if let Some(slot) = Scale::Quarter.slot(k) {
+                kept[slot] = value;
             }
             k += 1;
         }
@@ -535,7 +537,7 @@ struct Component {
     /// (`mcus_x * h` blocks a row). The only per-image memory of this path: 1/64 (or 1/16) of the
     /// pixels, 4 bytes each, per component.
     coefs: Vec<i32>,
-    /// A first DC scan (or a sequential scan) has filled `dc`.
+    /// A first DC scan (or a sequential scan) has filled the DC coefficients of `coefs`.
     seen: bool,
 }
 
@@ -1025,7 +1027,7 @@ fn own_blocks(frame: &Frame, c: &Component) -> (usize, usize, usize) {
 /// The first scan of a progressive AC band (Ah = 0) that holds kept coefficients: one
 /// component, its blocks in raster order, end-of-band runs spanning blocks (ITU T.81 G.1.2.2).
 /// Every coefficient of the band is decoded (the codes are contiguous), the kept ones stored
-/// with the point transform undone, at the middle of the interval the dropped bits leave.
+/// with the point transform undone, near the middle of the interval the dropped bits leave.
 /// Returns the position where its entropy-coded data ends.
 #[allow(clippy::too_many_arguments)]
 fn decode_ac_first_scan(
@@ -1080,7 +1082,7 @@ fn decode_ac_first_scan(
                     return Err(DcError("AC coefficients overrun the band"));
                 }
                 let value = bits.receive_extend(size);
-                if let Some(slot) = kept.iter().position(|&z| z == k) {
+                if let Some(slot) = scale.slot(k) {
                     block[slot] = value.wrapping_shl(low) + value.signum() * middle;
                 }
                 k += 1;

@@ -264,17 +264,22 @@ pub fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     rgb
 }
 
+/// A decoder refused to allocate past `max_alloc`: too large, though its size is unknown here.
+fn over_memory_limit(options: &RenderOptions) -> RenderError {
+    RenderError::TooLarge {
+        width: 0,
+        height: 0,
+        max_pixels: options.max_pixels,
+    }
+}
+
 /// PNG by the `png` crate (the decoder `image` wraps), asked for 8-bit output: palettes and low
 /// bit depths expanded, tRNS as alpha, 16-bit samples cut to their high byte while decoding
 /// (`image` decodes 16 bits to a buffer twice the size, then converts; a 2 MP 16-bit PNG took
 /// 0.9x Pillow that way), then alpha flattened on white.
 fn decode_png(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderError> {
     let decode_err = |e: png::DecodingError| match e {
-        png::DecodingError::LimitsExceeded => RenderError::TooLarge {
-            width: 0,
-            height: 0,
-            max_pixels: options.max_pixels,
-        },
+        png::DecodingError::LimitsExceeded => over_memory_limit(options),
         other => RenderError::Decode(other.to_string()),
     };
     let limits = png::Limits {
@@ -339,11 +344,7 @@ fn flatten_gray_on_white(gray_alpha: &[u8]) -> Vec<u8> {
 fn decode_gif(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderError> {
     let decode_err = |e: gif::DecodingError| match e {
         gif::DecodingError::MemoryLimit | gif::DecodingError::OutOfMemory => {
-            RenderError::TooLarge {
-                width: 0,
-                height: 0,
-                max_pixels: options.max_pixels,
-            }
+            over_memory_limit(options)
         }
         other => RenderError::Decode(other.to_string()),
     };
@@ -371,9 +372,12 @@ fn decode_gif(bytes: &[u8], options: &RenderOptions) -> Result<Decoded, RenderEr
         other => Err(other),
     })?;
     let mut indices = vec![0u8; frame_w * frame_h];
-    if let [min_code_size, data @ ..] = &frame.buffer[..]
-        && !indices.is_empty()
-    {
+    if !indices.is_empty() {
+        let [min_code_size, data @ ..] = &frame.buffer[..] else {
+            return Err(RenderError::Decode(
+                "the GIF frame has no image data".into(),
+            ));
+        };
         lzw::decode(*min_code_size, data, &mut indices)
             .map_err(|e| RenderError::Decode(e.to_string()))?;
     }
