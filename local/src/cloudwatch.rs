@@ -20,7 +20,22 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
-use crate::runtime::LogSink;
+/// Where a function's log lines go: CloudWatch Logs' stand-in (standard output in `make dev`,
+/// with this module's metric extraction tapped in).
+pub trait LogSink: Send + Sync + 'static {
+    fn line(&self, label: &str, line: &str);
+}
+
+/// Prints `label | line` to standard output, labels padded to one width.
+pub struct PrefixedStdout {
+    pub width: usize,
+}
+
+impl LogSink for PrefixedStdout {
+    fn line(&self, label: &str, line: &str) {
+        println!("{label:>width$} | {line}", width = self.width);
+    }
+}
 
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 const MAX_DIMENSIONS: usize = 30;
@@ -149,6 +164,76 @@ impl MetricStore {
 
 type Point = (MetricId, String, Vec<f64>);
 
+/// A directive's DimensionSets, each key naming a root string member. The specification's
+/// schema: at least one DimensionSet (which may itself be empty), at most 30 keys in each.
+fn dimension_sets(
+    directive: &Value,
+    document: &Map<String, Value>,
+) -> Result<Vec<BTreeMap<String, String>>, String> {
+    let sets = directive["Dimensions"]
+        .as_array()
+        .filter(|sets| !sets.is_empty())
+        .ok_or("Dimensions must be a non-empty array of DimensionSets")?;
+    let mut dimension_sets = Vec::new();
+    for set in sets {
+        let keys = set.as_array().ok_or("a DimensionSet must be an array")?;
+        if keys.len() > MAX_DIMENSIONS {
+            return Err(format!("a DimensionSet has {} keys, over 30", keys.len()));
+        }
+        let mut dimensions = BTreeMap::new();
+        for key in keys {
+            let key = key
+                .as_str()
+                .filter(|k| (1..=250).contains(&k.chars().count()))
+                .ok_or("a dimension key must be a string of 1-250 characters")?;
+            let value = document
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty() && v.chars().count() <= 1024)
+                .ok_or_else(|| {
+                    format!("dimension {key} must be a root string of 1-1024 characters")
+                })?;
+            dimensions.insert(key.to_string(), value.to_string());
+        }
+        dimension_sets.push(dimensions);
+    }
+    Ok(dimension_sets)
+}
+
+/// A MetricDefinition's unit (`None` when absent, as CloudWatch records it) and a valid
+/// StorageResolution.
+fn unit_of<'a>(name: &str, definition: &'a Value) -> Result<&'a str, String> {
+    let unit = match definition.get("Unit") {
+        None => "None",
+        Some(unit) => unit
+            .as_str()
+            .filter(|u| UNITS.contains(u))
+            .ok_or_else(|| format!("{name}: Unit {unit} is not a CloudWatch unit"))?,
+    };
+    if let Some(resolution) = definition.get("StorageResolution")
+        && !matches!(resolution.as_u64(), Some(1 | 60))
+    {
+        return Err(format!("{name}: StorageResolution must be 1 or 60"));
+    }
+    Ok(unit)
+}
+
+/// The metric's root member: a number, or an array of at most 100 numbers.
+fn values_of(name: &str, document: &Map<String, Value>) -> Result<Vec<f64>, String> {
+    let number = |v: &Value| {
+        v.as_f64()
+            .ok_or(format!("{name}: every value must be a number"))
+    };
+    match document.get(name) {
+        Some(n @ Value::Number(_)) => Ok(vec![number(n)?]),
+        Some(Value::Array(values)) if values.len() <= MAX_VALUES => {
+            values.iter().map(number).collect()
+        }
+        Some(Value::Array(_)) => Err(format!("{name}: more than 100 values")),
+        _ => Err(format!("{name}: no numeric root member")),
+    }
+}
+
 fn extract(size: usize, document: &Map<String, Value>) -> Result<Vec<Point>, String> {
     if size > MAX_DOCUMENT_BYTES {
         return Err(format!("document is {size} bytes, over 1 MB"));
@@ -169,34 +254,7 @@ fn extract(size: usize, document: &Map<String, Value>) -> Result<Vec<Point>, Str
             .as_str()
             .filter(|n| (1..=1024).contains(&n.chars().count()))
             .ok_or("Namespace must be a string of 1-1024 characters")?;
-        // The specification's schema: at least one DimensionSet (which may itself be empty).
-        let sets = directive["Dimensions"]
-            .as_array()
-            .filter(|sets| !sets.is_empty())
-            .ok_or("Dimensions must be a non-empty array of DimensionSets")?;
-        let mut dimension_sets = Vec::new();
-        for set in sets {
-            let keys = set.as_array().ok_or("a DimensionSet must be an array")?;
-            if keys.len() > MAX_DIMENSIONS {
-                return Err(format!("a DimensionSet has {} keys, over 30", keys.len()));
-            }
-            let mut dimensions = BTreeMap::new();
-            for key in keys {
-                let key = key
-                    .as_str()
-                    .filter(|k| (1..=250).contains(&k.chars().count()))
-                    .ok_or("a dimension key must be a string of 1-250 characters")?;
-                let value = document
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .filter(|v| !v.is_empty() && v.chars().count() <= 1024)
-                    .ok_or_else(|| {
-                        format!("dimension {key} must be a root string of 1-1024 characters")
-                    })?;
-                dimensions.insert(key.to_string(), value.to_string());
-            }
-            dimension_sets.push(dimensions);
-        }
+        let dimension_sets = dimension_sets(directive, document)?;
         let definitions = directive["Metrics"]
             .as_array()
             .ok_or("Metrics must be an array")?;
@@ -208,30 +266,8 @@ fn extract(size: usize, document: &Map<String, Value>) -> Result<Vec<Point>, Str
                 .as_str()
                 .filter(|n| (1..=1024).contains(&n.chars().count()))
                 .ok_or("a MetricDefinition needs a Name of 1-1024 characters")?;
-            let unit = match definition.get("Unit") {
-                None => "None",
-                Some(unit) => unit
-                    .as_str()
-                    .filter(|u| UNITS.contains(u))
-                    .ok_or_else(|| format!("{name}: Unit {unit} is not a CloudWatch unit"))?,
-            };
-            if let Some(resolution) = definition.get("StorageResolution")
-                && !matches!(resolution.as_u64(), Some(1 | 60))
-            {
-                return Err(format!("{name}: StorageResolution must be 1 or 60"));
-            }
-            let values = match document.get(name) {
-                Some(Value::Number(n)) => vec![n.as_f64().unwrap_or_default()],
-                Some(Value::Array(values)) if values.len() <= MAX_VALUES => values
-                    .iter()
-                    .map(|v| v.as_f64().ok_or(()))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| format!("{name}: every value must be a number"))?,
-                Some(Value::Array(_)) => {
-                    return Err(format!("{name}: more than 100 values"));
-                }
-                _ => return Err(format!("{name}: no numeric root member")),
-            };
+            let unit = unit_of(name, definition)?;
+            let values = values_of(name, document)?;
             for dimensions in &dimension_sets {
                 points.push((
                     MetricId {

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::apigateway::gateway::{self, Gateway};
+use crate::cloudformation::provision::{ProvisionError, Stack};
+use crate::cloudformation::template::{Template, TemplateError};
+use crate::cloudwatch::LogSink;
 use crate::cloudwatch::{EmfTap, MetricStore};
 use crate::emulator::{self, REGION};
-use crate::gateway::{self, Gateway};
-use crate::provision::{ProvisionError, Stack};
-use crate::runtime::{FunctionSpec, Functions, LogSink};
-use crate::sources::{self, EventSources, SourceError};
-use crate::template::{Template, TemplateError, project_root};
+use crate::lambda::runtime::{FunctionSpec, Functions};
+use crate::lambda::sources::{self, EventSources, SourceError};
+use crate::workspace::project_root;
 
 #[derive(Debug, Clone)]
 pub struct DevOptions {
@@ -61,7 +63,7 @@ pub enum DevError {
 pub struct DevStack {
     /// `http://127.0.0.1:PORT`: the REST API, `/_local/mail`, and the WebSocket APIs under `/_ws/`.
     pub gateway_url: String,
-    /// `http://127.0.0.1:PORT/`: the web app (`web/`, see [`crate::web`]).
+    /// `http://127.0.0.1:PORT/`: the web app (`web/`, see [`crate::cloudfront`]).
     pub web_url: String,
     /// WebSocket API logical id -> `ws://` URL clients connect to.
     pub websocket_urls: BTreeMap<String, String>,
@@ -78,155 +80,45 @@ pub struct DevStack {
 impl DevStack {
     /// Brings everything up; `progress` hears one line per step.
     pub async fn start(
-        options: DevOptions,
+        mut options: DevOptions,
         log: Arc<dyn LogSink>,
         progress: &dyn Fn(&str),
     ) -> Result<Self, DevError> {
-        let steps = 5;
-        let mut step = 0;
-        let mut timed = |what: &str, started: Instant| {
-            step += 1;
-            progress(&format!(
-                "[{step}/{steps}] {what} ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ));
+        let mut steps = Steps {
+            report: progress,
+            done: 0,
         };
-
         let started = Instant::now();
         let endpoint = emulator::endpoint_from_env().await?;
         // The web app's origin is what the APIs and the uploads bucket allow (CorsAllowOrigin),
         // as README asks of a deployer with the CloudFront domain, unless the caller set it.
         let web_listener = bind(options.web_port).await?;
         let web_origin = format!("http://{}", web_listener.local_addr().expect("bound"));
-        let mut options = options;
-        if !options.parameters.iter().any(|(k, _)| k == CORS_PARAMETER) {
-            options
-                .parameters
-                .push((CORS_PARAMETER.into(), web_origin.clone()));
-        }
-        let template = Arc::new(Template::load_project_with(&options.parameters)?);
-        let mut stack = Stack::new(
-            template.clone(),
-            emulator::sdk_config(&endpoint).await,
-            options.prefix.clone(),
-        );
-        stack.visibility_timeout_cap = options.visibility_timeout_cap;
-        for (name, value) in &options.parameters {
-            stack.set_parameter(name, value);
-        }
-        // The deploy step the README asks of a user: the sender address is a verified SES
-        // identity before the stack sends from it.
-        if let Some(sender) = stack
-            .resolver
-            .parameters
-            .get("ApprovalSenderEmail")
-            .cloned()
-        {
-            stack.verify_email_identity(&sender).await?;
-        }
-        let skipped = stack.ensure_all().await?;
-        if let Some(spec) = &options.faults {
-            spec.parse::<crate::faults::FaultSpec>()
-                .map_err(DevError::Start)?;
-            stack
-                .gate
-                .set_faults(&stack.prefix, Some(spec))
-                .await
-                .map_err(DevError::Start)?;
-            progress(&format!("fault injection on: {spec}"));
-        }
+        options.allow_origin_unless_set(&web_origin);
+        let (mut stack, skipped) = provision(&options, &endpoint, progress).await?;
         let listener = bind(options.port).await?;
         let authority = listener.local_addr().expect("bound").to_string();
-        let gateway_url = format!("http://{authority}");
-        let run_locally: Vec<&str> = skipped.iter().map(|(id, _)| id.as_str()).collect();
-        timed(
-            &format!(
-                "provisioned {} resources in the emulator at {endpoint}{}",
-                stack.resolver.physical.len(),
-                if run_locally.is_empty() {
-                    String::new()
-                } else {
-                    format!("; not emulated: {}", run_locally.join(", "))
-                }
-            ),
-            started,
-        );
+        steps.done(&provisioned(&stack, &endpoint, &skipped), started);
 
         let started = Instant::now();
-        let function_ids: Vec<String> = template
-            .resources_of_kind("AWS::Lambda::Function")
-            .filter(|(_, f)| stack.resolver.exists(f).unwrap_or(false))
-            .map(|(id, _)| id.clone())
-            .collect();
-        let binaries: Vec<String> = function_ids
-            .iter()
-            .map(|id| template.function_binary(id))
-            .collect::<Result<_, _>>()?;
-        let executables = build(&binaries, options.release).await?;
-        timed(
-            &format!(
-                "built {} functions ({} profile)",
-                binaries.len(),
-                if options.release { "release" } else { "debug" }
-            ),
-            started,
-        );
+        let built = FunctionBuild::run(&stack, options.release).await?;
+        steps.done(&built.summary(options.release), started);
 
         let started = Instant::now();
-        // API Gateway hostnames in the template's environment point at this gateway instead.
-        let mut api_bases = HashMap::new();
-        let mut api_ids = HashMap::new();
-        let mut websocket_urls = BTreeMap::new();
-        for (id, resource) in &template.resources {
-            let base = match resource.kind.as_str() {
-                "AWS::ApiGateway::RestApi" => gateway_url.clone(),
-                "AWS::ApiGatewayV2::Api" => {
-                    websocket_urls.insert(id.clone(), format!("ws://{authority}/_ws/{id}"));
-                    format!("{gateway_url}/_ws/{id}")
-                }
-                _ => continue,
-            };
-            if let Ok(api_id) = stack.reference(id) {
-                api_bases.insert(api_id.clone(), base);
-                api_ids.insert(id.clone(), api_id);
-            }
-        }
-        let mut specs = Vec::new();
-        for (function_id, binary) in function_ids.iter().zip(&binaries) {
-            specs.push(
-                function_spec(
-                    &mut stack,
-                    function_id,
-                    binary,
-                    &executables,
-                    &endpoint,
-                    &api_bases,
-                )
-                .await?,
-            );
-        }
-        // CloudWatch Logs reads the functions' output for EMF documents.
-        let metrics = Arc::new(MetricStore::default());
-        let function_log = Arc::new(EmfTap {
-            store: metrics.clone(),
-            inner: log.clone(),
-        });
-        let functions = Arc::new(Functions::start(specs, function_log));
-        functions
-            .wait_initialised(Duration::from_secs(60))
-            .await
-            .map_err(DevError::Start)?;
-        timed(
+        let routing = ApiRouting::of(&stack, &authority);
+        let (functions, metrics) =
+            start_functions(&mut stack, &built, &endpoint, &routing, log.clone()).await?;
+        steps.done(
             &format!(
                 "started {} function processes (Lambda Runtime API)",
-                function_ids.len()
+                built.functions.len()
             ),
             started,
         );
 
         let started = Instant::now();
         let sources = sources::start(&mut stack, functions.clone(), log.clone()).await?;
-        timed(
+        steps.done(
             &format!(
                 "event sources running:\n      {}",
                 sources.descriptions.join("\n      ")
@@ -235,60 +127,46 @@ impl DevStack {
         );
 
         let started = Instant::now();
-        let queues = template
-            .resources_of_kind("AWS::SQS::Queue")
-            .filter_map(|(id, _)| Some((id.clone(), stack.reference(id).ok()?)))
-            .collect();
-        let rest = crate::apis::rest_apis(&stack)?;
-        // The key the gateway accepts stands for the template's API key resource; without one
-        // in a usage plan of the stage, keyed routes cannot be called, as in AWS.
-        let api_key = match rest.first() {
-            Some(api) => crate::apis::usable_api_key(&stack, api)?.map(|_| options.api_key.clone()),
-            None => None,
+        let gateway_url = format!("http://{authority}");
+        let listeners = Listeners {
+            gateway: listener,
+            web: web_listener,
         };
-        let router = gateway::router(Gateway {
-            functions: functions.clone(),
-            rest,
-            websockets: crate::apis::websocket_apis(&stack)?,
-            api_key,
-            authority: authority.clone(),
-            emulator: endpoint.clone(),
-            api_ids,
-            queues,
-            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
-            log: log.clone(),
-            gate: stack.gate.clone(),
-            metrics: metrics.clone(),
-        });
-        let gateway = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let web_app = web_app(
+        let serving = Serving::start(
+            listeners,
             &stack,
-            &gateway_url,
-            &endpoint,
-            &websocket_urls,
+            Gateway {
+                functions: functions.clone(),
+                rest: Vec::new(),
+                websockets: Vec::new(),
+                api_key: None,
+                authority,
+                emulator: endpoint.clone(),
+                api_ids: routing.api_ids,
+                queues: queue_urls(&stack),
+                sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+                log,
+                gate: stack.gate.clone(),
+                metrics: metrics.clone(),
+            },
+            &routing.websocket_urls,
             &options.api_key,
         )?;
-        let web = tokio::spawn(async move {
-            let _ = axum::serve(web_listener, crate::web::router(web_app)).await;
-        });
-        timed(
+        steps.done(
             &format!("API Gateway listening on {gateway_url}; web app on {web_origin}/"),
             started,
         );
-
         Ok(Self {
             gateway_url,
             web_url: format!("{web_origin}/"),
-            websocket_urls,
+            websocket_urls: routing.websocket_urls,
             api_key: options.api_key,
             functions,
             metrics,
             stack,
             sources,
-            gateway,
-            web,
+            gateway: serving.gateway,
+            web: serving.web,
         })
     }
 
@@ -321,6 +199,260 @@ impl DevStack {
     }
 }
 
+struct Listeners {
+    gateway: tokio::net::TcpListener,
+    web: tokio::net::TcpListener,
+}
+
+/// The gateway and the web app, each served on its listener until aborted.
+struct Serving {
+    gateway: tokio::task::JoinHandle<()>,
+    web: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    /// `gateway` comes with its functions and wiring; its APIs and accepted key are read from
+    /// the stack here.
+    fn start(
+        listeners: Listeners,
+        stack: &Stack,
+        mut gateway: Gateway,
+        websocket_urls: &BTreeMap<String, String>,
+        api_key: &str,
+    ) -> Result<Self, DevError> {
+        gateway.rest = crate::apigateway::apis::rest_apis(stack)?;
+        gateway.websockets = crate::apigateway::apis::websocket_apis(stack)?;
+        gateway.api_key = accepted_api_key(stack, gateway.rest.first(), api_key)?;
+        let gateway_url = format!("http://{}", gateway.authority);
+        let web_app = web_app(
+            stack,
+            &gateway_url,
+            &gateway.emulator,
+            websocket_urls,
+            api_key,
+        )?;
+        let router = gateway::router(gateway);
+        let gateway = tokio::spawn(async move {
+            let _ = axum::serve(listeners.gateway, router).await;
+        });
+        let web = tokio::spawn(async move {
+            let _ = axum::serve(listeners.web, crate::cloudfront::router(web_app)).await;
+        });
+        Ok(Self { gateway, web })
+    }
+}
+
+impl DevOptions {
+    /// `CorsAllowOrigin` = `origin`, unless the caller set it.
+    fn allow_origin_unless_set(&mut self, origin: &str) {
+        if !self.parameters.iter().any(|(k, _)| k == CORS_PARAMETER) {
+            self.parameters
+                .push((CORS_PARAMETER.into(), origin.to_string()));
+        }
+    }
+}
+
+/// `[n/5] what (1.2 s)` lines, one per step of [`DevStack::start`].
+struct Steps<'a> {
+    report: &'a dyn Fn(&str),
+    done: usize,
+}
+
+impl Steps<'_> {
+    const COUNT: usize = 5;
+
+    fn done(&mut self, what: &str, started: Instant) {
+        self.done += 1;
+        (self.report)(&format!(
+            "[{}/{}] {what} ({:.1} s)",
+            self.done,
+            Self::COUNT,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+}
+
+/// Every resource of the template in the emulator, under the options' prefix and parameters,
+/// with faults on when asked; returns the stack and what is not emulated (and why).
+async fn provision(
+    options: &DevOptions,
+    endpoint: &str,
+    progress: &dyn Fn(&str),
+) -> Result<(Stack, Vec<(String, String)>), DevError> {
+    let template = Arc::new(Template::load_project_with(&options.parameters)?);
+    let mut stack = Stack::new(
+        template,
+        emulator::sdk_config(endpoint).await,
+        options.prefix.clone(),
+    );
+    stack.visibility_timeout_cap = options.visibility_timeout_cap;
+    for (name, value) in &options.parameters {
+        stack.set_parameter(name, value);
+    }
+    // The deploy step the README asks of a user: the sender address is a verified SES
+    // identity before the stack sends from it.
+    if let Some(sender) = stack
+        .resolver
+        .parameters
+        .get("ApprovalSenderEmail")
+        .cloned()
+    {
+        stack.verify_email_identity(&sender).await?;
+    }
+    let skipped = stack.ensure_all().await?;
+    if let Some(spec) = &options.faults {
+        spec.parse::<crate::faults::FaultSpec>()
+            .map_err(DevError::Start)?;
+        stack
+            .gate
+            .set_faults(&stack.prefix, Some(spec))
+            .await
+            .map_err(DevError::Start)?;
+        progress(&format!("fault injection on: {spec}"));
+    }
+    Ok((stack, skipped))
+}
+
+fn provisioned(stack: &Stack, endpoint: &str, skipped: &[(String, String)]) -> String {
+    let run_locally: Vec<&str> = skipped.iter().map(|(id, _)| id.as_str()).collect();
+    format!(
+        "provisioned {} resources in the emulator at {endpoint}{}",
+        stack.resolver.physical.len(),
+        if run_locally.is_empty() {
+            String::new()
+        } else {
+            format!("; not emulated: {}", run_locally.join(", "))
+        }
+    )
+}
+
+/// The functions that exist under the stack's parameters, built.
+struct FunctionBuild {
+    /// (logical id, binary name), in template order.
+    functions: Vec<(String, String)>,
+    executables: HashMap<String, PathBuf>,
+}
+
+impl FunctionBuild {
+    async fn run(stack: &Stack, release: bool) -> Result<Self, DevError> {
+        let template = &stack.template;
+        let mut functions = Vec::new();
+        for (id, function) in template.resources_of_kind("AWS::Lambda::Function") {
+            if stack.resolver.exists(function)? {
+                functions.push((id.clone(), template.function_binary(id)?));
+            }
+        }
+        let binaries: Vec<String> = functions.iter().map(|(_, b)| b.clone()).collect();
+        let executables = build(&binaries, release).await?;
+        Ok(Self {
+            functions,
+            executables,
+        })
+    }
+
+    fn summary(&self, release: bool) -> String {
+        format!(
+            "built {} functions ({} profile)",
+            self.functions.len(),
+            if release { "release" } else { "debug" }
+        )
+    }
+}
+
+/// Where each API of the template is served locally.
+struct ApiRouting {
+    /// API id (physical) -> the local base URL its `execute-api` host becomes.
+    api_bases: HashMap<String, String>,
+    /// API logical id -> its physical id.
+    api_ids: HashMap<String, String>,
+    /// WebSocket API logical id -> the `ws://` URL clients connect to.
+    websocket_urls: BTreeMap<String, String>,
+}
+
+impl ApiRouting {
+    fn of(stack: &Stack, authority: &str) -> Self {
+        let gateway_url = format!("http://{authority}");
+        let mut routing = Self {
+            api_bases: HashMap::new(),
+            api_ids: HashMap::new(),
+            websocket_urls: BTreeMap::new(),
+        };
+        for (id, resource) in &stack.template.resources {
+            let base = match resource.kind.as_str() {
+                "AWS::ApiGateway::RestApi" => gateway_url.clone(),
+                "AWS::ApiGatewayV2::Api" => {
+                    routing
+                        .websocket_urls
+                        .insert(id.clone(), format!("ws://{authority}/_ws/{id}"));
+                    format!("{gateway_url}/_ws/{id}")
+                }
+                _ => continue,
+            };
+            if let Ok(api_id) = stack.reference(id) {
+                routing.api_bases.insert(api_id.clone(), base);
+                routing.api_ids.insert(id.clone(), api_id);
+            }
+        }
+        routing
+    }
+}
+
+/// Every built function as a Lambda process, its API Gateway hostnames pointing at this gateway
+/// and its output read by CloudWatch Logs for EMF documents.
+async fn start_functions(
+    stack: &mut Stack,
+    build: &FunctionBuild,
+    endpoint: &str,
+    routing: &ApiRouting,
+    log: Arc<dyn LogSink>,
+) -> Result<(Arc<Functions>, Arc<MetricStore>), DevError> {
+    let mut specs = Vec::new();
+    for (function_id, binary) in &build.functions {
+        let spec = function_spec(
+            stack,
+            function_id,
+            binary,
+            &build.executables,
+            endpoint,
+            &routing.api_bases,
+        );
+        specs.push(spec.await?);
+    }
+    let metrics = Arc::new(MetricStore::default());
+    let function_log = Arc::new(EmfTap {
+        store: metrics.clone(),
+        inner: log,
+    });
+    let functions = Arc::new(Functions::start(specs, function_log));
+    functions
+        .wait_initialised(Duration::from_secs(60))
+        .await
+        .map_err(DevError::Start)?;
+    Ok((functions, metrics))
+}
+
+/// The key the gateway accepts stands for the template's API key resource; without one in a
+/// usage plan of the stage, keyed routes cannot be called, as in AWS.
+fn accepted_api_key(
+    stack: &Stack,
+    api: Option<&crate::apigateway::apis::RestApi>,
+    key: &str,
+) -> Result<Option<String>, DevError> {
+    Ok(match api {
+        Some(api) => crate::apigateway::apis::usable_api_key(stack, api)?.map(|_| key.to_string()),
+        None => None,
+    })
+}
+
+/// Queue logical id -> URL, for `GET /_local/queues/{id}`.
+fn queue_urls(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .template
+        .resources_of_kind("AWS::SQS::Queue")
+        .filter_map(|(id, _)| Some((id.clone(), stack.reference(id).ok()?)))
+        .collect()
+}
+
 const CORS_PARAMETER: &str = "CorsAllowOrigin";
 
 async fn bind(port: u16) -> Result<tokio::net::TcpListener, DevError> {
@@ -337,7 +469,7 @@ fn web_app(
     endpoint: &str,
     websocket_urls: &BTreeMap<String, String>,
     api_key: &str,
-) -> Result<crate::web::WebApp, DevError> {
+) -> Result<crate::cloudfront::WebApp, DevError> {
     let policy = match stack
         .template
         .resources_of_kind("AWS::CloudFront::ResponseHeadersPolicy")
@@ -351,7 +483,7 @@ fn web_app(
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_else(|_| url.to_string())
     };
-    let origins = crate::web::LocalOrigins {
+    let origins = crate::cloudfront::LocalOrigins {
         gateway: origin(gateway_url),
         emulator: origin(endpoint),
     };
@@ -362,7 +494,7 @@ fn web_app(
         // Local only: where the approval e-mails land (a deployed stack sends them with SES).
         "localMailbox": format!("{gateway_url}/_local/mail"),
     });
-    Ok(crate::web::WebApp::new(&policy, &origins, config)?)
+    Ok(crate::cloudfront::WebApp::new(&policy, &origins, config)?)
 }
 
 /// Rewrites `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}/rest` (and `wss://`)

@@ -1,5 +1,6 @@
-//! What AWS does at scale, on demand: the IAM gate injects faults into a stack's calls
-//! (`local-stack dev --faults SPEC`, or `POST /_local/faults` on the gate). Off by default.
+//! What AWS does at scale, on demand (docs.aws.amazon.com/general/latest/gr/api-retries.html):
+//! the gate injects faults into a stack's calls (`local-stack dev --faults SPEC`, or
+//! `POST /_local/iam/faults` on the gate). Off by default.
 //!
 //! A SPEC is a rate and options, comma-separated: `0.2` (20% of every principal's calls fail),
 //! `0.2,seed=7,latency=0.5,dynamodb=0.4,s3:PutObject=1,kinds=throttle+error+reset`. The rate
@@ -16,15 +17,23 @@
 //! Calls of the deployer (provisioning, test assertions) are never faulted; calls moto's Step
 //! Functions makes for a state machine are.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
-use crate::service_errors::{error_json, xml};
+use crate::aws_errors::{AwsError, Fault};
+use crate::gate::control::{ControlError, parse};
+use crate::iam::EMULATOR_STATES_KEY;
+use crate::iam::actions::call_of;
+use crate::iam::principals::role_of;
+use crate::iam::sigv4::caller;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -214,13 +223,14 @@ impl Faults {
     }
 }
 
-/// The answer for a `throttle` or `error` fault, in the service's own shape and code./// `streams`: a DynamoDB Streams operation (its throttling error is LimitExceededException).
-pub fn error_response(
+/// The answer for a `throttle` or `error` fault, in the service's own code.
+/// `streams`: a DynamoDB Streams operation (its throttling error is LimitExceededException).
+pub fn fault_error(
     service: &str,
     kind: FaultKind,
     server_error_503: bool,
     streams: bool,
-) -> Response {
+) -> AwsError {
     let (status, code) = match (kind, service) {
         (FaultKind::Throttle, "dynamodb") if streams => (
             StatusCode::BAD_REQUEST,
@@ -243,35 +253,17 @@ pub fn error_response(
         (_, "s3" | "sns") => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         (_, _) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
     };
-    let short = code.rsplit('#').next().unwrap_or(code);
-    // Throttling is the caller's fault (Sender), a 5xx the service's (Receiver).
-    let fault = if kind == FaultKind::Throttle {
-        "Sender"
-    } else {
-        "Receiver"
-    };
-    let message = "injected by the local fault injector";
-    match service {
-        "s3" => xml(
-            status,
-            format!("<Error><Code>{short}</Code><Message>{message}</Message></Error>"),
-        ),
-        "sns" => xml(
-            status,
-            format!(
-                "<ErrorResponse><Error><Type>{fault}</Type><Code>{short}</Code><Message>{message}</Message></Error></ErrorResponse>"
-            ),
-        ),
-        _ => {
-            let mut response = error_json(status, code, message);
-            if service == "sqs"
-                && let Ok(value) = HeaderValue::from_str(&format!("{short};{fault}"))
-            {
-                response.headers_mut().insert("x-amzn-query-error", value);
-            }
-            response
-        }
+    let mut error = AwsError::new(
+        service,
+        status,
+        code,
+        "injected by the local fault injector",
+    );
+    // Throttling is the caller's fault (Sender) whatever its status, a 5xx the service's.
+    if kind == FaultKind::Throttle {
+        error.fault = Fault::Sender;
     }
+    error
 }
 
 /// A connection cut: the status line and headers promise a body that never comes.
@@ -290,9 +282,184 @@ pub fn cut_connection() -> Response {
     response
 }
 
+/// Fault injection per stack (name prefix), when turned on for it.
+#[derive(Default)]
+pub struct FaultInjection {
+    stacks: Mutex<HashMap<String, Arc<Faults>>>,
+}
+
+impl FaultInjection {
+    fn for_stack(&self, stack: &str) -> Option<Arc<Faults>> {
+        self.stacks.lock().expect("faults").get(stack).cloned()
+    }
+}
+
+/// What the injector does to one attempt: the drawn kind, made one the caller can meet.
+fn effective(kind: FaultKind, from_state_machine: bool, head: bool) -> FaultKind {
+    match kind {
+        // Step Functions' own calls to SQS surface a failure to the execution as an SQS.* error,
+        // never as a transport cut (which moto would turn into States.Runtime, an error AWS
+        // does not retry).
+        FaultKind::Reset | FaultKind::Lost if from_state_machine => FaultKind::Error,
+        // A HEAD answer has no body to cut: the client would read the headers as success.
+        FaultKind::Reset | FaultKind::Lost if head => FaultKind::Error,
+        kind => kind,
+    }
+}
+
+/// Marks an answer a layer gave in the emulator's place (the request never reached it), which a
+/// `lost` fault leaves alone.
+#[derive(Debug, Clone, Copy)]
+pub struct AnsweredByGate;
+
+/// Layer, once a call is allowed: what AWS does at scale, when faults are on for its stack.
+pub async fn inject(
+    State(injection): State<Arc<FaultInjection>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (role, call) = (role_of(&request), call_of(&request));
+    let Some(faults) = injection.for_stack(&role.stack) else {
+        return next.run(request).await;
+    };
+    let from_state_machine = caller(&request).access_key == EMULATOR_STATES_KEY;
+    let head = request.method() == Method::HEAD;
+    let fault = faults
+        .draw(&call.service, &call.operation)
+        .map(|kind| effective(kind, from_state_machine, head));
+    match fault {
+        Some(kind @ (FaultKind::Throttle | FaultKind::Error)) => {
+            let streams = call.operation.contains("Shard")
+                || matches!(
+                    call.operation.as_str(),
+                    "GetRecords" | "DescribeStream" | "ListStreams"
+                );
+            fault_error(&call.service, kind, faults.coin(), streams).into_response()
+        }
+        Some(FaultKind::Reset) => cut_connection(),
+        Some(FaultKind::Lost) => {
+            // Applied by the emulator (and learned from by the layers inside); the answer
+            // never arrives. An answer the gate gave in the emulator's place is not lost.
+            let response = next.run(request).await;
+            if response.extensions().get::<AnsweredByGate>().is_some() {
+                return response;
+            }
+            cut_connection()
+        }
+        Some(FaultKind::Latency) => {
+            let timeout = Duration::from_millis(role.timeout_ms.unwrap_or(3_000));
+            tokio::time::sleep(faults.delay(timeout)).await;
+            next.run(request).await
+        }
+        None => next.run(request).await,
+    }
+}
+
+/// A stack's faults: `{"stack": ..., "spec": SPEC}` turns them on, `"spec": null` off.
+#[derive(serde::Deserialize)]
+struct FaultsRequest {
+    stack: String,
+    spec: Option<String>,
+}
+
+/// `POST /_local/iam/faults`.
+pub async fn switch(
+    State(injection): State<Arc<FaultInjection>>,
+    body: Bytes,
+) -> Result<StatusCode, ControlError> {
+    let request: FaultsRequest = parse(&body)?;
+    let mut stacks = injection.stacks.lock().expect("faults");
+    match request.spec {
+        Some(text) => {
+            let spec: FaultSpec = text.parse().map_err(ControlError::BadRequest)?;
+            eprintln!("iam-gate: faults on for stack {}: {text}", request.stack);
+            stacks.insert(request.stack, Arc::new(Faults::new(spec)));
+        }
+        None => {
+            eprintln!("iam-gate: faults off for stack {}", request.stack);
+            stacks.remove(&request.stack);
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /_local/iam/faults-summary`: `{"stack": ...}` -> what was injected (null: faults off).
+pub async fn summary(
+    State(injection): State<Arc<FaultInjection>>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ControlError> {
+    #[derive(serde::Deserialize)]
+    struct SummaryRequest {
+        stack: String,
+    }
+    let request: SummaryRequest = parse(&body)?;
+    let summary = injection.for_stack(&request.stack).map(|f| f.summary());
+    Ok(Json(summary.unwrap_or(serde_json::Value::Null)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
+    use axum::middleware::{from_fn, from_fn_with_state};
+    use tower::ServiceExt;
+
+    /// What the layers before `inject` leave on a request: a caller, a call and a role.
+    async fn identified(mut request: Request, next: Next) -> Response {
+        let extensions = request.extensions_mut();
+        extensions.insert(crate::iam::sigv4::Caller {
+            access_key: "LOCAL-s1-Role".into(),
+            service: "states".into(),
+        });
+        extensions.insert(crate::iam::actions::Call {
+            service: "states".into(),
+            operation: "SendTaskSuccess".into(),
+            checks: vec![],
+            context: BTreeMap::new(),
+            task_token: None,
+            shard_iterator: None,
+        });
+        extensions.insert(crate::iam::RoleRecord {
+            access_key_id: "LOCAL-s1-Role".into(),
+            stack: "s1".into(),
+            stack_aliases: vec![],
+            logical_id: "Role".into(),
+            arn: "arn:aws:iam::1:role/r".into(),
+            policies: vec![],
+            timeout_ms: None,
+        });
+        next.run(request).await
+    }
+
+    async fn through_lost_fault(answered_by_gate: bool) -> Result<Bytes, axum::Error> {
+        let injection = Arc::new(FaultInjection::default());
+        let always_lost = Faults::new("1,kinds=lost".parse().unwrap());
+        injection
+            .stacks
+            .lock()
+            .unwrap()
+            .insert("s1".into(), Arc::new(always_lost));
+        let app = Router::new()
+            .fallback(move || async move {
+                let mut response = "answer".into_response();
+                if answered_by_gate {
+                    response.extensions_mut().insert(AnsweredByGate);
+                }
+                response
+            })
+            .layer(from_fn_with_state(injection, inject))
+            .layer(from_fn(identified));
+        let request = Request::post("/").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        axum::body::to_bytes(response.into_body(), 1 << 20).await
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_is_cut_unless_the_gate_gave_it_in_the_emulators_place() {
+        assert!(through_lost_fault(false).await.is_err(), "the emulator's answer is lost");
+        assert_eq!(through_lost_fault(true).await.unwrap(), "answer");
+    }
+
 
     #[test]
     fn specs_parse_with_overrides_and_kinds() {

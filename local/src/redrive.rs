@@ -10,7 +10,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::Value;
 
-use crate::template::Template;
+use crate::cloudformation::template::Template;
 
 /// The logical id of the queue whose redrive policy sends to `dlq`.
 pub fn source_of(template: &Template, dlq: &str) -> Result<String, String> {

@@ -162,11 +162,13 @@ fn seconds() -> u64 {
 
 /// Every message of a queue, taken off it.
 async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
-    local_stack::queues::drain(sqs, url).await.expect("drain")
+    local_stack::lambda::queues::drain(sqs, url)
+        .await
+        .expect("drain")
 }
 
 async fn tap(sdk: &aws_config::SdkConfig, topic_arn: &str, name: &str) -> String {
-    local_stack::queues::tap(sdk, topic_arn, name)
+    local_stack::lambda::queues::tap(sdk, topic_arn, name)
         .await
         .expect("tap")
 }
@@ -806,7 +808,8 @@ async fn a_dead_lettered_upload_is_thumbnailed_after_a_redrive() {
     gate.set_faults(&local.prefix, None)
         .await
         .expect("faults off");
-    let template = local_stack::Template::load_project().expect("transform");
+    let template =
+        local_stack::cloudformation::template::Template::load_project().expect("transform");
     let source = local_stack::redrive::source_of(&template, "PhotoUploadDLQ").unwrap();
     let moved = local_stack::redrive::redrive(&sqs, &dlq_url, &local.resource(&source))
         .await

@@ -67,7 +67,7 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
         counts("ItemsUpdated").await.0,
         counts("ItemsDeleted").await.0,
     );
-    let notices = local_stack::queues::tap(
+    let notices = local_stack::lambda::queues::tap(
         &sdk().await,
         &local.resource("ItemsTopic"),
         &format!("{}-items-tap", local.prefix),
@@ -178,7 +178,7 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
     assert_eq!(backup["id"], id.as_str());
     let notice = notice_with(&notices, &id).await;
     assert_eq!(notice, correlation, "the notice's correlation_id attribute");
-    local_stack::queues::untap(&sdk().await, &local.resource("ItemsTopic"), &notices)
+    local_stack::lambda::queues::untap(&sdk().await, &local.resource("ItemsTopic"), &notices)
         .await
         .expect("untap");
     assert_logged_in_every_step(&correlation, &["items-api", "items-stream"]);
@@ -765,7 +765,8 @@ async fn a_poison_message_ends_in_the_dead_letter_queue() {
         .await
         .unwrap();
     // The thumbnailer reports it as a batch item failure each time; after 3 receives SQS moves it.
-    let template = local_stack::Template::load_project().expect("template");
+    let template =
+        local_stack::cloudformation::template::Template::load_project().expect("template");
     let redrive = &template.resource("PhotoUploadQueue").unwrap().properties["RedrivePolicy"];
     let dlq_id = template
         .references(redrive)

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use local_stack::apis::rest_apis;
-use local_stack::template::project_root;
-use local_stack::{Stack, Template};
+use local_stack::apigateway::apis::rest_apis;
+use local_stack::cloudformation::provision::Stack;
+use local_stack::cloudformation::template::Template;
+use local_stack::workspace::project_root;
 use serde_json::Value;
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
@@ -37,7 +38,7 @@ fn documented() -> BTreeSet<(String, String, bool)> {
     out
 }
 
-fn deployed() -> Vec<local_stack::apis::RestApi> {
+fn deployed() -> Vec<local_stack::apigateway::apis::RestApi> {
     let template = Arc::new(Template::load_project().expect("template"));
     let stack = Stack::new(
         template,

@@ -3,7 +3,7 @@
 //! failed on the template before the fix it guards (run with `KIT_TEMPLATE=<old template.yaml>`).
 //! No emulator needed.
 
-use local_stack::template::{Physical, Resolver, Template};
+use local_stack::cloudformation::template::{Physical, Resolver, Template};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -147,7 +147,7 @@ fn the_uploads_bucket_name_is_valid_for_any_stack_name() {
         resolver.stack_name = stack_name.into();
         let name = resolver.resolve_string(&bucket["BucketName"]).unwrap();
         assert!(
-            local_stack::provision::valid_bucket_name(&name).is_ok(),
+            local_stack::cloudformation::provision::valid_bucket_name(&name).is_ok(),
             "{stack_name} -> {name}"
         );
     }
@@ -184,12 +184,12 @@ fn the_stack_id_resolves_like_cloudformations() {
 #[test]
 fn the_api_key_is_in_a_usage_plan_of_the_rest_stage() {
     let template = std::sync::Arc::new(transformed(&[]));
-    let stack = local_stack::Stack::new(
+    let stack = local_stack::cloudformation::provision::Stack::new(
         template,
         aws_config::SdkConfig::builder().build(),
         "Kit-Stack",
     );
-    let apis = local_stack::apis::rest_apis(&stack).unwrap();
+    let apis = local_stack::apigateway::apis::rest_apis(&stack).unwrap();
     assert_eq!(apis.len(), 1);
     assert_eq!(
         apis[0].stages,
@@ -197,7 +197,7 @@ fn the_api_key_is_in_a_usage_plan_of_the_rest_stage() {
         "one stage, the StageName parameter's"
     );
     assert!(
-        local_stack::apis::usable_api_key(&stack, &apis[0])
+        local_stack::apigateway::apis::usable_api_key(&stack, &apis[0])
             .unwrap()
             .is_some(),
         "keyed routes would be uncallable"

@@ -6,8 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
 use lambda_http::{Body, Request, Response};
+use local_stack::cloudformation::provision::Stack;
+use local_stack::cloudformation::template::Template;
 use local_stack::emulator;
-use local_stack::{Stack, Template};
 use serde_json::{Value, json};
 
 pub use local_stack;
@@ -249,14 +250,14 @@ pub async fn subscribe_queue(stack: &Stack, topic_arn: &str) -> String {
         stack.prefix,
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    local_stack::queues::tap(&stack.sdk, topic_arn, &name)
+    local_stack::lambda::queues::tap(&stack.sdk, topic_arn, &name)
         .await
         .expect("tap queue")
 }
 
 /// Receives and deletes every message on a queue; returns their bodies.
 pub async fn drain(stack: &Stack, queue_url: &str) -> Vec<String> {
-    local_stack::queues::drain(&aws_sdk_sqs::Client::new(&stack.sdk), queue_url)
+    local_stack::lambda::queues::drain(&aws_sdk_sqs::Client::new(&stack.sdk), queue_url)
         .await
         .expect("drain")
 }

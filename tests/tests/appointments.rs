@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{Rest, assert_error, drain, fixture, parts, stack};
-use local_stack::Stack;
-use local_stack::pipes::{PipeRunner, PipeStats};
+use local_stack::cloudformation::provision::Stack;
+use local_stack::lambda::pipes::{PipeRunner, PipeStats};
 use pipe_enrichment::Enricher;
 use serde_json::{Value, json};
 use shared::appointments::{Appointment, ContactMethod, EnrichedAppointment};

@@ -9,7 +9,8 @@ use approval_worker::{ActivityPoller, Mailer};
 use aws_sdk_sfn::types::ExecutionStatus;
 use integration_tests::fake_sfn::FakeStepFunctions;
 use integration_tests::{Rest, assert_error, fixture, parts, stack};
-use local_stack::{Stack, queues};
+use local_stack::cloudformation::provision::Stack;
+use local_stack::lambda::queues;
 use serde_json::{Value, json};
 use shared::config::EnvSource;
 
@@ -107,7 +108,7 @@ impl Approval {
         let data: Value = reqwest::Client::new()
             .get(format!("{endpoint}/moto-api/data.json"))
             .header(
-                local_stack::iam::gate::ADMIN_HEADER,
+                local_stack::gate::control::ADMIN_HEADER,
                 std::env::var("LOCAL_GATE_TOKEN").unwrap_or_default(),
             )
             .send()
@@ -496,7 +497,8 @@ async fn activity_poller_does_not_start_a_poll_it_cannot_finish() {
 async fn activity_pattern_decisions_are_authorised_on_the_activity() {
     let parameters = [("ApprovalPattern".to_string(), "activity".to_string())];
     let template = std::sync::Arc::new(
-        local_stack::Template::load_project_with(&parameters).expect("transform"),
+        local_stack::cloudformation::template::Template::load_project_with(&parameters)
+            .expect("transform"),
     );
     let mut stack = Stack::isolated(template, integration_tests::sdk().await);
     stack.set_parameter("ApprovalPattern", "activity");

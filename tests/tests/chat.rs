@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use integration_tests::fake_connections::FakeConnections;
 use integration_tests::{Rest, assert_error, fixture, parts, stack, websocket};
-use local_stack::Stack;
+use local_stack::cloudformation::provision::Stack;
 use serde_json::{Value, json};
 use shared::config::EnvSource;
 

@@ -6,8 +6,8 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use integration_tests::{Rest, assert_error, drain, fixture, parts, stack, subscribe_queue};
 use items_api::App;
-use local_stack::Stack;
-use local_stack::streams::StreamReader;
+use local_stack::cloudformation::provision::Stack;
+use local_stack::lambda::streams::StreamReader;
 use serde_json::{Value, json};
 use shared::config::EnvSource;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use integration_tests::samples::{self, BLUE, RED, near};
 use integration_tests::{Rest, assert_error, drain, fixture, parts, stack, subscribe_queue};
-use local_stack::Stack;
-use local_stack::queues;
+use local_stack::cloudformation::provision::Stack;
+use local_stack::lambda::queues;
 use serde_json::{Value, json};
 use shared::config::EnvSource;
 use shared::photos::ThumbnailNotice;

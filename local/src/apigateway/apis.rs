@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::provision::Stack;
-use crate::template::TemplateError;
+use crate::cloudformation::provision::Stack;
+use crate::cloudformation::template::TemplateError;
 
 #[derive(Debug, Clone)]
 pub struct RestApi {
@@ -164,136 +164,167 @@ fn integrated_function(stack: &Stack, uri: &Value) -> Option<String> {
 
 /// Every REST API that exists under the stack's parameters, with its routes.
 pub fn rest_apis(stack: &Stack) -> Result<Vec<RestApi>, TemplateError> {
-    let template = &stack.template;
-    let resolver = &stack.resolver;
     let mut apis = Vec::new();
-    for (api_id, resource) in template.resources_of_kind("AWS::ApiGateway::RestApi") {
-        if !resolver.exists(resource)? {
+    for (api_id, resource) in stack.template.resources_of_kind("AWS::ApiGateway::RestApi") {
+        if !stack.resolver.exists(resource)? {
             continue;
         }
         let body = &resource.properties["Body"];
-        let api_security = body.get("security");
-        let requires_key = |security: Option<&Value>| {
-            security
-                .and_then(Value::as_array)
-                .is_some_and(|s| s.iter().any(|req| req.get("api_key").is_some()))
-        };
-        let mut routes = Vec::new();
-        let mut preflights = Vec::new();
-        for (path, methods) in body["paths"].as_object().into_iter().flatten() {
-            for (method, operation) in methods.as_object().into_iter().flatten() {
-                let integration = &operation["x-amazon-apigateway-integration"];
-                let method = match method.as_str() {
-                    "x-amazon-apigateway-any-method" => "ANY".to_string(),
-                    other => other.to_ascii_uppercase(),
-                };
-                match integration["type"].as_str() {
-                    Some("aws_proxy") => {
-                        let function = integrated_function(stack, &integration["uri"])
-                            .ok_or_else(|| {
-                                TemplateError::Unsupported(format!(
-                                    "{api_id} {method} {path}: the integration names no function of the template"
-                                ))
-                            })?;
-                        routes.push(RestRoute {
-                            path: path.clone(),
-                            method,
-                            function,
-                            api_key_required: requires_key(
-                                operation.get("security").or(api_security),
-                            ),
-                        });
-                    }
-                    Some("mock") if method == "OPTIONS" => {
-                        let params = resolver
-                            .resolve(&integration["responses"]["default"]["responseParameters"])?;
-                        let header = |name: &str| {
-                            params
-                                .get(format!("method.response.header.{name}"))
-                                .and_then(Value::as_str)
-                                .map(unquote)
-                        };
-                        preflights.push((
-                            path.clone(),
-                            Cors {
-                                allow_methods: header("Access-Control-Allow-Methods")
-                                    .unwrap_or_default(),
-                                allow_headers: header("Access-Control-Allow-Headers"),
-                                allow_origin: header("Access-Control-Allow-Origin")
-                                    .unwrap_or_default(),
-                                max_age: header("Access-Control-Max-Age"),
-                            },
-                        ));
-                    }
-                    other => {
-                        return Err(TemplateError::Unsupported(format!(
-                            "{api_id} {method} {path}: integration type {other:?} is not served locally"
-                        )));
-                    }
-                }
-            }
-        }
-        let responses = resolver.resolve(&body["x-amazon-apigateway-gateway-responses"])?;
-        let gateway_responses = responses
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(kind, body)| {
-                let headers = body["responseParameters"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|(k, v)| {
-                        let name = k.strip_prefix("gatewayresponse.header.")?;
-                        Some((name.to_string(), unquote(v.as_str()?)))
-                    })
-                    .collect();
-                let json_template = body
-                    .pointer("/responseTemplates/application~1json")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                (
-                    kind.clone(),
-                    GatewayResponse {
-                        headers,
-                        json_template,
-                    },
-                )
-            })
-            .collect();
-        // Stages: each AWS::ApiGateway::Stage, and the stage a Deployment names itself.
-        let mut stages = Vec::new();
-        let mut main_stage = None;
-        for other in template.resources.values() {
-            if logical_ref(&other.properties["RestApiId"]).as_deref() != Some(api_id)
-                || !resolver.exists(other)?
-            {
-                continue;
-            }
-            let is_stage = matches!(
-                other.kind.as_str(),
-                "AWS::ApiGateway::Stage" | "AWS::ApiGateway::Deployment"
-            );
-            if is_stage && let Some(name) = other.properties.get("StageName") {
-                let name = resolver.resolve_string(name)?;
-                if other.kind == "AWS::ApiGateway::Stage" {
-                    main_stage = Some(name.clone());
-                }
-                stages.push(name);
-            }
-        }
-        stages.sort();
-        stages.dedup();
+        let (routes, preflights) = operations(stack, api_id, body)?;
+        let (stage, stages) = stages(stack, api_id)?;
         apis.push(RestApi {
             logical_id: api_id.clone(),
-            stage: main_stage.unwrap_or_else(|| stages.first().cloned().unwrap_or_default()),
+            stage,
             stages,
             preflights,
-            gateway_responses,
+            gateway_responses: gateway_responses(stack, body)?,
             routes,
         });
     }
     Ok(apis)
+}
+
+/// An API's Lambda proxy routes, and its CORS `OPTIONS` mocks by path.
+type Operations = (Vec<RestRoute>, Vec<(String, Cors)>);
+
+/// The OpenAPI body's operations: Lambda proxy routes, and the CORS `OPTIONS` mocks.
+fn operations(stack: &Stack, api_id: &str, body: &Value) -> Result<Operations, TemplateError> {
+    let api_security = body.get("security");
+    let mut routes = Vec::new();
+    let mut preflights = Vec::new();
+    for (path, methods) in body["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in methods.as_object().into_iter().flatten() {
+            let integration = &operation["x-amazon-apigateway-integration"];
+            let method = match method.as_str() {
+                "x-amazon-apigateway-any-method" => "ANY".to_string(),
+                other => other.to_ascii_uppercase(),
+            };
+            match integration["type"].as_str() {
+                Some("aws_proxy") => {
+                    let function =
+                        integrated_function(stack, &integration["uri"]).ok_or_else(|| {
+                            TemplateError::Unsupported(format!(
+                                "{api_id} {method} {path}: the integration names no function of the template"
+                            ))
+                        })?;
+                    routes.push(RestRoute {
+                        path: path.clone(),
+                        method,
+                        function,
+                        api_key_required: requires_key(operation.get("security").or(api_security)),
+                    });
+                }
+                Some("mock") if method == "OPTIONS" => {
+                    preflights.push((path.clone(), mock_cors(stack, integration)?));
+                }
+                other => {
+                    return Err(TemplateError::Unsupported(format!(
+                        "{api_id} {method} {path}: integration type {other:?} is not served locally"
+                    )));
+                }
+            }
+        }
+    }
+    Ok((routes, preflights))
+}
+
+/// Whether an OpenAPI `security` requirement names the API key.
+fn requires_key(security: Option<&Value>) -> bool {
+    security
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|req| req.get("api_key").is_some()))
+}
+
+/// The headers a CORS mock integration answers a preflight with.
+fn mock_cors(stack: &Stack, integration: &Value) -> Result<Cors, TemplateError> {
+    let params = stack
+        .resolver
+        .resolve(&integration["responses"]["default"]["responseParameters"])?;
+    let header = |name: &str| {
+        params
+            .get(format!("method.response.header.{name}"))
+            .and_then(Value::as_str)
+            .map(unquote)
+    };
+    Ok(Cors {
+        allow_methods: header("Access-Control-Allow-Methods").unwrap_or_default(),
+        allow_headers: header("Access-Control-Allow-Headers"),
+        allow_origin: header("Access-Control-Allow-Origin").unwrap_or_default(),
+        max_age: header("Access-Control-Max-Age"),
+    })
+}
+
+/// The body's `x-amazon-apigateway-gateway-responses`, by response type.
+fn gateway_responses(
+    stack: &Stack,
+    body: &Value,
+) -> Result<BTreeMap<String, GatewayResponse>, TemplateError> {
+    let responses = stack
+        .resolver
+        .resolve(&body["x-amazon-apigateway-gateway-responses"])?;
+    Ok(responses
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(kind, body)| {
+            let headers = body["responseParameters"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| {
+                    let name = k.strip_prefix("gatewayresponse.header.")?;
+                    Some((name.to_string(), unquote(v.as_str()?)))
+                })
+                .collect();
+            let json_template = body
+                .pointer("/responseTemplates/application~1json")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            (
+                kind.clone(),
+                GatewayResponse {
+                    headers,
+                    json_template,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The API's stages: each `AWS::ApiGateway::Stage`, and the stage a Deployment names itself;
+/// the main one is the Stage resource's.
+fn stages(stack: &Stack, api_id: &str) -> Result<(String, Vec<String>), TemplateError> {
+    let mut stages = Vec::new();
+    let mut main_stage = None;
+    for other in stack.template.resources.values() {
+        if logical_ref(&other.properties["RestApiId"]).as_deref() != Some(api_id)
+            || !stack.resolver.exists(other)?
+        {
+            continue;
+        }
+        let is_stage = matches!(
+            other.kind.as_str(),
+            "AWS::ApiGateway::Stage" | "AWS::ApiGateway::Deployment"
+        );
+        if is_stage && let Some(name) = other.properties.get("StageName") {
+            let name = stack.resolver.resolve_string(name)?;
+            if other.kind == "AWS::ApiGateway::Stage" {
+                main_stage = Some(name.clone());
+            }
+            stages.push(name);
+        }
+    }
+    stages.sort();
+    stages.dedup();
+    // API Gateway serves a REST API only once it is deployed to a stage.
+    let stage = main_stage
+        .or_else(|| stages.first().cloned())
+        .ok_or_else(|| {
+            TemplateError::Unsupported(format!(
+                "{api_id}: the REST API has no stage (an AWS::ApiGateway::Stage, or a Deployment's StageName); API Gateway serves no undeployed API"
+            ))
+        })?;
+    Ok((stage, stages))
 }
 
 /// Whether an API key can call `api`'s keyed routes as deployed: an enabled

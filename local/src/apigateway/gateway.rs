@@ -27,9 +27,10 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::apis::{GatewayResponse, RestApi, RestMatch, WebSocketApi};
+use crate::apigateway::apis::{GatewayResponse, RestApi, RestMatch, WebSocketApi};
+use crate::cloudwatch::LogSink;
 use crate::emulator::ACCOUNT_ID;
-use crate::runtime::{Functions, InvokeError, LogSink};
+use crate::lambda::runtime::{Functions, InvokeError};
 
 const LABEL: &str = "gateway";
 
@@ -204,145 +205,180 @@ fn gateway_response(api: &RestApi, kind: &str, status: StatusCode, message: &str
     response
 }
 
-async fn rest(State(shared): State<AppState>, request: Request) -> Response {
-    let gateway = &shared.gateway;
-    let (parts, body) = request.into_parts();
-    let Some(api) = gateway.rest.first() else {
-        return json_response(StatusCode::NOT_FOUND, json!({"message": "no REST API"}));
-    };
-    // API Gateway's payload limit is 10 MB; what it answers is a gateway response
-    // (REQUEST_TOO_LARGE, else DEFAULT_4XX), shaped by the template.
-    let body = match axum::body::to_bytes(body, 10 * 1024 * 1024).await {
-        Ok(body) => body,
-        Err(_) => {
-            return gateway_response(
-                api,
-                "REQUEST_TOO_LARGE",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request Too Long",
-            );
-        }
-    };
-    let path = parts.uri.path();
-    let method = parts.method.as_str();
-    // Several REST APIs would share the root; the template has one, and routes are matched
-    // across all of them in template order.
-    let mut found = None;
-    let mut preflight = None;
-    for api in &gateway.rest {
-        if parts.method == Method::OPTIONS
+/// What a REST request reaches: a CORS preflight mock, or a route of an API.
+enum RestTarget<'a> {
+    Preflight(&'a crate::apigateway::apis::Cors),
+    Route(
+        &'a RestApi,
+        &'a crate::apigateway::apis::RestRoute,
+        BTreeMap<String, String>,
+    ),
+}
+
+/// Several REST APIs would share the root; the template has one, and routes are matched across
+/// all of them in template order.
+fn rest_target<'a>(apis: &'a [RestApi], method: &Method, path: &str) -> Option<RestTarget<'a>> {
+    for api in apis {
+        if method == Method::OPTIONS
             && let Some(cors) = api.preflight_for(path)
         {
-            preflight = Some(cors);
-            break;
+            return Some(RestTarget::Preflight(cors));
         }
         if let RestMatch::Route {
             route,
             path_parameters,
-        } = api.find(method, path)
+        } = api.find(method.as_str(), path)
         {
-            found = Some((api, route, path_parameters));
-            break;
+            return Some(RestTarget::Route(api, route, path_parameters));
         }
     }
-    if let Some(cors) = preflight {
-        let mut response = StatusCode::OK.into_response();
-        let headers = response.headers_mut();
-        let mut set = |name: &'static str, value: &str| {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                headers.insert(name, value);
-            }
-        };
-        set("access-control-allow-origin", &cors.allow_origin);
-        set("access-control-allow-methods", &cors.allow_methods);
-        if let Some(allow) = &cors.allow_headers {
-            set("access-control-allow-headers", allow);
+    None
+}
+
+/// The CORS mock integration's answer to a preflight.
+fn preflight_response(cors: &crate::apigateway::apis::Cors) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
         }
-        if let Some(max_age) = &cors.max_age {
-            set("access-control-max-age", max_age);
-        }
-        return response;
+    };
+    set("access-control-allow-origin", &cors.allow_origin);
+    set("access-control-allow-methods", &cors.allow_methods);
+    if let Some(allow) = &cors.allow_headers {
+        set("access-control-allow-headers", allow);
     }
-    let Some((api, route, path_parameters)) = found else {
+    if let Some(max_age) = &cors.max_age {
+        set("access-control-max-age", max_age);
+    }
+    response
+}
+
+async fn rest(State(shared): State<AppState>, request: Request) -> Response {
+    let gateway = &shared.gateway;
+    let (parts, body) = request.into_parts();
+    let Some(first_api) = gateway.rest.first() else {
+        return json_response(StatusCode::NOT_FOUND, json!({"message": "no REST API"}));
+    };
+    // API Gateway's payload limit is 10 MB; what it answers is a gateway response
+    // (REQUEST_TOO_LARGE, else DEFAULT_4XX), shaped by the template.
+    let Ok(body) = axum::body::to_bytes(body, 10 * 1024 * 1024).await else {
         return gateway_response(
-            api,
-            "MISSING_AUTHENTICATION_TOKEN",
-            StatusCode::FORBIDDEN,
-            "Missing Authentication Token",
+            first_api,
+            "REQUEST_TOO_LARGE",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Too Long",
         );
     };
+    let (api, route, path_parameters) =
+        match rest_target(&gateway.rest, &parts.method, parts.uri.path()) {
+            Some(RestTarget::Preflight(cors)) => return preflight_response(cors),
+            Some(RestTarget::Route(api, route, path_parameters)) => (api, route, path_parameters),
+            None => {
+                return gateway_response(
+                    first_api,
+                    "MISSING_AUTHENTICATION_TOKEN",
+                    StatusCode::FORBIDDEN,
+                    "Missing Authentication Token",
+                );
+            }
+        };
     let sent_key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
     if route.api_key_required && (sent_key.is_none() || sent_key != gateway.api_key.as_deref()) {
         return gateway_response(api, "INVALID_API_KEY", StatusCode::FORBIDDEN, "Forbidden");
     }
-    let (headers, multi_value_headers) = header_maps(&parts.headers);
-    let (query, multi_value_query) = query_maps(parts.uri.query());
-    let (body, is_base64) = body_field(&body);
-    let api_id = gateway
-        .api_ids
-        .get(&api.logical_id)
-        .cloned()
-        .unwrap_or_default();
-    let request_id = request_id();
-    let event = json!({
-        "resource": route.path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": multi_value_headers,
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": multi_value_query,
-        "pathParameters": if path_parameters.is_empty() { Value::Null } else { json!(path_parameters) },
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": ACCOUNT_ID,
-            "apiId": api_id,
-            "resourceId": "local",
-            "resourcePath": route.path,
+    let event = gateway.proxy_event(api, route, path_parameters, &parts, &body);
+    gateway.integrate(api, route, &parts, &event).await
+}
+
+impl Gateway {
+    /// The Lambda proxy integration's input event (API Gateway's REST "Input format").
+    fn proxy_event(
+        &self,
+        api: &RestApi,
+        route: &crate::apigateway::apis::RestRoute,
+        path_parameters: BTreeMap<String, String>,
+        parts: &axum::http::request::Parts,
+        body: &[u8],
+    ) -> Value {
+        let (path, method) = (parts.uri.path(), parts.method.as_str());
+        let (headers, multi_value_headers) = header_maps(&parts.headers);
+        let (query, multi_value_query) = query_maps(parts.uri.query());
+        let (body, is_base64) = body_field(body);
+        let sent_key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        let request_id = request_id();
+        json!({
+            "resource": route.path,
+            "path": path,
             "httpMethod": method,
-            "path": format!("/{}{}", api.stage, path),
-            "stage": api.stage,
-            "requestId": request_id,
-            "extendedRequestId": request_id,
-            "requestTime": request_time(),
-            "requestTimeEpoch": now_ms(),
-            "protocol": "HTTP/1.1",
-            "domainName": gateway.authority,
-            "identity": {
-                "sourceIp": "127.0.0.1",
-                "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()),
-                "apiKey": if route.api_key_required { sent_key } else { None },
+            "headers": headers,
+            "multiValueHeaders": multi_value_headers,
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": multi_value_query,
+            "pathParameters": if path_parameters.is_empty() { Value::Null } else { json!(path_parameters) },
+            "stageVariables": null,
+            "requestContext": {
+                "accountId": ACCOUNT_ID,
+                "apiId": self.api_ids.get(&api.logical_id),
+                "resourceId": "local",
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "path": format!("/{}{}", api.stage, path),
+                "stage": api.stage,
+                "requestId": request_id,
+                "extendedRequestId": request_id,
+                "requestTime": request_time(),
+                "requestTimeEpoch": now_ms(),
+                "protocol": "HTTP/1.1",
+                "domainName": self.authority,
+                "identity": {
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()),
+                    "apiKey": if route.api_key_required { sent_key } else { None },
+                },
             },
-        },
-        "body": body,
-        "isBase64Encoded": is_base64,
-    });
-    match gateway.functions.invoke(&route.function, &event).await {
-        Ok(result) => proxy_response(&result).unwrap_or_else(|| {
+            "body": body,
+            "isBase64Encoded": is_base64,
+        })
+    }
+
+    /// Invokes the route's function; its result, or the gateway response for a failed
+    /// integration.
+    async fn integrate(
+        &self,
+        api: &RestApi,
+        route: &crate::apigateway::apis::RestRoute,
+        parts: &axum::http::request::Parts,
+        event: &Value,
+    ) -> Response {
+        let failure = || {
             gateway_response(
                 api,
                 "INTEGRATION_FAILURE",
                 StatusCode::BAD_GATEWAY,
                 "Internal server error",
             )
-        }),
-        Err(InvokeError::Timeout { .. }) => gateway_response(
-            api,
-            "INTEGRATION_TIMEOUT",
-            StatusCode::GATEWAY_TIMEOUT,
-            "Endpoint request timed out",
-        ),
-        Err(err) => {
-            gateway.log.line(
-                LABEL,
-                &format!("{method} {path}: integration failed: {err}"),
-            );
-            gateway_response(
+        };
+        match self.functions.invoke(&route.function, event).await {
+            Ok(result) => proxy_response(&result).unwrap_or_else(failure),
+            Err(InvokeError::Timeout { .. }) => gateway_response(
                 api,
-                "INTEGRATION_FAILURE",
-                StatusCode::BAD_GATEWAY,
-                "Internal server error",
-            )
+                "INTEGRATION_TIMEOUT",
+                StatusCode::GATEWAY_TIMEOUT,
+                "Endpoint request timed out",
+            ),
+            Err(err) => {
+                self.log.line(
+                    LABEL,
+                    &format!(
+                        "{} {}: integration failed: {err}",
+                        parts.method,
+                        parts.uri.path()
+                    ),
+                );
+                failure()
+            }
         }
     }
 }
@@ -439,6 +475,55 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Runs the `$connect` route's function, if the API has one: a non-2xx result refuses the
+    /// connection with that result, a failed integration with 500.
+    async fn authorize_connect(
+        &self,
+        api: &WebSocketApi,
+        connection_id: &str,
+        connected_at: u64,
+        user_agent: &str,
+        parts: &axum::http::request::Parts,
+    ) -> Option<Response> {
+        let function = api.routes.get("$connect")?;
+        let mut event = self.websocket_event(
+            api,
+            connection_id,
+            "$connect",
+            "CONNECT",
+            connected_at,
+            user_agent,
+        );
+        let (headers, multi_value_headers) = header_maps(&parts.headers);
+        let (query_single, query_multi) = query_maps(parts.uri.query());
+        event["headers"] = headers;
+        event["multiValueHeaders"] = multi_value_headers;
+        event["queryStringParameters"] = query_single;
+        event["multiValueQueryStringParameters"] = query_multi;
+        match self.gateway.functions.invoke(function, &event).await {
+            Ok(result) => {
+                // A result without a statusCode accepts the connection, as API Gateway does.
+                let status = result["statusCode"].as_u64().unwrap_or(200);
+                (!(200..300).contains(&status)).then(|| {
+                    proxy_response(&result).unwrap_or_else(|| {
+                        json_response(StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
+                    })
+                })
+            }
+            Err(err) => {
+                self.gateway
+                    .log
+                    .line(LABEL, &format!("$connect failed: {err}"));
+                Some(json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"message": "Internal server error"}),
+                ))
+            }
+        }
+    }
+}
+
 async fn websocket_connect(
     State(shared): State<AppState>,
     Path(api_id): Path<String>,
@@ -468,41 +553,11 @@ async fn websocket_connect(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    if let Some(function) = api.routes.get("$connect") {
-        let mut event = shared.websocket_event(
-            api,
-            &connection_id,
-            "$connect",
-            "CONNECT",
-            connected_at,
-            &user_agent,
-        );
-        let (headers, multi_value_headers) = header_maps(&parts.headers);
-        let (query_single, query_multi) = query_maps(parts.uri.query());
-        event["headers"] = headers;
-        event["multiValueHeaders"] = multi_value_headers;
-        event["queryStringParameters"] = query_single;
-        event["multiValueQueryStringParameters"] = query_multi;
-        match shared.gateway.functions.invoke(function, &event).await {
-            Ok(result) => {
-                let status = result["statusCode"].as_u64().unwrap_or(200);
-                if !(200..300).contains(&status) {
-                    return proxy_response(&result).unwrap_or_else(|| {
-                        json_response(StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
-                    });
-                }
-            }
-            Err(err) => {
-                shared
-                    .gateway
-                    .log
-                    .line(LABEL, &format!("$connect failed: {err}"));
-                return json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"message": "Internal server error"}),
-                );
-            }
-        }
+    if let Some(refusal) = shared
+        .authorize_connect(api, &connection_id, connected_at, &user_agent, &parts)
+        .await
+    {
+        return refusal;
     }
     let (outbox, inbox) = mpsc::unbounded_channel();
     let connection = Arc::new(Connection {
@@ -655,6 +710,74 @@ fn gone() -> Response {
 
 /// `POST` (send), `GET` (describe), `DELETE` (close) `/@connections/{id}`; 410 for ids that are
 /// not connected, as API Gateway answers.
+impl Shared {
+    /// The management API is IAM-authorised: the caller's role must allow
+    /// `execute-api:ManageConnections` on
+    /// `arn:aws:execute-api:region:account:api/stage/METHOD/@connections/id`.
+    async fn authorize_management(
+        &self,
+        headers: &HeaderMap,
+        api_id: &str,
+        connection_id: &str,
+        method: &Method,
+    ) -> Option<Response> {
+        let Some((key, _)) = crate::iam::sigv4::credential_scope(headers, &[]) else {
+            return Some(json_response(
+                StatusCode::FORBIDDEN,
+                json!({"message": "Missing Authentication Token"}),
+            ));
+        };
+        let (Some(api), Some(physical)) =
+            (self.websocket_api(api_id), self.gateway.api_ids.get(api_id))
+        else {
+            return Some(json_response(
+                StatusCode::NOT_FOUND,
+                json!({"message": format!("no WebSocket API {api_id}")}),
+            ));
+        };
+        let question = crate::iam::AuthorizeRequest {
+            access_key_id: key,
+            action: "execute-api:ManageConnections".into(),
+            resource: format!(
+                "arn:aws:execute-api:{}:{ACCOUNT_ID}:{physical}/{}/{method}/@connections/{connection_id}",
+                crate::emulator::REGION,
+                api.stage
+            ),
+        };
+        match self.gateway.gate.authorize(&question).await {
+            Ok(answer) if answer.allowed => None,
+            Ok(answer) => Some(json_response(
+                StatusCode::FORBIDDEN,
+                json!({"message": answer.message}),
+            )),
+            Err(err) => Some(json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": err}),
+            )),
+        }
+    }
+}
+
+/// `GET @connections/{id}`: when it connected, when it last spoke, who it is.
+fn describe_connection(connection: &Connection) -> Response {
+    let at = |ms: u64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    json_response(
+        StatusCode::OK,
+        json!({
+            "connectedAt": at(connection.connected_at),
+            "lastActiveAt": at(connection.last_active.load(Ordering::Relaxed)),
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": connection.user_agent},
+        }),
+    )
+}
+
 async fn manage_connection(
     State(shared): State<AppState>,
     Path((api_id, connection_id)): Path<(String, String)>,
@@ -662,44 +785,11 @@ async fn manage_connection(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The management API is IAM-authorised: the caller's role must allow
-    // execute-api:ManageConnections on arn:aws:execute-api:region:account:api/stage/METHOD/@connections/id.
-    let Some((key, _)) = crate::iam::actions::credential_scope(&headers, &[]) else {
-        return json_response(
-            StatusCode::FORBIDDEN,
-            json!({"message": "Missing Authentication Token"}),
-        );
-    };
-    let stage = shared
-        .gateway
-        .websockets
-        .iter()
-        .find(|w| w.logical_id == api_id)
-        .map(|w| w.stage.clone())
-        .unwrap_or_default();
-    let physical = shared
-        .gateway
-        .api_ids
-        .get(&api_id)
-        .cloned()
-        .unwrap_or_default();
-    let resource = format!(
-        "arn:aws:execute-api:{}:{ACCOUNT_ID}:{physical}/{stage}/{method}/@connections/{connection_id}",
-        crate::emulator::REGION
-    );
-    let question = crate::iam::AuthorizeRequest {
-        access_key_id: key,
-        action: "execute-api:ManageConnections".into(),
-        resource,
-    };
-    match shared.gateway.gate.authorize(&question).await {
-        Ok(answer) if answer.allowed => {}
-        Ok(answer) => {
-            return json_response(StatusCode::FORBIDDEN, json!({"message": answer.message}));
-        }
-        Err(err) => {
-            return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": err}));
-        }
+    if let Some(refusal) = shared
+        .authorize_management(&headers, &api_id, &connection_id, &method)
+        .await
+    {
+        return refusal;
     }
     let Some(connection) = shared.connection(&api_id, &connection_id) else {
         return gone();
@@ -715,24 +805,7 @@ async fn manage_connection(
             }
             StatusCode::OK.into_response()
         }
-        Method::GET => {
-            let at = |ms: u64| {
-                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                    .ok()
-                    .and_then(|t| {
-                        t.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    })
-            };
-            json_response(
-                StatusCode::OK,
-                json!({
-                    "connectedAt": at(connection.connected_at),
-                    "lastActiveAt": at(connection.last_active.load(Ordering::Relaxed)),
-                    "identity": {"sourceIp": "127.0.0.1", "userAgent": connection.user_agent},
-                }),
-            )
-        }
+        Method::GET => describe_connection(&connection),
         Method::DELETE => {
             let _ = connection.outbox.send(Message::Close(None));
             StatusCode::NO_CONTENT.into_response()
@@ -755,7 +828,7 @@ async fn mailbox(
     let url = format!("{}/moto-api/data.json", shared.gateway.emulator);
     let mut request = shared.http.get(&url);
     if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
-        request = request.header(crate::iam::gate::ADMIN_HEADER, token);
+        request = request.header(crate::gate::control::ADMIN_HEADER, token);
     }
     let data: Value = match request.send().await {
         Ok(response) => response.json().await.unwrap_or_default(),

@@ -19,9 +19,11 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use local_stack::cloudformation::provision::Stack;
+use local_stack::cloudformation::template::Template;
+use local_stack::cloudwatch::PrefixedStdout;
 use local_stack::dev::{DevOptions, DevStack};
-use local_stack::runtime::PrefixedStdout;
-use local_stack::{Stack, Template, emulator};
+use local_stack::emulator;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -84,7 +86,7 @@ async fn gate(args: &[String]) -> Result<(), Error> {
         .ok()
         .filter(|t| !t.is_empty());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    local_stack::iam::gate::serve(listener, emulator, audit, admin_token).await?;
+    local_stack::gate::serve(listener, &emulator, audit.as_deref(), admin_token).await?;
     Ok(())
 }
 
@@ -137,8 +139,8 @@ async fn redrive(args: &[String]) -> Result<(), Error> {
 }
 
 fn transform(args: &[String]) -> Result<(), Error> {
-    let text = local_stack::template::transform(
-        &local_stack::template::project_template_path(),
+    let text = local_stack::cloudformation::template::transform(
+        &local_stack::workspace::project_template_path(),
         &parameters(args)?,
     )?;
     print!("{text}");

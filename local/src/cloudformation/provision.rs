@@ -17,9 +17,9 @@ use serde_json::Value;
 use aws_config::Region;
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 
+use crate::cloudformation::template::{Physical, Resolver, Template, TemplateError};
 use crate::emulator::{ACCOUNT_ID, REGION};
 use crate::iam::{self, GateClient, ResourcePolicyRecord, RoleRecord, StateMachineRecord};
-use crate::template::{Physical, Resolver, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -33,6 +33,12 @@ pub enum ProvisionError {
     },
     #[error("resource type {kind} of {id} cannot be provisioned locally")]
     Unsupported { id: String, kind: String },
+    #[error("{kind} {id}: {property} is required (CloudFormation rejects the template without it)")]
+    MissingProperty {
+        id: String,
+        kind: String,
+        property: String,
+    },
     #[error("{0}")]
     Iam(String),
 }
@@ -68,6 +74,217 @@ fn create_err(id: &str, kind: &str, err: impl std::fmt::Display) -> ProvisionErr
         id: id.into(),
         kind: kind.into(),
         detail: err.to_string(),
+    }
+}
+
+/// Resource types served or run by this crate from their properties (the gateway, the
+/// event-source pollers, the pipe runner), or not emulated: they only need names that resolve.
+const NAMED_ONLY: &[&str] = &[
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::Stage",
+    "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::UsagePlanKey",
+    "AWS::ApiGatewayV2::Deployment",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::EventSourceMapping",
+    "AWS::Events::Rule",
+    "AWS::Pipes::Pipe",
+    // CloudWatch is not emulated: alarms and dashboards only need names that resolve (their
+    // coverage is checked on the template, local/tests/template.rs).
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    // CloudFront is not emulated: the local stack serves web/ itself with the response headers
+    // policy's headers (crate::cloudfront).
+    "AWS::CloudFront::Distribution",
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::CloudFront::ResponseHeadersPolicy",
+    // CodeDeploy shifts alias traffic in AWS; locally the alias always serves.
+    "AWS::CodeDeploy::Application",
+    "AWS::CodeDeploy::DeploymentGroup",
+    "AWS::SNS::Subscription",
+];
+
+/// Lambda runs $LATEST locally; an alias or version resolves to the function's ARN qualified as
+/// AWS names it, so policies and event sources on it match. `FunctionName` (and an alias's
+/// `Name`) are required.
+fn lambda_qualified(id: &str, kind: &str, props: &Value) -> Result<Physical, ProvisionError> {
+    let function = required_str(id, kind, props, "/FunctionName")?;
+    let qualifier = match kind {
+        "AWS::Lambda::Alias" => required_str(id, kind, props, "/Name")?,
+        _ => "1",
+    };
+    let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}:{qualifier}");
+    Ok(Physical {
+        reference: arn.clone(),
+        attributes: HashMap::from([
+            ("Arn".into(), arn.clone()),
+            ("AliasArn".into(), arn),
+            ("Version".into(), "1".into()),
+        ]),
+    })
+}
+
+/// A string property CloudFormation requires, at `pointer` in `props` (`/KeySchema/0/KeyType`).
+fn required_str<'a>(
+    id: &str,
+    kind: &str,
+    props: &'a Value,
+    pointer: &str,
+) -> Result<&'a str, ProvisionError> {
+    props
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProvisionError::MissingProperty {
+            id: id.into(),
+            kind: kind.into(),
+            property: pointer.trim_start_matches('/').replace('/', "."),
+        })
+}
+
+/// A list property CloudFormation requires, at `pointer` in `props`.
+fn required_list<'a>(
+    id: &str,
+    kind: &str,
+    props: &'a Value,
+    pointer: &str,
+) -> Result<&'a Vec<Value>, ProvisionError> {
+    props
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .ok_or_else(|| ProvisionError::MissingProperty {
+            id: id.into(),
+            kind: kind.into(),
+            property: pointer.trim_start_matches('/').replace('/', "."),
+        })
+}
+
+/// An `AWS::DynamoDB::Table`'s properties, read as CloudFormation requires them
+/// (docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-dynamodb-table.html).
+struct TableDeclaration<'a> {
+    id: &'a str,
+    props: &'a Value,
+}
+
+impl TableDeclaration<'_> {
+    const KIND: &'static str = "AWS::DynamoDB::Table";
+
+    fn error(&self, err: impl std::fmt::Display) -> ProvisionError {
+        create_err(self.id, Self::KIND, err)
+    }
+
+    fn required_str(&self, pointer: &str) -> Result<&str, ProvisionError> {
+        required_str(self.id, Self::KIND, self.props, pointer)
+    }
+
+    fn key_schema(&self, pointer: &str) -> Result<Vec<ddb::KeySchemaElement>, ProvisionError> {
+        let keys = required_list(self.id, Self::KIND, self.props, pointer)?;
+        (0..keys.len())
+            .map(|i| {
+                ddb::KeySchemaElement::builder()
+                    .attribute_name(self.required_str(&format!("{pointer}/{i}/AttributeName"))?)
+                    .key_type(ddb::KeyType::from(
+                        self.required_str(&format!("{pointer}/{i}/KeyType"))?,
+                    ))
+                    .build()
+                    .map_err(|e| self.error(e))
+            })
+            .collect()
+    }
+
+    fn attribute_definitions(&self) -> Result<Vec<ddb::AttributeDefinition>, ProvisionError> {
+        let pointer = "/AttributeDefinitions";
+        let attributes = required_list(self.id, Self::KIND, self.props, pointer)?;
+        (0..attributes.len())
+            .map(|i| {
+                ddb::AttributeDefinition::builder()
+                    .attribute_name(self.required_str(&format!("{pointer}/{i}/AttributeName"))?)
+                    .attribute_type(ddb::ScalarAttributeType::from(
+                        self.required_str(&format!("{pointer}/{i}/AttributeType"))?,
+                    ))
+                    .build()
+                    .map_err(|e| self.error(e))
+            })
+            .collect()
+    }
+
+    /// Each index's name, keys and projection (all required; `ProjectionType` as written, the
+    /// service deciding when it is absent).
+    fn global_secondary_indexes(
+        &self,
+    ) -> Result<Option<Vec<ddb::GlobalSecondaryIndex>>, ProvisionError> {
+        let Some(indexes) = self.props.get("GlobalSecondaryIndexes") else {
+            return Ok(None);
+        };
+        let count = indexes.as_array().map_or(0, Vec::len);
+        let built = (0..count)
+            .map(|i| {
+                let at = format!("/GlobalSecondaryIndexes/{i}");
+                let projection =
+                    self.props
+                        .pointer(&format!("{at}/Projection"))
+                        .ok_or_else(|| ProvisionError::MissingProperty {
+                            id: self.id.into(),
+                            kind: Self::KIND.into(),
+                            property: format!("GlobalSecondaryIndexes.{i}.Projection"),
+                        })?;
+                let non_key: Option<Vec<String>> = projection
+                    .get("NonKeyAttributes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    });
+                ddb::GlobalSecondaryIndex::builder()
+                    .index_name(self.required_str(&format!("{at}/IndexName"))?)
+                    .set_key_schema(Some(self.key_schema(&format!("{at}/KeySchema"))?))
+                    .projection(
+                        ddb::Projection::builder()
+                            .set_projection_type(
+                                projection["ProjectionType"]
+                                    .as_str()
+                                    .map(ddb::ProjectionType::from),
+                            )
+                            .set_non_key_attributes(non_key)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| self.error(e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(built))
+    }
+
+    fn stream_specification(&self) -> Result<Option<ddb::StreamSpecification>, ProvisionError> {
+        if self.props.get("StreamSpecification").is_none() {
+            return Ok(None);
+        }
+        let view = self.required_str("/StreamSpecification/StreamViewType")?;
+        ddb::StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(ddb::StreamViewType::from(view))
+            .build()
+            .map(Some)
+            .map_err(|e| self.error(e))
+    }
+
+    /// TTL when enabled; its `AttributeName` is then required.
+    fn time_to_live(&self) -> Result<Option<ddb::TimeToLiveSpecification>, ProvisionError> {
+        let enabled = self.props.pointer("/TimeToLiveSpecification/Enabled");
+        if enabled.and_then(Value::as_bool) != Some(true) {
+            return Ok(None);
+        }
+        ddb::TimeToLiveSpecification::builder()
+            .attribute_name(self.required_str("/TimeToLiveSpecification/AttributeName")?)
+            .enabled(true)
+            .build()
+            .map(Some)
+            .map_err(|e| self.error(e))
     }
 }
 
@@ -353,52 +570,13 @@ impl Stack {
             "AWS::SecretsManager::Secret" => self.create_secret(id, &props).await,
             "AWS::StepFunctions::StateMachine" => self.create_state_machine(id, &props).await,
             // Not emulated (functions log to stdout locally); named and ARN'd as CloudFormation does.
-            "AWS::Logs::LogGroup" => {
-                let name = props["LogGroupName"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| self.physical_name(id, 512));
-                Ok(Physical {
-                    attributes: HashMap::from([(
-                        "Arn".into(),
-                        format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"),
-                    )]),
-                    reference: name,
-                })
-            }
+            "AWS::Logs::LogGroup" => Ok(self.log_group(id, &props)),
             "AWS::IAM::Role" => self.create_role(id, &props).await,
             "AWS::SQS::QueuePolicy" | "AWS::S3::BucketPolicy" => {
                 self.create_resource_policy(id, kind, &props).await
             }
-            // Lambda runs $LATEST locally; an alias or version resolves to the function's ARN
-            // qualified as AWS names it, so policies and event sources on it match.
-            "AWS::Lambda::Version" | "AWS::Lambda::Alias" => {
-                let function = props["FunctionName"].as_str().unwrap_or_default();
-                let qualifier = match kind {
-                    "AWS::Lambda::Alias" => props["Name"].as_str().unwrap_or("live").to_string(),
-                    _ => "1".to_string(),
-                };
-                let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}:{qualifier}");
-                Ok(Physical {
-                    reference: arn.clone(),
-                    attributes: HashMap::from([
-                        ("Arn".into(), arn.clone()),
-                        ("AliasArn".into(), arn),
-                        ("Version".into(), "1".into()),
-                    ]),
-                })
-            }
-            "AWS::Lambda::Function" => {
-                let name = props["FunctionName"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| self.physical_name(id, 64));
-                let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}");
-                Ok(Physical {
-                    reference: name,
-                    attributes: HashMap::from([("Arn".into(), arn)]),
-                })
-            }
+            "AWS::Lambda::Version" | "AWS::Lambda::Alias" => lambda_qualified(id, kind, &props),
+            "AWS::Lambda::Function" => Ok(self.lambda_function(id, &props)),
             "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api" => {
                 let api_id = self.api_id(id);
                 Ok(Physical {
@@ -409,63 +587,7 @@ impl Stack {
                     ]),
                 })
             }
-            // Served or run by this crate from their properties (the gateway, the event-source
-            // pollers, the pipe runner); they only need names that resolve.
-            "AWS::ApiGateway::Deployment"
-            | "AWS::ApiGateway::Stage"
-            | "AWS::ApiGateway::ApiKey"
-            | "AWS::ApiGateway::UsagePlan"
-            | "AWS::ApiGateway::UsagePlanKey"
-            | "AWS::ApiGatewayV2::Deployment"
-            | "AWS::ApiGatewayV2::Stage"
-            | "AWS::ApiGatewayV2::Route"
-            | "AWS::ApiGatewayV2::Integration"
-            | "AWS::Lambda::Permission"
-            | "AWS::Lambda::EventSourceMapping"
-            | "AWS::Events::Rule"
-            | "AWS::Pipes::Pipe"
-            // CloudWatch is not emulated: alarms and dashboards only need names that resolve
-            // (their coverage is checked on the template, local/tests/template.rs).
-            | "AWS::CloudWatch::Alarm"
-            | "AWS::CloudWatch::Dashboard"
-            // CloudFront is not emulated: the local stack serves web/ itself with the
-            // response headers policy's headers (crate::web).
-            | "AWS::CloudFront::Distribution"
-            | "AWS::CloudFront::OriginAccessControl"
-            | "AWS::CloudFront::ResponseHeadersPolicy"
-            // CodeDeploy shifts alias traffic in AWS; locally the alias always serves.
-            | "AWS::CodeDeploy::Application"
-            | "AWS::CodeDeploy::DeploymentGroup"
-            | "AWS::SNS::Subscription" => {
-                let reference = match kind {
-                    // A stage's Ref is its name.
-                    "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => props["StageName"]
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| self.physical_name(id, 64)),
-                    _ => self.physical_name(id, 64),
-                };
-                let arn = format!(
-                    "arn:aws:{}:{REGION}:{ACCOUNT_ID}:{}/{reference}",
-                    kind.split("::")
-                        .nth(1)
-                        .unwrap_or("local")
-                        .to_ascii_lowercase(),
-                    kind.rsplit("::")
-                        .next()
-                        .unwrap_or("resource")
-                        .to_ascii_lowercase()
-                );
-                let mut attributes = HashMap::from([("Arn".into(), arn)]);
-                if kind.starts_with("AWS::CloudFront::") {
-                    attributes.insert("Id".into(), reference.clone());
-                    attributes.insert("DomainName".into(), format!("{reference}.cloudfront.net"));
-                }
-                Ok(Physical {
-                    reference,
-                    attributes,
-                })
-            }
+            kind if NAMED_ONLY.contains(&kind) => Ok(self.named_only(id, kind, &props)),
             _ => Err(ProvisionError::Unsupported {
                 id: id.into(),
                 kind: kind.into(),
@@ -474,124 +596,99 @@ impl Stack {
         .inspect(|_| tracing::debug!(%id, %kind, "provisioned"))
     }
 
+    fn log_group(&self, id: &str, props: &Value) -> Physical {
+        // LogGroupName is optional: CloudFormation generates a unique name.
+        let name = props["LogGroupName"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.physical_name(id, 512));
+        Physical {
+            attributes: HashMap::from([(
+                "Arn".into(),
+                format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"),
+            )]),
+            reference: name,
+        }
+    }
+
+    fn lambda_function(&self, id: &str, props: &Value) -> Physical {
+        // FunctionName is optional: CloudFormation generates a unique name.
+        let name = props["FunctionName"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.physical_name(id, 64));
+        let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}");
+        Physical {
+            reference: name,
+            attributes: HashMap::from([("Arn".into(), arn)]),
+        }
+    }
+
+    /// A resource this crate serves or runs from its properties: only a name (and ARN) that
+    /// resolves.
+    fn named_only(&self, id: &str, kind: &str, props: &Value) -> Physical {
+        let reference = match kind {
+            // A stage's Ref is its name.
+            "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => props["StageName"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| self.physical_name(id, 64)),
+            _ => self.physical_name(id, 64),
+        };
+        // Every kind here is AWS::<Service>::<Resource>.
+        let mut names = kind.split("::").skip(1).map(str::to_ascii_lowercase);
+        let (service, resource) = (names.next(), names.next());
+        let arn = format!(
+            "arn:aws:{}:{REGION}:{ACCOUNT_ID}:{}/{reference}",
+            service.unwrap_or_default(),
+            resource.unwrap_or_default()
+        );
+        let mut attributes = HashMap::from([("Arn".into(), arn)]);
+        if kind.starts_with("AWS::CloudFront::") {
+            attributes.insert("Id".into(), reference.clone());
+            attributes.insert("DomainName".into(), format!("{reference}.cloudfront.net"));
+        }
+        Physical {
+            reference,
+            attributes,
+        }
+    }
+
     async fn create_table(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
-        let kind = "AWS::DynamoDB::Table";
-        let bad = |what: &str| create_err(id, kind, format!("invalid {what}"));
+        let table = TableDeclaration { id, props };
         let name = props
             .get("TableName")
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| self.physical_name(id, 255));
-        let key_schema = |list: &Value| -> Result<Vec<ddb::KeySchemaElement>, ProvisionError> {
-            list.as_array()
-                .ok_or_else(|| bad("KeySchema"))?
-                .iter()
-                .map(|k| {
-                    ddb::KeySchemaElement::builder()
-                        .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
-                        .key_type(ddb::KeyType::from(
-                            k["KeyType"].as_str().unwrap_or_default(),
-                        ))
-                        .build()
-                        .map_err(|e| create_err(id, kind, e))
-                })
-                .collect()
-        };
-        let mut request = aws_sdk_dynamodb::Client::new(&self.sdk)
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let out = client
             .create_table()
             .table_name(&name)
             .billing_mode(ddb::BillingMode::PayPerRequest)
-            .set_key_schema(Some(key_schema(&props["KeySchema"])?));
-        for attr in props["AttributeDefinitions"]
-            .as_array()
-            .ok_or_else(|| bad("AttributeDefinitions"))?
-        {
-            request = request.attribute_definitions(
-                ddb::AttributeDefinition::builder()
-                    .attribute_name(attr["AttributeName"].as_str().unwrap_or_default())
-                    .attribute_type(ddb::ScalarAttributeType::from(
-                        attr["AttributeType"].as_str().unwrap_or_default(),
-                    ))
-                    .build()
-                    .map_err(|e| create_err(id, kind, e))?,
-            );
-        }
-        for index in props
-            .get("GlobalSecondaryIndexes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let projection = &index["Projection"];
-            let non_key: Option<Vec<String>> = projection
-                .get("NonKeyAttributes")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                });
-            request = request.global_secondary_indexes(
-                ddb::GlobalSecondaryIndex::builder()
-                    .index_name(index["IndexName"].as_str().unwrap_or_default())
-                    .set_key_schema(Some(key_schema(&index["KeySchema"])?))
-                    .projection(
-                        ddb::Projection::builder()
-                            .projection_type(ddb::ProjectionType::from(
-                                projection["ProjectionType"].as_str().unwrap_or("ALL"),
-                            ))
-                            .set_non_key_attributes(non_key)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(|e| create_err(id, kind, e))?,
-            );
-        }
-        if let Some(view) = props
-            .pointer("/StreamSpecification/StreamViewType")
-            .and_then(Value::as_str)
-        {
-            request = request.stream_specification(
-                ddb::StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(ddb::StreamViewType::from(view))
-                    .build()
-                    .map_err(|e| create_err(id, kind, e))?,
-            );
-        }
-        let client = aws_sdk_dynamodb::Client::new(&self.sdk);
-        let out = request
+            .set_key_schema(Some(table.key_schema("/KeySchema")?))
+            .set_attribute_definitions(Some(table.attribute_definitions()?))
+            .set_global_secondary_indexes(table.global_secondary_indexes()?)
+            .set_stream_specification(table.stream_specification()?)
             .send()
             .await
-            .map_err(|e| create_err(id, kind, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        if let Some(ttl) = props
-            .get("TimeToLiveSpecification")
-            .filter(|t| t["Enabled"].as_bool() == Some(true))
-        {
+            .map_err(|e| table.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        if let Some(ttl) = table.time_to_live()? {
             client
                 .update_time_to_live()
                 .table_name(&name)
-                .time_to_live_specification(
-                    ddb::TimeToLiveSpecification::builder()
-                        .attribute_name(ttl["AttributeName"].as_str().unwrap_or_default())
-                        .enabled(true)
-                        .build()
-                        .map_err(|e| create_err(id, kind, e))?,
-                )
+                .time_to_live_specification(ttl)
                 .send()
                 .await
-                .map_err(|e| {
-                    create_err(id, kind, aws_sdk_dynamodb::error::DisplayErrorContext(e))
-                })?;
+                .map_err(|e| table.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
         }
         let description = out
             .table_description
-            .unwrap_or_else(|| ddb::TableDescription::builder().build());
-        let mut attributes = HashMap::from([(
-            "Arn".to_string(),
-            description.table_arn.clone().unwrap_or_default(),
-        )]);
+            .ok_or_else(|| table.error("CreateTable returned no TableDescription"))?;
+        let arn = description
+            .table_arn
+            .ok_or_else(|| table.error("CreateTable returned no TableArn"))?;
+        let mut attributes = HashMap::from([("Arn".to_string(), arn)]);
         if let Some(stream) = description.latest_stream_arn {
             attributes.insert("StreamArn".into(), stream);
         }
@@ -714,55 +811,16 @@ impl Stack {
             .map_err(|e| create_err(id, kind, aws_sdk_s3::error::DisplayErrorContext(e)))?;
         // S3's CORS evaluation happens at the gate (moto answers every origin).
         self.gate
-            .register_bucket_cors(&crate::s3_cors::BucketCors {
+            .register_bucket_cors(&crate::s3::cors::BucketCorsRecord {
                 bucket: name.clone(),
-                rules: crate::s3_cors::rules_of(props),
+                rules: crate::s3::cors::rules_of(props),
             })
             .await
             .map_err(ProvisionError::Iam)?;
-        if let Some(queues) = props
-            .pointer("/NotificationConfiguration/QueueConfigurations")
-            .and_then(Value::as_array)
-        {
-            use aws_sdk_s3::types::{
-                Event, FilterRule, FilterRuleName, NotificationConfiguration,
-                NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
-            };
-            let mut config = NotificationConfiguration::builder();
-            for queue in queues {
-                let rules = queue
-                    .pointer("/Filter/S3Key/Rules")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|r| {
-                        FilterRule::builder()
-                            .name(FilterRuleName::from(r["Name"].as_str().unwrap_or_default()))
-                            .value(r["Value"].as_str().unwrap_or_default())
-                            .build()
-                    })
-                    .collect::<Vec<_>>();
-                let queue_arn = queue["Queue"].as_str().unwrap_or_default();
-                // S3 validates the destination when the configuration is put: the queue policy
-                // must let s3.amazonaws.com send for this bucket.
-                self.s3_may_notify(queue_arn, &bucket_arn)
-                    .map_err(|why| create_err(id, kind, why))?;
-                let mut target = QueueConfiguration::builder()
-                    .queue_arn(queue_arn)
-                    .events(Event::from(queue["Event"].as_str().unwrap_or_default()));
-                if !rules.is_empty() {
-                    target = target.filter(
-                        NotificationConfigurationFilter::builder()
-                            .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
-                            .build(),
-                    );
-                }
-                config = config
-                    .queue_configurations(target.build().map_err(|e| create_err(id, kind, e))?);
-            }
+        if let Some(config) = self.bucket_notifications(id, props, &bucket_arn)? {
             s3.put_bucket_notification_configuration()
                 .bucket(&name)
-                .notification_configuration(config.build())
+                .notification_configuration(config)
                 .send()
                 .await
                 .map_err(|e| create_err(id, kind, aws_sdk_s3::error::DisplayErrorContext(e)))?;
@@ -778,6 +836,66 @@ impl Stack {
                 ),
             ]),
         })
+    }
+
+    /// The bucket's queue notifications, each destination checked as S3 checks it when the
+    /// configuration is put: the queue policy must let s3.amazonaws.com send for this bucket.
+    /// `Queue`, `Event` and each filter rule's `Name` and `Value` are required.
+    fn bucket_notifications(
+        &self,
+        id: &str,
+        props: &Value,
+        bucket_arn: &str,
+    ) -> Result<Option<aws_sdk_s3::types::NotificationConfiguration>, ProvisionError> {
+        use aws_sdk_s3::types::{
+            Event, FilterRule, FilterRuleName, NotificationConfiguration,
+            NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+        };
+        let kind = "AWS::S3::Bucket";
+        let at = "/NotificationConfiguration/QueueConfigurations";
+        let Some(queues) = props.pointer(at).and_then(Value::as_array) else {
+            return Ok(None);
+        };
+        let mut config = NotificationConfiguration::builder();
+        for i in 0..queues.len() {
+            let queue = format!("{at}/{i}");
+            let rules_at = format!("{queue}/Filter/S3Key/Rules");
+            let rule_count = props
+                .pointer(&rules_at)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let rules = (0..rule_count)
+                .map(|j| {
+                    let rule = format!("{rules_at}/{j}");
+                    Ok(FilterRule::builder()
+                        .name(FilterRuleName::from(required_str(
+                            id,
+                            kind,
+                            props,
+                            &format!("{rule}/Name"),
+                        )?))
+                        .value(required_str(id, kind, props, &format!("{rule}/Value"))?)
+                        .build())
+                })
+                .collect::<Result<Vec<_>, ProvisionError>>()?;
+            let queue_arn = required_str(id, kind, props, &format!("{queue}/Queue"))?;
+            self.s3_may_notify(queue_arn, bucket_arn)
+                .map_err(|why| create_err(id, kind, why))?;
+            let event = required_str(id, kind, props, &format!("{queue}/Event"))?;
+            let mut target = QueueConfiguration::builder()
+                .queue_arn(queue_arn)
+                .events(Event::from(event));
+            if !rules.is_empty() {
+                target = target.filter(
+                    NotificationConfigurationFilter::builder()
+                        .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                        .build(),
+                );
+            }
+            config =
+                config.queue_configurations(target.build().map_err(|e| create_err(id, kind, e))?);
+        }
+        Ok(Some(config.build()))
     }
 
     async fn create_email_identity(

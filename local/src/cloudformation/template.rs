@@ -15,6 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::workspace::{project_root, project_template_path};
+
 use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -238,24 +240,22 @@ impl Template {
     }
 }
 
-pub fn project_template_path() -> PathBuf {
-    if let Ok(path) = std::env::var("KIT_TEMPLATE") {
-        return PathBuf::from(path);
-    }
-    project_root().join("template.yaml")
-}
-
-/// The repository root (the workspace this crate belongs to).
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
 /// Runs the SAM transform over `template` (JSON text of the CloudFormation template). The
 /// output is cached under `target/sam-transform/`, keyed by the template's bytes and the
 /// parameters, so test binaries and `make dev` pay the ~2 s of Python once per change.
+/// A string argument of an intrinsic function, or `malformed`'s error.
+fn string_argument(
+    value: &Value,
+    malformed: impl Fn() -> TemplateError,
+) -> Result<&str, TemplateError> {
+    value.as_str().ok_or_else(malformed)
+}
+
+/// An intrinsic function's argument list, when it has exactly `n` items.
+fn arguments(arg: &Value, n: usize) -> Option<&[Value]> {
+    arg.as_array().filter(|a| a.len() == n).map(Vec::as_slice)
+}
+
 /// The Python comes from `.venv-sam` (`make venvs`), or `KIT_SAM_PYTHON`.
 pub fn transform(
     template: &Path,
@@ -466,73 +466,9 @@ impl Resolver {
         match value {
             Value::Object(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().expect("len is 1");
-                match key.as_str() {
-                    "Ref" => self
-                        .reference(arg.as_str().unwrap_or_default())
-                        .map(Value::String),
-                    "Fn::GetAtt" => {
-                        let parts: Vec<&str> = arg
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_str)
-                            .collect();
-                        match parts.as_slice() {
-                            [id, attr] => self.attribute(id, attr).map(Value::String),
-                            _ => Err(TemplateError::Unresolved(format!("Fn::GetAtt {arg}"))),
-                        }
-                    }
-                    "Fn::Sub" => self.sub(arg).map(Value::String),
-                    "Fn::If" => {
-                        let parts = arg
-                            .as_array()
-                            .filter(|a| a.len() == 3)
-                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::If {arg}")))?;
-                        let name = parts[0].as_str().unwrap_or_default();
-                        self.resolve(&parts[if self.condition(name)? { 1 } else { 2 }])
-                    }
-                    "Fn::Join" => {
-                        let parts = arg
-                            .as_array()
-                            .filter(|a| a.len() == 2)
-                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::Join {arg}")))?;
-                        let sep = parts[0].as_str().unwrap_or_default();
-                        let items = self.resolve(&parts[1])?;
-                        let strings: Vec<String> = items
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(scalar_string)
-                            .collect();
-                        Ok(Value::String(strings.join(sep)))
-                    }
-                    "Fn::Split" => {
-                        let parts = arg
-                            .as_array()
-                            .filter(|a| a.len() == 2)
-                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::Split {arg}")))?;
-                        let sep = parts[0].as_str().unwrap_or_default();
-                        let text = self.resolve_string(&parts[1])?;
-                        Ok(Value::Array(text.split(sep).map(Value::from).collect()))
-                    }
-                    "Fn::Select" => {
-                        let parts = arg.as_array().filter(|a| a.len() == 2).ok_or_else(|| {
-                            TemplateError::Unresolved(format!("Fn::Select {arg}"))
-                        })?;
-                        let index: usize = self
-                            .resolve_string(&parts[0])?
-                            .parse()
-                            .map_err(|_| TemplateError::Unresolved(format!("Fn::Select {arg}")))?;
-                        let list = self.resolve(&parts[1])?;
-                        list.as_array()
-                            .and_then(|items| items.get(index))
-                            .cloned()
-                            .ok_or_else(|| TemplateError::Unresolved(format!("Fn::Select {arg}")))
-                    }
-                    _ if key.starts_with("Fn::") => Err(TemplateError::Unsupported(format!(
-                        "intrinsic {key} is not supported locally"
-                    ))),
-                    _ => Ok(Value::Object(
+                match self.intrinsic(key, arg) {
+                    Some(resolved) => resolved,
+                    None => Ok(Value::Object(
                         map.iter()
                             .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
                             .collect::<Result<_, TemplateError>>()?,
@@ -560,6 +496,55 @@ impl Resolver {
             }
             other => Ok(other.clone()),
         }
+    }
+
+    /// The value of the intrinsic function `key` applied to `arg`
+    /// (docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html);
+    /// `None` when `key` names none (a plain one-key object). Malformed arguments are errors,
+    /// as CloudFormation rejects them.
+    fn intrinsic(&self, key: &str, arg: &Value) -> Option<Result<Value, TemplateError>> {
+        let malformed = || TemplateError::Unresolved(format!("{key} {arg}"));
+        Some(match key {
+            "Ref" => string_argument(arg, malformed)
+                .and_then(|name| self.reference(name).map(Value::String)),
+            "Fn::GetAtt" => match arguments(arg, 2).map(|a| (a[0].as_str(), a[1].as_str())) {
+                Some((Some(id), Some(attr))) => self.attribute(id, attr).map(Value::String),
+                _ => Err(malformed()),
+            },
+            "Fn::Sub" => self.sub(arg).map(Value::String),
+            "Fn::If" => arguments(arg, 3).ok_or_else(malformed).and_then(|parts| {
+                let holds = self.condition(string_argument(&parts[0], malformed)?)?;
+                self.resolve(&parts[if holds { 1 } else { 2 }])
+            }),
+            "Fn::Join" => arguments(arg, 2).ok_or_else(malformed).and_then(|parts| {
+                let items = self.resolve(&parts[1])?;
+                let items = items.as_array().ok_or_else(malformed)?;
+                let strings: Vec<String> = items.iter().filter_map(scalar_string).collect();
+                Ok(Value::String(
+                    strings.join(string_argument(&parts[0], malformed)?),
+                ))
+            }),
+            "Fn::Split" => arguments(arg, 2).ok_or_else(malformed).and_then(|parts| {
+                let text = self.resolve_string(&parts[1])?;
+                let pieces = text.split(string_argument(&parts[0], malformed)?);
+                Ok(Value::Array(pieces.map(Value::from).collect()))
+            }),
+            "Fn::Select" => arguments(arg, 2).ok_or_else(malformed).and_then(|parts| {
+                let index: usize = self
+                    .resolve_string(&parts[0])?
+                    .parse()
+                    .map_err(|_| malformed())?;
+                let list = self.resolve(&parts[1])?;
+                list.as_array()
+                    .and_then(|items| items.get(index))
+                    .cloned()
+                    .ok_or_else(malformed)
+            }),
+            _ if key.starts_with("Fn::") => Err(TemplateError::Unsupported(format!(
+                "intrinsic {key} is not supported locally"
+            ))),
+            _ => return None,
+        })
     }
 
     /// Whether a named condition of the template holds for the current parameters.

@@ -97,41 +97,6 @@ fn query_params(
     Ok(params)
 }
 
-/// The principal's access key id and the service from a SigV4 `Authorization` header or a
-/// presigned URL's `X-Amz-Credential`.
-pub fn credential_scope(
-    headers: &http::HeaderMap,
-    query: &[(String, String)],
-) -> Option<(String, String)> {
-    // Exactly the shape SigV4 defines (and moto routes on): `AWS4-HMAC-SHA256
-    // Credential=<scope>, SignedHeaders=..., Signature=...`; anything else is not attributed.
-    let header = headers.get(http::header::AUTHORIZATION);
-    let presigned: Vec<&String> = query
-        .iter()
-        .filter(|(k, _)| k == "X-Amz-Credential")
-        .map(|(_, v)| v)
-        .collect();
-    let credential = match (header, presigned.as_slice()) {
-        (Some(value), []) => value
-            .to_str()
-            .ok()?
-            .strip_prefix("AWS4-HMAC-SHA256 ")?
-            .split(',')
-            .next()?
-            .trim()
-            .strip_prefix("Credential=")?
-            .to_string(),
-        (None, [one]) => one.to_string(),
-        _ => return None,
-    };
-    // AKID/date/region/service/aws4_request
-    let parts: Vec<&str> = credential.split('/').collect();
-    match parts.as_slice() {
-        [key, _date, _region, service, _] => Some((key.to_string(), service.to_string())),
-        _ => None,
-    }
-}
-
 fn unmapped(service: &str, detail: impl Into<String>) -> Unmapped {
     Unmapped {
         service: service.into(),
@@ -360,32 +325,7 @@ fn decode(raw: &str) -> String {
 
 fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let s = "s3";
-    let host = request
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let path = request.path.trim_start_matches('/');
-    // Virtual-hosted style (`bucket.host`) unless the host is an IP address (path style).
-    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    // Virtual-hosted style only under an S3 host name (`bucket.s3[.region].amazonaws.com`,
-    // `bucket.localhost`); an IP address or any other host is path style, as the emulator reads it.
-    let virtual_bucket = hostname
-        .split_once('.')
-        .filter(|(_, rest)| {
-            *rest == "localhost"
-                || (rest.starts_with("s3.") || rest.starts_with("s3-"))
-                    && rest.ends_with(".amazonaws.com")
-        })
-        .map(|(b, _)| b.to_string())
-        .filter(|b| !b.is_empty());
-    let (bucket, key) = match virtual_bucket {
-        Some(bucket) => (bucket, decode(path)),
-        None => match path.split_once('/') {
-            Some((b, k)) => (decode(b), decode(k)),
-            None => (decode(path), String::new()),
-        },
-    };
+    let (bucket, key) = s3_bucket_and_key(request);
     if bucket.is_empty() {
         return match request.method {
             "GET" => Ok(call(
@@ -396,13 +336,48 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
             other => Err(unmapped(s, format!("{other} on the service"))),
         };
     }
-
+    s3_refuse_unmapped_parts(request, key.is_empty())?;
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
-    let object_arn = format!("{bucket_arn}/{key}");
-    let method = request.method;
-    // Only the query parameters of the mapped operations (ListObjectsV2's, the SDK's `x-id`, a
-    // presigned URL's X-Amz-*); a subresource (`?acl`, `?uploadId`, `?encryption`, ...) is
-    // another operation, not mapped here.
+    if key.is_empty() {
+        s3_bucket_call(request, bucket_arn)
+    } else {
+        s3_object_call(request, format!("{bucket_arn}/{key}"))
+    }
+}
+
+/// The bucket and key a request names: virtual-hosted style only under an S3 host name
+/// (`bucket.s3[.region].amazonaws.com`, `bucket.localhost`); an IP address or any other host is
+/// path style, as the emulator reads it.
+fn s3_bucket_and_key(request: &HttpRequest<'_>) -> (String, String) {
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default(); // no Host header: path style, as the emulator reads it
+    let path = request.path.trim_start_matches('/');
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let virtual_bucket = hostname
+        .split_once('.')
+        .filter(|(_, rest)| {
+            *rest == "localhost"
+                || (rest.starts_with("s3.") || rest.starts_with("s3-"))
+                    && rest.ends_with(".amazonaws.com")
+        })
+        .map(|(b, _)| b.to_string())
+        .filter(|b| !b.is_empty());
+    match virtual_bucket {
+        Some(bucket) => (bucket, decode(path)),
+        None => match path.split_once('/') {
+            Some((b, k)) => (decode(b), decode(k)),
+            None => (decode(path), String::new()),
+        },
+    }
+}
+
+/// Only the query parameters of the mapped operations (ListObjectsV2's, the SDK's `x-id`, a
+/// presigned URL's X-Amz-*) and no ACL or tagging headers: a subresource (`?acl`, `?uploadId`,
+/// `?encryption`, ...) is another operation, not mapped here.
+fn s3_refuse_unmapped_parts(request: &HttpRequest<'_>, on_bucket: bool) -> Result<(), Unmapped> {
     const LIST: [&str; 8] = [
         "list-type",
         "prefix",
@@ -413,10 +388,11 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
         "encoding-type",
         "fetch-owner",
     ];
+    let method = request.method;
     for (name, _) in request.query {
-        let listing = key.is_empty() && method == "GET" && LIST.contains(&name.as_str());
+        let listing = on_bucket && method == "GET" && LIST.contains(&name.as_str());
         if !(name == "x-id" || name.starts_with("X-Amz-") || listing) {
-            return Err(unmapped(s, format!("{method} with ?{name}")));
+            return Err(unmapped("s3", format!("{method} with ?{name}")));
         }
     }
     for header in [
@@ -426,75 +402,66 @@ fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
         "x-amz-grant-read",
     ] {
         if request.headers.contains_key(header) {
-            return Err(unmapped(s, format!("{method} with {header}")));
+            return Err(unmapped("s3", format!("{method} with {header}")));
         }
     }
-    let (op, checks, mut context) = if key.is_empty() {
-        match method {
-            "GET" | "HEAD" => {
-                let prefix = request
-                    .query
-                    .iter()
-                    .find(|(k, _)| k == "prefix")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                let op = if method == "HEAD" {
-                    "HeadBucket"
-                } else {
-                    "ListObjectsV2"
-                };
-                (
-                    op,
-                    vec![("s3:ListBucket".to_string(), bucket_arn)],
-                    BTreeMap::from([("s3:prefix".to_string(), vec![prefix])]),
-                )
-            }
-            "PUT" => (
-                "CreateBucket",
-                vec![("s3:CreateBucket".to_string(), bucket_arn)],
-                BTreeMap::new(),
-            ),
-            other => return Err(unmapped(s, format!("{other} on a bucket"))),
+    Ok(())
+}
+
+fn s3_bucket_call(request: &HttpRequest<'_>, bucket_arn: String) -> Result<Call, Unmapped> {
+    match request.method {
+        "GET" | "HEAD" => {
+            let prefix = request
+                .query
+                .iter()
+                .find(|(k, _)| k == "prefix")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(); // a listing without a prefix lists from the start ("")
+            let op = if request.method == "HEAD" {
+                "HeadBucket"
+            } else {
+                "ListObjectsV2"
+            };
+            let mut c = call("s3", op, vec![("s3:ListBucket".to_string(), bucket_arn)]);
+            c.context.insert("s3:prefix".to_string(), vec![prefix]);
+            Ok(c)
         }
-    } else {
-        match method {
-            // HeadObject is authorised as s3:GetObject.
-            "GET" => (
-                "GetObject",
-                vec![("s3:GetObject".to_string(), object_arn)],
-                BTreeMap::new(),
-            ),
-            "HEAD" => (
-                "HeadObject",
-                vec![("s3:GetObject".to_string(), object_arn)],
-                BTreeMap::new(),
-            ),
-            "PUT" => {
-                let mut checks = vec![("s3:PutObject".to_string(), object_arn)];
-                if let Some(source) = request
-                    .headers
-                    .get("x-amz-copy-source")
-                    .and_then(|v| v.to_str().ok())
-                {
-                    if source.contains('?') {
-                        return Err(unmapped(s, "a copy of an object version"));
-                    }
-                    let source = decode(source.trim_start_matches('/'));
-                    checks.push(("s3:GetObject".to_string(), format!("arn:aws:s3:::{source}")));
+        "PUT" => Ok(call(
+            "s3",
+            "CreateBucket",
+            vec![("s3:CreateBucket".to_string(), bucket_arn)],
+        )),
+        other => Err(unmapped("s3", format!("{other} on a bucket"))),
+    }
+}
+
+fn s3_object_call(request: &HttpRequest<'_>, object_arn: String) -> Result<Call, Unmapped> {
+    let (op, checks) = match request.method {
+        "GET" => ("GetObject", vec![("s3:GetObject".to_string(), object_arn)]),
+        // HeadObject is authorised as s3:GetObject.
+        "HEAD" => ("HeadObject", vec![("s3:GetObject".to_string(), object_arn)]),
+        "PUT" => {
+            let mut checks = vec![("s3:PutObject".to_string(), object_arn)];
+            if let Some(source) = request
+                .headers
+                .get("x-amz-copy-source")
+                .and_then(|v| v.to_str().ok())
+            {
+                if source.contains('?') {
+                    return Err(unmapped("s3", "a copy of an object version"));
                 }
-                ("PutObject", checks, BTreeMap::new())
+                let source = decode(source.trim_start_matches('/'));
+                checks.push(("s3:GetObject".to_string(), format!("arn:aws:s3:::{source}")));
             }
-            "DELETE" => (
-                "DeleteObject",
-                vec![("s3:DeleteObject".to_string(), object_arn)],
-                BTreeMap::new(),
-            ),
-            other => return Err(unmapped(s, format!("{other} on an object"))),
+            ("PutObject", checks)
         }
+        "DELETE" => (
+            "DeleteObject",
+            vec![("s3:DeleteObject".to_string(), object_arn)],
+        ),
+        other => return Err(unmapped("s3", format!("{other} on an object"))),
     };
-    let mut c = call(s, op, checks);
-    c.context.append(&mut context);
-    Ok(c)
+    Ok(call("s3", op, checks))
 }
 
 fn states(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
@@ -591,6 +558,43 @@ fn bare_address(address: &str) -> &str {
     }
 }
 
+/// Layer: the [`Call`] the request makes, named once for every later layer; a request this
+/// project does not make is refused (nothing passes unchecked).
+pub async fn name_the_call(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let caller = crate::iam::sigv4::caller(&request);
+    let buffered = crate::gate::body::buffered(&request);
+    let http_request = HttpRequest {
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        query: &buffered.query,
+        headers: request.headers(),
+        body: &buffered.body,
+    };
+    match derive(&caller.service, &http_request) {
+        Ok(call) => {
+            request.extensions_mut().insert(call);
+            next.run(request).await
+        }
+        Err(unmapped) => {
+            crate::gate::audit::refused(&format!("{}: {unmapped}", caller.access_key));
+            crate::aws_errors::AwsError::access_denied(&caller.service, &unmapped.to_string())
+                .into_response()
+        }
+    }
+}
+
+/// The call [`name_the_call`] named.
+pub fn call_of(request: &axum::extract::Request) -> &Call {
+    request
+        .extensions()
+        .get::<Call>()
+        .expect("iam::actions::name_the_call runs first")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,27 +623,6 @@ mod tests {
             },
         )
         .unwrap()
-    }
-
-    #[test]
-    fn the_credential_scope_names_the_key_and_service() {
-        let h = headers(&[(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=KEY1/20261201/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=abc",
-        )]);
-        assert_eq!(
-            credential_scope(&h, &[]),
-            Some(("KEY1".into(), "dynamodb".into()))
-        );
-        let q = vec![(
-            "X-Amz-Credential".to_string(),
-            "KEY2/20261201/us-east-1/s3/aws4_request".to_string(),
-        )];
-        assert_eq!(
-            credential_scope(&http::HeaderMap::new(), &q),
-            Some(("KEY2".into(), "s3".into()))
-        );
-        assert_eq!(credential_scope(&http::HeaderMap::new(), &[]), None);
     }
 
     #[test]
@@ -773,15 +756,6 @@ mod tests {
 
     #[test]
     fn requests_the_emulator_could_read_otherwise_are_refused() {
-        type Case<'a> = (
-            &'a str,
-            &'a str,
-            &'a str,
-            &'a [(&'a str, &'a str)],
-            &'a [(&'a str, &'a str)],
-            &'a str,
-            bool,
-        );
         let sqs = [("x-amz-target", "AmazonSQS.SendMessage")];
         let ip = [("host", "127.0.0.1:1")];
         let cases: [Case; 10] = [
@@ -840,7 +814,22 @@ mod tests {
                 true,
             ),
         ];
-        for (service, method, path, query, h, body, ok) in cases {
+        assert_mapped(&cases);
+    }
+
+    /// (service, method, path, query, headers, body, whether it maps to an action)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        bool,
+    );
+
+    fn assert_mapped(cases: &[Case<'_>]) {
+        for &(service, method, path, query, h, body, ok) in cases {
             let headers = headers(h);
             let query: Vec<(String, String)> = query
                 .iter()
@@ -859,20 +848,5 @@ mod tests {
                 "{service} {method} {path} {body}"
             );
         }
-        // Two credentials, or one outside SigV4's header shape: not attributed.
-        let two = headers(&[(
-            "authorization",
-            "AWS4-HMAC-SHA256 K/d/us-east-1/dynamodb/aws4_request Credential=K/d/us-east-1/sns/aws4_request",
-        )]);
-        assert_eq!(credential_scope(&two, &[]), None);
-        let both = headers(&[(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=K/d/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x",
-        )]);
-        let q = vec![(
-            "X-Amz-Credential".to_string(),
-            "L/d/us-east-1/s3/aws4_request".to_string(),
-        )];
-        assert_eq!(credential_scope(&both, &q), None);
     }
 }

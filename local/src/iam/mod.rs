@@ -3,19 +3,22 @@
 //! Every principal that acts signs its requests with credentials of its own: each function
 //! process and each event-source mapping with its function's role, the pipe with its role, the
 //! state machine with its role (moto's Step Functions reaches SQS through the gate, see
-//! [`gate`]), presigned URLs with the signer's key. The [`gate`] stands in front of the emulator
-//! (and answers the local `@connections` API's and the pipe runner's questions): it finds the
-//! principal from the SigV4 credential scope, derives the action, resources and condition keys
-//! ([`actions`]), evaluates the role's policies and the resource's policy ([`policy`]) and
-//! refuses in the service's own AccessDenied shape. Nothing it cannot attribute is allowed.
+//! [`crate::gate`]), presigned URLs with the signer's key. In the gate's pipeline, IAM names the
+//! signer from the SigV4 credential scope ([`sigv4`]), derives the action, resources and
+//! condition keys ([`actions`]), finds the acting role ([`principals`]), and evaluates the role's
+//! policies and the resource's policy ([`policy`], [`authorization`]), refusing in the service's
+//! own AccessDenied shape; it also answers the local `@connections` API's and the pipe runner's
+//! questions. Nothing it cannot attribute is allowed.
 //!
 //! The deployer (the `test` key the provisioning and the tests' own assertions use) stands for
 //! CloudFormation and the operator, who act with administrator rights; it is not checked.
 
 pub mod actions;
-pub mod gate;
+pub mod authorization;
 pub mod policy;
+pub mod principals;
 pub mod report;
+pub mod sigv4;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -98,7 +101,7 @@ pub fn session_arn(role_arn: &str) -> String {
 /// The pinned copy of an AWS managed policy SAM attaches (`local/iam/managed/<Name>.json`).
 pub fn managed_policy(arn: &str) -> Result<Value, String> {
     let name = arn.rsplit('/').next().unwrap_or(arn);
-    let path = crate::template::project_root()
+    let path = crate::workspace::project_root()
         .join("local/iam/managed")
         .join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -130,7 +133,7 @@ impl GateClient {
         let mut request = self.http.post(format!("{}/{what}", self.base)).json(body);
         // The deployer's token, from the environment local/with-emulator.sh set up.
         if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
-            request = request.header(gate::ADMIN_HEADER, token);
+            request = request.header(crate::gate::control::ADMIN_HEADER, token);
         }
         let response = request
             .send()
@@ -159,7 +162,7 @@ impl GateClient {
     /// A bucket and its CORS rules (none: CORS is not enabled on it).
     pub async fn register_bucket_cors(
         &self,
-        record: &crate::s3_cors::BucketCors,
+        record: &crate::s3::cors::BucketCorsRecord,
     ) -> Result<(), String> {
         self.post("bucket-cors", record).await.map(drop)
     }

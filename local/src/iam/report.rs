@@ -43,89 +43,109 @@ fn strings(value: &Value) -> Vec<String> {
 
 /// The report as Markdown.
 pub fn report(audit: &str) -> String {
-    let mut roles: BTreeMap<String, RoleUse> = BTreeMap::new();
-    // Each stack's names, from its roles' records (which come before its calls).
-    let mut stacks: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut uses = Uses::default();
     for line in audit.lines() {
+        // A line cut off by a run that was killed is not a decision.
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
             continue;
         };
         match entry["kind"].as_str() {
-            Some("role") => {
-                let record = &entry["record"];
-                let stack = record["stack"].as_str().unwrap_or_default();
-                let names = stacks
-                    .entry(stack.to_string())
-                    .or_insert_with(|| vec![stack.to_string()]);
-                for alias in record["stack_aliases"].as_array().into_iter().flatten() {
-                    if let Some(alias) = alias.as_str().filter(|a| !names.iter().any(|n| n == a)) {
-                        names.push(alias.to_string());
-                    }
-                }
-                let names = names.clone();
-                let role = roles
-                    .entry(
-                        record["logical_id"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    )
-                    .or_default();
-                for policy in record["policies"].as_array().into_iter().flatten() {
-                    for statement in statements(policy) {
-                        if statement["Effect"] != "Allow" {
-                            continue;
-                        }
-                        for action in strings(&statement["Action"]) {
-                            for resource in strings(&statement["Resource"]) {
-                                role.granted
-                                    .insert((action.clone(), fold(&names, &resource)));
-                            }
-                        }
-                    }
-                }
-            }
-            Some("call") => {
-                let stack = entry["stack"].as_str().unwrap_or_default();
-                let names = stacks
-                    .get(stack)
-                    .cloned()
-                    .unwrap_or_else(|| vec![stack.to_string()]);
-                let role = roles
-                    .entry(entry["role"].as_str().unwrap_or_default().to_string())
-                    .or_default();
-                let pair = (
-                    entry["action"].as_str().unwrap_or_default().to_string(),
-                    fold(&names, entry["resource"].as_str().unwrap_or_default()),
-                );
-                if entry["allowed"] == true {
-                    role.used.insert(pair);
-                } else {
-                    role.refused.insert(pair);
-                }
-            }
+            Some("role") => uses.role(&entry["record"]),
+            Some("call") => uses.call(&entry),
             _ => {}
         }
     }
     let mut out = String::from(
         "# Least-privilege report\n\nFrom the IAM gate's audit of the last test run: per role, what its principal did, what was refused, and the grants nothing exercised.\n",
     );
-    for (role, usage) in &roles {
-        out.push_str(&format!("\n## {role}\n\nUsed ({}):\n", usage.used.len()));
-        for (action, resource) in &usage.used {
+    for (role, usage) in &uses.roles {
+        usage.write(role, &mut out);
+    }
+    out
+}
+
+/// What the audit says, per role.
+#[derive(Default)]
+struct Uses {
+    roles: BTreeMap<String, RoleUse>,
+    /// Each stack's names, from its roles' records (which come before its calls).
+    stacks: BTreeMap<String, Vec<String>>,
+}
+
+impl Uses {
+    /// A role as registered: its stack's names and every (action, resource) it is granted.
+    fn role(&mut self, record: &Value) {
+        let stack = text(&record["stack"]);
+        let names = self
+            .stacks
+            .entry(stack.to_string())
+            .or_insert_with(|| vec![stack.to_string()]);
+        for alias in record["stack_aliases"].as_array().into_iter().flatten() {
+            if let Some(alias) = alias.as_str().filter(|a| !names.iter().any(|n| n == a)) {
+                names.push(alias.to_string());
+            }
+        }
+        let names = names.clone();
+        let role = self
+            .roles
+            .entry(text(&record["logical_id"]).to_string())
+            .or_default();
+        for policy in record["policies"].as_array().into_iter().flatten() {
+            for statement in statements(policy) {
+                if statement["Effect"] != "Allow" {
+                    continue;
+                }
+                for action in strings(&statement["Action"]) {
+                    for resource in strings(&statement["Resource"]) {
+                        role.granted
+                            .insert((action.clone(), fold(&names, &resource)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A decision: used when allowed, refused otherwise.
+    fn call(&mut self, entry: &Value) {
+        let stack = text(&entry["stack"]);
+        let names = self
+            .stacks
+            .get(stack)
+            .cloned()
+            .unwrap_or_else(|| vec![stack.to_string()]);
+        let role = self
+            .roles
+            .entry(text(&entry["role"]).to_string())
+            .or_default();
+        let pair = (
+            text(&entry["action"]).to_string(),
+            fold(&names, text(&entry["resource"])),
+        );
+        if entry["allowed"] == true {
+            role.used.insert(pair);
+        } else {
+            role.refused.insert(pair);
+        }
+    }
+}
+
+impl RoleUse {
+    fn write(&self, role: &str, out: &mut String) {
+        out.push_str(&format!("\n## {role}\n\nUsed ({}):\n", self.used.len()));
+        for (action, resource) in &self.used {
             out.push_str(&format!("- `{action}` on `{resource}`\n"));
         }
-        if !usage.refused.is_empty() {
+        if !self.refused.is_empty() {
             out.push_str("\nRefused:\n");
-            for (action, resource) in &usage.refused {
+            for (action, resource) in &self.refused {
                 out.push_str(&format!("- `{action}` on `{resource}`\n"));
             }
         }
-        let unused: Vec<&(String, String)> = usage
+        let unused: Vec<&(String, String)> = self
             .granted
             .iter()
             .filter(|(action, resource)| {
-                !usage.used.iter().any(|(a, r)| {
+                !self.used.iter().any(|(a, r)| {
                     wildcard(&action.to_ascii_lowercase(), &a.to_ascii_lowercase())
                         && wildcard(resource, r)
                 })
@@ -138,7 +158,11 @@ pub fn report(audit: &str) -> String {
             }
         }
     }
-    out
+}
+
+/// A field of an audit line the gate always writes (an older file may lack it: then "").
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use std::future::Future;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use serde_json::Value;
 
-use crate::provision::{ProvisionError, Stack};
-use crate::streams::{StreamError, StreamReader};
-use crate::template::TemplateError;
+use crate::cloudformation::provision::{ProvisionError, Stack};
+use crate::cloudformation::template::TemplateError;
+use crate::lambda::streams::{StreamError, StreamReader};
 
 /// Whether an event matches an EventBridge event pattern (exact values, `prefix`, `exists`,
 /// `anything-but`; nested objects; arrays in the event match if any element does).

@@ -23,6 +23,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::cloudwatch::LogSink;
+
 /// How to run one function: what the template and the build say about it.
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
@@ -60,22 +62,6 @@ struct Pending {
     request_id: String,
     payload: Vec<u8>,
     reply: oneshot::Sender<Outcome>,
-}
-
-/// Where log lines go: standard output, each prefixed with the function's label.
-pub trait LogSink: Send + Sync + 'static {
-    fn line(&self, label: &str, line: &str);
-}
-
-/// Prints `label | line` to standard output, labels padded to one width.
-pub struct PrefixedStdout {
-    pub width: usize,
-}
-
-impl LogSink for PrefixedStdout {
-    fn line(&self, label: &str, line: &str) {
-        println!("{label:>width$} | {line}", width = self.width);
-    }
 }
 
 struct Host {

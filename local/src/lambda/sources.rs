@@ -21,12 +21,13 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use serde_json::{Value, json};
 
+use crate::cloudformation::provision::{ProvisionError, Stack};
+use crate::cloudformation::template::TemplateError;
+use crate::cloudwatch::LogSink;
 use crate::emulator::{ACCOUNT_ID, REGION};
-use crate::pipes::PipeRunner;
-use crate::provision::{ProvisionError, Stack};
-use crate::runtime::{Functions, LogSink};
-use crate::streams::StreamReader;
-use crate::template::TemplateError;
+use crate::lambda::pipes::PipeRunner;
+use crate::lambda::runtime::Functions;
+use crate::lambda::streams::StreamReader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -35,7 +36,7 @@ pub enum SourceError {
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
-    Pipe(#[from] crate::pipes::PipeError),
+    Pipe(#[from] crate::lambda::pipes::PipeError),
     #[error("{0}")]
     Config(String),
 }
@@ -63,111 +64,23 @@ pub async fn start(
     functions: Arc<Functions>,
     log: Arc<dyn LogSink>,
 ) -> Result<EventSources, SourceError> {
-    let template = stack.template.clone();
     let mut sources = EventSources {
         tasks: Vec::new(),
         descriptions: Vec::new(),
     };
+    let template = stack.template.clone();
     for (mapping_id, mapping) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
-        if !stack.resolver.exists(mapping)? {
-            continue;
-        }
-        let raw = &mapping.properties;
-        let Some(function_id) = function_named(stack, &raw["FunctionName"]) else {
-            return Err(SourceError::Config(format!(
-                "{mapping_id}: FunctionName names no function of the template"
-            )));
-        };
-        let Some(spec) = functions.spec(&function_id) else {
-            continue;
-        };
-        let label = spec.label.clone();
-        stack.ensure(&[mapping_id.as_str()]).await?;
-        let props = stack.resolver.resolve(raw)?;
-        if props["Enabled"] == false {
+        if stack.resolver.exists(mapping)? {
             sources
-                .descriptions
-                .push(format!("{label} <- {mapping_id}: disabled by the template"));
-            continue;
+                .start_mapping(stack, mapping_id, &mapping.properties, &functions, &log)
+                .await?;
         }
-        let source_arn = props["EventSourceArn"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let sdk = stack.function_sdk(&function_id).await?;
-        let task = if source_arn.starts_with("arn:aws:sqs:") {
-            let mapping = SqsMapping::new(stack, &sdk, &function_id, &source_arn, &props)?;
-            sources.descriptions.push(format!(
-                "{label} <- SQS {} (batch {})",
-                mapping.queue_id, mapping.batch_size
-            ));
-            tokio::spawn(mapping.run(functions.clone(), log.clone()))
-        } else if source_arn.contains(":dynamodb:") && source_arn.contains("/stream/") {
-            let mapping =
-                StreamMapping::new(stack, &sdk, &function_id, &source_arn, &props).await?;
-            sources.descriptions.push(format!(
-                "{label} <- DynamoDB stream of {} (batch {})",
-                mapping.table_id, mapping.batch_size
-            ));
-            tokio::spawn(mapping.run(functions.clone(), log.clone()))
-        } else {
-            sources.descriptions.push(format!(
-                "{label} <- {mapping_id} ({source_arn}): not run locally"
-            ));
-            continue;
-        };
-        sources.tasks.push(task);
     }
     for (rule_id, rule) in template.resources_of_kind("AWS::Events::Rule") {
-        if !stack.resolver.exists(rule)? {
-            continue;
-        }
-        let props = stack.resolver.resolve(&Value::Object(
-            rule.properties
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| *k != "Targets")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ))?;
-        let Some(expression) = props["ScheduleExpression"].as_str().map(str::to_string) else {
-            continue;
-        };
-        // The rule's ARN as provisioned: what the scheduled event's `resources` names.
-        stack.ensure(&[rule_id.as_str()]).await?;
-        let rule_arn = stack.attribute(rule_id, "Arn")?;
-        for target in rule.properties["Targets"].as_array().into_iter().flatten() {
-            let Some(function_id) = function_named(stack, &target["Arn"]) else {
-                continue;
-            };
-            let Some(spec) = functions.spec(&function_id) else {
-                continue;
-            };
-            let label = spec.label.clone();
-            // EventBridge's default State is ENABLED.
-            if props["State"].as_str().unwrap_or("ENABLED") != "ENABLED" {
-                sources.descriptions.push(format!(
-                    "{label} <- {rule_id} {expression}: {} in the template",
-                    props["State"].as_str().unwrap_or_default()
-                ));
-                continue;
-            }
-            let period = rate(&expression).ok_or_else(|| {
-                SourceError::Config(format!(
-                    "{rule_id}: only rate(...) schedules run locally, not {expression}"
-                ))
-            })?;
+        if stack.resolver.exists(rule)? {
             sources
-                .descriptions
-                .push(format!("{label} <- {rule_id} {expression}"));
-            sources.tasks.push(tokio::spawn(schedule(
-                functions.clone(),
-                log.clone(),
-                function_id.clone(),
-                rule_arn.clone(),
-                period,
-            )));
+                .start_schedule(stack, rule_id, &rule.properties, &functions, &log)
+                .await?;
         }
     }
     for (pipe_id, pipe) in template.resources_of_kind("AWS::Pipes::Pipe") {
@@ -175,15 +88,14 @@ pub async fn start(
             continue;
         }
         let runner = PipeRunner::from_stack(stack, pipe_id).await?;
-        let enrichment = runner.enrichment.clone();
-        sources.descriptions.push(format!(
-            "pipe {pipe_id}{}",
-            enrichment
-                .as_deref()
-                .and_then(|id| functions.spec(id))
-                .map(|spec| format!(" (enrichment: {})", spec.label))
-                .unwrap_or_default()
-        ));
+        let enrichment = runner
+            .enrichment
+            .as_deref()
+            .and_then(|id| functions.spec(id))
+            .map(|spec| format!(" (enrichment: {})", spec.label));
+        sources
+            .descriptions
+            .push(format!("pipe {pipe_id}{}", enrichment.unwrap_or_default()));
         sources.tasks.push(tokio::spawn(run_pipe(
             runner,
             functions.clone(),
@@ -192,6 +104,122 @@ pub async fn start(
         )));
     }
     Ok(sources)
+}
+
+impl EventSources {
+    /// One `AWS::Lambda::EventSourceMapping`, polled as Lambda polls it, under the function's
+    /// role; `EventSourceArn` is required (a mapping of a Kafka or MQ source has none, and is
+    /// not run locally).
+    async fn start_mapping(
+        &mut self,
+        stack: &mut Stack,
+        mapping_id: &str,
+        raw: &Value,
+        functions: &Arc<Functions>,
+        log: &Arc<dyn LogSink>,
+    ) -> Result<(), SourceError> {
+        let Some(function_id) = function_named(stack, &raw["FunctionName"]) else {
+            return Err(SourceError::Config(format!(
+                "{mapping_id}: FunctionName names no function of the template"
+            )));
+        };
+        let Some(spec) = functions.spec(&function_id) else {
+            return Ok(());
+        };
+        let label = spec.label.clone();
+        stack.ensure(&[mapping_id]).await?;
+        let props = stack.resolver.resolve(raw)?;
+        if props["Enabled"] == false {
+            self.descriptions
+                .push(format!("{label} <- {mapping_id}: disabled by the template"));
+            return Ok(());
+        }
+        let source_arn = props["EventSourceArn"].as_str().ok_or_else(|| {
+            SourceError::Config(format!(
+                "{mapping_id}: EventSourceArn is required for the SQS and DynamoDB sources this stack runs"
+            ))
+        })?;
+        let sdk = stack.function_sdk(&function_id).await?;
+        let task = if source_arn.starts_with("arn:aws:sqs:") {
+            let mapping = SqsMapping::new(stack, &sdk, &function_id, source_arn, &props)?;
+            self.descriptions.push(format!(
+                "{label} <- SQS {} (batch {})",
+                mapping.queue_id, mapping.batch_size
+            ));
+            tokio::spawn(mapping.run(functions.clone(), log.clone()))
+        } else if source_arn.contains(":dynamodb:") && source_arn.contains("/stream/") {
+            let mapping = StreamMapping::new(stack, &sdk, &function_id, source_arn, &props).await?;
+            self.descriptions.push(format!(
+                "{label} <- DynamoDB stream of {} (batch {})",
+                mapping.table_id, mapping.batch_size
+            ));
+            tokio::spawn(mapping.run(functions.clone(), log.clone()))
+        } else {
+            self.descriptions.push(format!(
+                "{label} <- {mapping_id} ({source_arn}): not run locally"
+            ));
+            return Ok(());
+        };
+        self.tasks.push(task);
+        Ok(())
+    }
+
+    /// An `AWS::Events::Rule` with a `rate(...)` schedule, invoking each function target.
+    async fn start_schedule(
+        &mut self,
+        stack: &mut Stack,
+        rule_id: &str,
+        raw: &Value,
+        functions: &Arc<Functions>,
+        log: &Arc<dyn LogSink>,
+    ) -> Result<(), SourceError> {
+        let props = stack.resolver.resolve(&Value::Object(
+            raw.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "Targets")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))?;
+        let Some(expression) = props["ScheduleExpression"].as_str().map(str::to_string) else {
+            return Ok(());
+        };
+        // The rule's ARN as provisioned: what the scheduled event's `resources` names.
+        stack.ensure(&[rule_id]).await?;
+        let rule_arn = stack.attribute(rule_id, "Arn")?;
+        // EventBridge's default State is ENABLED (AWS::Events::Rule State).
+        let state = props["State"].as_str().unwrap_or("ENABLED");
+        for target in raw["Targets"].as_array().into_iter().flatten() {
+            let Some(function_id) = function_named(stack, &target["Arn"]) else {
+                continue;
+            };
+            let Some(spec) = functions.spec(&function_id) else {
+                continue;
+            };
+            let label = spec.label.clone();
+            if !state.starts_with("ENABLED") {
+                self.descriptions.push(format!(
+                    "{label} <- {rule_id} {expression}: {state} in the template"
+                ));
+                continue;
+            }
+            let period = rate(&expression).ok_or_else(|| {
+                SourceError::Config(format!(
+                    "{rule_id}: only rate(...) schedules run locally, not {expression}"
+                ))
+            })?;
+            self.descriptions
+                .push(format!("{label} <- {rule_id} {expression}"));
+            self.tasks.push(tokio::spawn(schedule(
+                functions.clone(),
+                log.clone(),
+                function_id.clone(),
+                rule_arn.clone(),
+                period,
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The `AWS::Lambda::Function` a `FunctionName` or target `Arn` refers to (through its alias).
@@ -275,99 +303,131 @@ impl SqsMapping {
             return;
         }
         loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(self.batch_size)
-                .wait_time_seconds(1)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await;
-            let messages = match received {
-                Ok(out) => out.messages.unwrap_or_default(),
-                Err(err) => {
-                    log.line(
-                        LABEL,
-                        &format!(
-                            "receiving from {} failed: {}",
-                            self.queue_id,
-                            aws_sdk_sqs::error::DisplayErrorContext(err)
-                        ),
-                    );
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if messages.is_empty() {
+            let Some(messages) = self.receive(log.as_ref()).await else {
                 continue;
+            };
+            let Some(failed) = self.invoke(&functions, &messages, log.as_ref()).await else {
+                continue;
+            };
+            self.delete_processed(&messages, &failed, log.as_ref())
+                .await;
+        }
+    }
+
+    /// One long poll (1 s); `None` when nothing came or the receive failed (said in the log).
+    async fn receive(&self, log: &dyn LogSink) -> Option<Vec<aws_sdk_sqs::types::Message>> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.batch_size)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await;
+        match received {
+            // No Messages in the answer: the queue was empty for the whole poll.
+            Ok(out) => out.messages.filter(|m| !m.is_empty()),
+            Err(err) => {
+                log.line(
+                    LABEL,
+                    &format!(
+                        "receiving from {} failed: {}",
+                        self.queue_id,
+                        aws_sdk_sqs::error::DisplayErrorContext(err)
+                    ),
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                None
             }
-            let event = crate::queues::to_lambda_event(&messages, &self.queue_arn);
-            let event = serde_json::to_value(&event).expect("SQS events serialise");
-            let failed: Vec<String> = match functions.invoke(&self.function_id, &event).await {
-                Ok(response) if self.report_failures => response["batchItemFailures"]
+        }
+    }
+
+    /// The batch through the function: the ids it reported failed (`ReportBatchItemFailures`),
+    /// or `None` when the invocation failed and the whole batch returns to the queue when its
+    /// visibility timeout ends.
+    async fn invoke(
+        &self,
+        functions: &Functions,
+        messages: &[aws_sdk_sqs::types::Message],
+        log: &dyn LogSink,
+    ) -> Option<Vec<String>> {
+        let event = crate::lambda::queues::to_lambda_event(messages, &self.queue_arn);
+        let event = serde_json::to_value(&event).expect("SQS events serialise");
+        match functions.invoke(&self.function_id, &event).await {
+            Ok(response) if self.report_failures => Some(
+                response["batchItemFailures"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
                     .collect(),
-                Ok(_) => Vec::new(),
-                Err(err) => {
-                    // The whole batch returns to the queue when its visibility timeout ends.
-                    log.line(
-                        LABEL,
-                        &format!(
-                            "{} batch from {} failed: {err}",
-                            messages.len(),
-                            self.queue_id
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let done: Vec<DeleteMessageBatchRequestEntry> = messages
-                .iter()
-                .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(m.receipt_handle().unwrap_or_default())
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if !failed.is_empty() {
+            ),
+            Ok(_) => Some(Vec::new()),
+            Err(err) => {
                 log.line(
                     LABEL,
                     &format!(
-                        "{} of {} messages from {} reported as failed; they return after the visibility timeout",
-                        failed.len(),
+                        "{} batch from {} failed: {err}",
                         messages.len(),
                         self.queue_id
                     ),
                 );
+                None
             }
-            if done.is_empty() {
-                continue;
-            }
-            if let Err(err) = self
-                .sqs
-                .delete_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(done))
-                .send()
-                .await
-            {
-                log.line(
-                    LABEL,
-                    &format!(
-                        "deleting processed messages from {} failed: {}",
-                        self.queue_id,
-                        aws_sdk_sqs::error::DisplayErrorContext(err)
-                    ),
-                );
-            }
+        }
+    }
+
+    /// Deletes what the function processed; what it reported failed returns after the
+    /// visibility timeout.
+    async fn delete_processed(
+        &self,
+        messages: &[aws_sdk_sqs::types::Message],
+        failed: &[String],
+        log: &dyn LogSink,
+    ) {
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !failed.is_empty() {
+            log.line(
+                LABEL,
+                &format!(
+                    "{} of {} messages from {} reported as failed; they return after the visibility timeout",
+                    failed.len(),
+                    messages.len(),
+                    self.queue_id
+                ),
+            );
+        }
+        if done.is_empty() {
+            return;
+        }
+        if let Err(err) = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(done))
+            .send()
+            .await
+        {
+            log.line(
+                LABEL,
+                &format!(
+                    "deleting processed messages from {} failed: {}",
+                    self.queue_id,
+                    aws_sdk_sqs::error::DisplayErrorContext(err)
+                ),
+            );
         }
     }
 }

@@ -1,5 +1,7 @@
-//! S3's CORS evaluation of a bucket's `CorsConfiguration`, which the IAM gate applies in front
-//! of the emulator (moto answers every origin), so a browser test proves the deployed rules.
+//! S3's CORS evaluation of a bucket's `CorsConfiguration`, which the gate applies in front of
+//! the emulator (moto answers every origin), so a browser test proves the deployed rules: S3
+//! answers a preflight itself ([`answer_preflight`]) and gives an actual request only the
+//! headers a rule allows ([`response_headers`]).
 //!
 //! As S3 does it (docs.aws.amazon.com/AmazonS3/latest/API/RESTOPTIONSobject.html,
 //! .../userguide/ManageCorsUsing.html, .../userguide/cors-troubleshooting.html): the first rule
@@ -10,8 +12,21 @@
 //! "CORSResponse: CORS is not enabled for this bucket", without an `Origin` 400. An actual
 //! request is served either way, with the CORS headers only when a rule matches.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::aws_errors::AwsError;
+use crate::gate::audit::refused;
+use crate::gate::control::{ControlError, parse};
+use crate::iam::actions::call_of;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorsRule {
@@ -22,9 +37,9 @@ pub struct CorsRule {
     pub max_age: Option<u64>,
 }
 
-/// A bucket's rules as the gate keeps them (an empty list: the bucket has no CORS).
+/// A bucket's rules as the deployer registers them (an empty list: the bucket has no CORS).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketCors {
+pub struct BucketCorsRecord {
     pub bucket: String,
     pub rules: Vec<CorsRule>,
 }
@@ -183,6 +198,114 @@ pub fn actual(rules: &[CorsRule], origin: &str, method: &str) -> Vec<(String, St
         .find(|rule| rule.matches(origin, method, &[]))
         .map(|rule| rule.headers(origin, &[]))
         .unwrap_or_default()
+}
+
+/// Every provisioned bucket's CORS rules, by bucket name (empty: CORS not enabled).
+#[derive(Default)]
+pub struct BucketCors {
+    rules: RwLock<HashMap<String, Vec<CorsRule>>>,
+}
+
+impl BucketCors {
+    /// The rules of the bucket a path-style S3 request names, if it is a provisioned bucket.
+    fn of_request(&self, request: &Request) -> Option<Vec<CorsRule>> {
+        let bucket = request
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()?;
+        self.rules.read().expect("bucket cors").get(bucket).cloned()
+    }
+}
+
+/// `POST /_local/iam/bucket-cors`: a bucket and its rules.
+pub async fn register(
+    State(cors): State<Arc<BucketCors>>,
+    body: Bytes,
+) -> Result<StatusCode, ControlError> {
+    let record: BucketCorsRecord = parse(&body)?;
+    cors.rules
+        .write()
+        .expect("bucket cors")
+        .insert(record.bucket, record.rules);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Layer: S3 answers a preflight on a provisioned bucket from its rules (a preflight is never
+/// authenticated: a presigned URL's query does not make it a signed request).
+pub async fn answer_preflight(
+    State(cors): State<Arc<BucketCors>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::OPTIONS {
+        return next.run(request).await;
+    }
+    let Some(rules) = cors.of_request(&request) else {
+        return next.run(request).await;
+    };
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    match preflight(
+        &rules,
+        header("origin"),
+        header("access-control-request-method"),
+        header("access-control-request-headers"),
+    ) {
+        Ok(allowed) => {
+            let mut response = StatusCode::OK.into_response();
+            add_headers(&mut response, &allowed);
+            response
+        }
+        Err(refusal) => {
+            refused(&format!("S3 CORS preflight refused: {}", refusal.message));
+            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+            AwsError::new("s3", status, refusal.code, refusal.message).into_response()
+        }
+    }
+}
+
+/// Layer: an S3 answer to a request from a page (`Origin`) carries what the bucket's rules say
+/// instead of moto's own CORS headers (none when no rule matches, as S3).
+pub async fn response_headers(
+    State(cors): State<Arc<BucketCors>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = request
+        .headers()
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let rules = cors.of_request(&request);
+    let method = request.method().clone();
+    let is_s3 = call_of(&request).service == "s3";
+    let mut response = next.run(request).await;
+    let (Some(origin), Some(rules), true) = (origin, rules, is_s3) else {
+        return response;
+    };
+    let stale: Vec<_> = response
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in stale {
+        response.headers_mut().remove(name);
+    }
+    add_headers(&mut response, &actual(&rules, &origin, method.as_str()));
+    response
+}
+
+fn add_headers(response: &mut Response, headers: &[(String, String)]) {
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
 }
 
 #[cfg(test)]

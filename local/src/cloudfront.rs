@@ -1,6 +1,8 @@
-//! The web app (`web/`) served as CloudFront serves it: the files, `config.json` (what
-//! `make web-publish` writes from a deployed stack's outputs, here pointing at the local gateway
-//! and emulator), and the template's `AWS::CloudFront::ResponseHeadersPolicy` on every answer.
+//! CloudFront in front of the web app
+//! (docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/understanding-response-headers-policies.html):
+//! `web/` served as CloudFront serves it: the files, `config.json` (what `make web-publish`
+//! writes from a deployed stack's outputs, here pointing at the local gateway and emulator), and
+//! the template's `AWS::CloudFront::ResponseHeadersPolicy` on every answer.
 //! The CSP's AWS origins (`https://*.execute-api.{region}.amazonaws.com`, `wss://…`,
 //! `https://*.s3.{region}.amazonaws.com`) become the local gateway's and the emulator's, so a
 //! browser here runs under the deployed policy: a source the template forgot is refused locally
@@ -18,8 +20,9 @@ use axum::response::Response;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
+use crate::cloudformation::template::TemplateError;
 use crate::emulator::REGION;
-use crate::template::{TemplateError, project_root};
+use crate::workspace::project_root;
 
 /// What the server needs: the folder, the generated config and the headers of the policy.
 #[derive(Debug, Clone)]

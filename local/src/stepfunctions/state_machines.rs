@@ -1,0 +1,71 @@
+//! The state machines whose service integrations run inside the emulator
+//! (docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html): the calls moto makes
+//! for one (`sqs:sendMessage.waitForTaskToken`) are its role's, and the task tokens it sends
+//! are its own.
+
+use std::sync::RwLock;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use std::sync::Arc;
+
+use crate::gate::control::{ControlError, parse};
+use crate::iam::StateMachineRecord;
+
+/// Every registered state machine, by ARN.
+#[derive(Default)]
+pub struct StateMachines {
+    records: RwLock<Vec<StateMachineRecord>>,
+}
+
+impl StateMachines {
+    /// A state machine registered again replaces its earlier record.
+    pub fn register(&self, record: StateMachineRecord) {
+        let mut records = self.records.write().expect("state machines");
+        records.retain(|m| m.arn != record.arn);
+        records.push(record);
+    }
+
+    /// The state machine whose definition sends to `queue_url`.
+    pub fn sending_to(&self, queue_url: &str) -> Option<StateMachineRecord> {
+        self.records
+            .read()
+            .expect("state machines")
+            .iter()
+            .find(|m| m.queue_urls.iter().any(|q| q == queue_url))
+            .cloned()
+    }
+
+    /// Every state machine that sends to `queue_url` (two may share a queue).
+    pub fn all_sending_to(&self, queue_url: &str) -> Vec<StateMachineRecord> {
+        self.records
+            .read()
+            .expect("state machines")
+            .iter()
+            .filter(|m| m.queue_urls.iter().any(|q| q == queue_url))
+            .cloned()
+            .collect()
+    }
+}
+
+/// `POST /_local/iam/state-machines`: the deployer registers a state machine.
+pub async fn register(
+    State(machines): State<Arc<StateMachines>>,
+    body: Bytes,
+) -> Result<StatusCode, ControlError> {
+    machines.register(parse(&body)?);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The `QueueUrl` of an SQS call in either protocol (JSON or the query form).
+pub fn queue_url_of(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|b| b["QueueUrl"].as_str().map(str::to_string))
+        .or_else(|| {
+            url::form_urlencoded::parse(body)
+                .find(|(k, _)| k == "QueueUrl")
+                .map(|(_, v)| v.into_owned())
+        })
+}
