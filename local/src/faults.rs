@@ -456,10 +456,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_answer_is_cut_unless_the_gate_gave_it_in_the_emulators_place() {
-        assert!(through_lost_fault(false).await.is_err(), "the emulator's answer is lost");
+        assert!(
+            through_lost_fault(false).await.is_err(),
+            "the emulator's answer is lost"
+        );
         assert_eq!(through_lost_fault(true).await.unwrap(), "answer");
     }
-
 
     #[test]
     fn specs_parse_with_overrides_and_kinds() {

@@ -195,34 +195,280 @@ async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTre
     }
 }
 
+/// What the drivers share: the API, when to stop, each system's ledger, the chat room.
+struct Run {
+    client: Arc<Client>,
+    deadline: Instant,
+    every: Duration,
+    ledgers: BTreeMap<&'static str, Shared<Ledger>>,
+    room: String,
+}
+
+/// What each system accepted while driven: what must hold once drained.
+#[derive(Default)]
+struct Accepted {
+    created: Shared<Vec<String>>,
+    /// Item creates that never got an answer: (Idempotency-Key, body).
+    unresolved: Shared<Vec<(String, Value)>>,
+    uploads: Shared<Vec<String>>,
+    posted: Shared<Vec<String>>,
+    /// (execution ARN, employee name)
+    executions: Shared<Vec<(String, String)>>,
+    booked: Shared<Vec<String>>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_system_keeps_its_promises_under_faults() {
     let local = Local::start("chaos", &["--sqs-visibility-cap", "1"]);
     let deployer = sdk().await;
     let gate =
         local_stack::iam::GateClient::new(&std::env::var("AWS_ENDPOINT_URL").expect("the gate"));
-    let sqs = aws_sdk_sqs::Client::new(&deployer);
-    let s3 = aws_sdk_s3::Client::new(&deployer);
-    let item_notices = tap(
-        &deployer,
-        &local.resource("ItemsTopic"),
-        &format!("{}-items-tap", local.prefix),
-    )
-    .await;
-    let thumbnail_notices = tap(
-        &deployer,
-        &local.resource("ThumbnailTopic"),
-        &format!("{}-thumbs-tap", local.prefix),
-    )
-    .await;
+    let taps = Taps::subscribe(&local, &deployer).await;
     let client = Arc::new(Client {
         url: local.url.clone(),
         key: local.api_key.clone(),
         http: http(),
     });
-
     // Two live chat connections in one room, before the faults start.
     let room = format!("chaos{}", &local.prefix[5..]);
+    let mut sockets = join_room(&local, &client, &room).await;
+
+    let spec = spec();
+    gate.set_faults(&local.prefix, Some(&spec))
+        .await
+        .expect("faults on");
+    let run = Arc::new(Run {
+        client: client.clone(),
+        deadline: Instant::now() + Duration::from_secs(seconds()),
+        every: Duration::from_millis(400),
+        ledgers: ["items", "photos", "chat", "approval", "appointments"]
+            .into_iter()
+            .map(|s| (s, Arc::new(Mutex::new(Ledger::default()))))
+            .collect(),
+        room,
+    });
+    let accepted = Arc::new(Accepted::default());
+    let drivers = [
+        tokio::spawn(drive_items(run.clone(), accepted.clone())),
+        tokio::spawn(drive_photos(run.clone(), accepted.clone())),
+        tokio::spawn(drive_chat(run.clone(), accepted.clone())),
+        tokio::spawn(drive_approvals(run.clone(), accepted.clone())),
+        tokio::spawn(drive_appointments(run.clone(), accepted.clone())),
+    ];
+    for driver in drivers {
+        driver.await.expect("driver");
+    }
+    let injected = gate.faults(&local.prefix).await.expect("fault summary");
+    gate.set_faults(&local.prefix, None)
+        .await
+        .expect("faults off");
+    resolve_unanswered_creates(&run, &accepted).await;
+
+    let lost = Drain::new(&local, &deployer, taps)
+        .until_every_promise_holds(&run, &accepted)
+        .await;
+    let storm = after_the_storm(&local, &client, &run.room, &mut sockets).await;
+    println!(
+        "\nchaos: {spec} for {} s (stack {})",
+        seconds(),
+        local.prefix
+    );
+    let violations = print_ledgers(&run, &accepted, &lost, &injected);
+    println!(
+        "chat: sockets still open {}/2, post after faults: {} delivered {} pruned {}; function processes that crashed or timed out: {}",
+        storm.live,
+        storm.final_post.status,
+        storm.final_post.body["delivered"],
+        storm.final_post.body["pruned"],
+        storm.health["unexpected_exits"]
+    );
+    assert!(
+        violations.is_empty(),
+        "broken promises while driving:\n{}",
+        violations.join("\n")
+    );
+    assert!(
+        lost.is_empty(),
+        "lost after draining: {lost:#?}\n{}",
+        local.log_tail()
+    );
+    storm.assert_nothing_dropped();
+    assert_every_fault_kind_injected(&spec, &injected);
+}
+
+/// Items: creates with an Idempotency-Key, retried with the same key after a 503.
+async fn drive_items(run: Arc<Run>, accepted: Arc<Accepted>) {
+    let ledger = &run.ledgers["items"];
+    let mut i = 0;
+    while Instant::now() < run.deadline {
+        i += 1;
+        let key = uuid::Uuid::new_v4().to_string();
+        let body = json!({"name": format!("chaos item {i}"), "email": "chaos@example.com"});
+        match run
+            .client
+            .with_retries(ledger, reqwest::Method::POST, "/items", &body, Some(&key))
+            .await
+        {
+            Some(a) if a.status == 201 || a.status == 200 => {
+                accepted.created.lock().unwrap().push(id_of(&a.body["id"]))
+            }
+            _ => accepted.unresolved.lock().unwrap().push((key, body)),
+        }
+        tokio::time::sleep(run.every).await;
+    }
+}
+
+/// Photos: an upload ticket, then the presigned PUT (retried as a browser would).
+async fn drive_photos(run: Arc<Run>, accepted: Arc<Accepted>) {
+    let ledger = &run.ledgers["photos"];
+    let jpeg = photo();
+    let mut i = 0;
+    while Instant::now() < run.deadline {
+        i += 1;
+        let body = json!({"filename": format!("chaos-{i}.jpg"), "content_type": "image/jpeg", "size": jpeg.len()});
+        let Some(ticket) = run
+            .client
+            .with_retries(ledger, reqwest::Method::POST, "/uploads", &body, None)
+            .await
+            .filter(|a| a.status == 201 || a.status == 200)
+        else {
+            tokio::time::sleep(run.every).await;
+            continue;
+        };
+        let id = upload_id(&ticket.body);
+        if put_upload(&run.client, &ticket.body, &jpeg).await {
+            ledger.lock().unwrap().outcome("uploaded");
+            accepted.uploads.lock().unwrap().push(id);
+        } else {
+            ledger.lock().unwrap().outcome("PUT gave up (not uploaded)");
+        }
+        tokio::time::sleep(run.every).await;
+    }
+}
+
+/// The presigned PUT with exactly the signed headers, up to six tries.
+async fn put_upload(client: &Client, ticket: &Value, jpeg: &[u8]) -> bool {
+    for _ in 0..6 {
+        let mut put = client
+            .http
+            .put(ticket["upload_url"].as_str().unwrap_or_default());
+        for (name, value) in ticket["headers"].as_object().into_iter().flatten() {
+            put = put.header(name.as_str(), value.as_str().unwrap_or_default());
+        }
+        match put.body(jpeg.to_vec()).send().await {
+            Ok(r) if r.status().is_success() => return true,
+            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+    false
+}
+
+/// Chat: REST posts into the room the two sockets are in.
+async fn drive_chat(run: Arc<Run>, accepted: Arc<Accepted>) {
+    let ledger = &run.ledgers["chat"];
+    let path = format!("/rooms/{}/messages", run.room);
+    let mut i = 0;
+    while Instant::now() < run.deadline {
+        i += 1;
+        let body = json!({"user": "ann", "text": format!("chaos message {i}")});
+        if let Some(a) = run
+            .client
+            .with_retries(ledger, reqwest::Method::POST, &path, &body, None)
+            .await
+            .filter(|a| a.status == 201)
+        {
+            accepted
+                .posted
+                .lock()
+                .unwrap()
+                .push(id_of(&a.body["message"]["id"]));
+        }
+        tokio::time::sleep(run.every).await;
+    }
+}
+
+/// Approval: requests for a manager.
+async fn drive_approvals(run: Arc<Run>, accepted: Arc<Accepted>) {
+    let ledger = &run.ledgers["approval"];
+    let mut i = 0;
+    while Instant::now() < run.deadline {
+        i += 1;
+        let employee = format!(
+            "Chaos {i} {}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        let body = json!({"employeeName": employee, "managerEmail": "chaos-manager@example.com"});
+        if let Some(a) = run
+            .client
+            .with_retries(ledger, reqwest::Method::POST, "/approvals", &body, None)
+            .await
+            .filter(|a| a.status == 202)
+        {
+            accepted
+                .executions
+                .lock()
+                .unwrap()
+                .push((id_of(&a.body["executionArn"]), employee));
+        }
+        tokio::time::sleep(run.every * 2).await;
+    }
+}
+
+/// Appointments: bookings.
+async fn drive_appointments(run: Arc<Run>, accepted: Arc<Accepted>) {
+    let ledger = &run.ledgers["appointments"];
+    let starts = time::OffsetDateTime::now_utc() + time::Duration::days(3);
+    let starts = starts
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut i = 0;
+    while Instant::now() < run.deadline {
+        i += 1;
+        let body = json!({"patientName": format!("Chaos {i}"), "email": "chaos-patient@example.com", "dentist": "Dr. Kim", "startsAt": starts});
+        if let Some(a) = run
+            .client
+            .with_retries(ledger, reqwest::Method::POST, "/appointments", &body, None)
+            .await
+            .filter(|a| a.status == 201)
+        {
+            accepted.booked.lock().unwrap().push(id_of(&a.body["id"]));
+        }
+        tokio::time::sleep(run.every).await;
+    }
+}
+
+/// Creates that never got an answer: a retry with the same key returns the item (or makes it).
+async fn resolve_unanswered_creates(run: &Run, accepted: &Accepted) {
+    let unresolved = accepted.unresolved.lock().unwrap().clone();
+    for (key, body) in unresolved {
+        let a = run
+            .client
+            .with_retries(
+                &run.ledgers["items"],
+                reqwest::Method::POST,
+                "/items",
+                &body,
+                Some(&key),
+            )
+            .await
+            .expect("answer");
+        assert!(
+            a.status == 201 || a.status == 200,
+            "retry of {key}: {} {}",
+            a.status,
+            a.body
+        );
+        accepted.created.lock().unwrap().push(id_of(&a.body["id"]));
+    }
+}
+
+/// Two chat connections (ann and bob) in `room`, each with its ticket.
+async fn join_room(
+    local: &Local,
+    client: &Client,
+    room: &str,
+) -> Vec<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>
+{
     let mut sockets = Vec::new();
     for user in ["ann", "bob"] {
         let issued: serde_json::Value = client
@@ -243,236 +489,120 @@ async fn every_system_keeps_its_promises_under_faults() {
                 .expect("chat connects");
         sockets.push(socket);
     }
+    sockets
+}
 
-    let spec = spec();
-    gate.set_faults(&local.prefix, Some(&spec))
-        .await
-        .expect("faults on");
-    let run = Duration::from_secs(seconds());
-    let deadline = Instant::now() + run;
-    let ledgers: BTreeMap<&str, Shared<Ledger>> =
-        ["items", "photos", "chat", "approval", "appointments"]
-            .into_iter()
-            .map(|s| (s, Arc::new(Mutex::new(Ledger::default()))))
-            .collect();
-    let created: Shared<Vec<String>> = Default::default();
-    let unresolved: Shared<Vec<(String, Value)>> = Default::default();
-    let uploads: Shared<Vec<String>> = Default::default();
-    let posted: Shared<Vec<String>> = Default::default();
-    let executions: Shared<Vec<(String, String)>> = Default::default();
-    let booked: Shared<Vec<String>> = Default::default();
-    let every = Duration::from_millis(400);
-    let mut drivers = Vec::new();
+/// Queues subscribed to the notice topics.
+struct Taps {
+    item_notices: String,
+    thumbnail_notices: String,
+}
 
-    // Items: creates with an Idempotency-Key, retried with the same key after a 503.
-    {
-        let (client, ledger, created, unresolved) = (
-            client.clone(),
-            ledgers["items"].clone(),
-            created.clone(),
-            unresolved.clone(),
-        );
-        drivers.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < deadline {
-                i += 1;
-                let key = uuid::Uuid::new_v4().to_string();
-                let body = json!({"name": format!("chaos item {i}"), "email": "chaos@example.com"});
-                match client
-                    .with_retries(&ledger, reqwest::Method::POST, "/items", &body, Some(&key))
-                    .await
-                {
-                    Some(a) if a.status == 201 || a.status == 200 => {
-                        created.lock().unwrap().push(id_of(&a.body["id"]))
-                    }
-                    _ => unresolved.lock().unwrap().push((key, body)),
-                }
-                tokio::time::sleep(every).await;
-            }
-        }));
+impl Taps {
+    async fn subscribe(local: &Local, deployer: &aws_config::SdkConfig) -> Self {
+        let item_notices = tap(
+            deployer,
+            &local.resource("ItemsTopic"),
+            &format!("{}-items-tap", local.prefix),
+        )
+        .await;
+        let thumbnail_notices = tap(
+            deployer,
+            &local.resource("ThumbnailTopic"),
+            &format!("{}-thumbs-tap", local.prefix),
+        )
+        .await;
+        Self {
+            item_notices,
+            thumbnail_notices,
+        }
     }
-    // Photos: an upload ticket, then the presigned PUT (retried as a browser would).
-    {
-        let (client, ledger, uploads) =
-            (client.clone(), ledgers["photos"].clone(), uploads.clone());
-        drivers.push(tokio::spawn(async move {
-            let jpeg = photo();
-            let mut i = 0;
-            while Instant::now() < deadline {
-                i += 1;
-                let body = json!({"filename": format!("chaos-{i}.jpg"), "content_type": "image/jpeg", "size": jpeg.len()});
-                let Some(ticket) = client
-                    .with_retries(&ledger, reqwest::Method::POST, "/uploads", &body, None)
-                    .await
-                    .filter(|a| a.status == 201 || a.status == 200)
-                else {
-                    tokio::time::sleep(every).await;
-                    continue;
-                };let id = id_of(&json!(ticket.body["key"].as_str().unwrap_or_default().split('/').nth(1).unwrap_or_default()));
-                let mut put_ok = false;
-                for _ in 0..6 {
-                    let mut put = client.http.put(ticket.body["upload_url"].as_str().unwrap_or_default());
-                    for (name, value) in ticket.body["headers"].as_object().into_iter().flatten() {
-                        put = put.header(name.as_str(), value.as_str().unwrap_or_default());
-                    }
-                    match put.body(jpeg.clone()).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            put_ok = true;
-                            break;
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(300)).await,
-                    }
-                }
-                if put_ok {
-                    ledger.lock().unwrap().outcome("uploaded");
-                    uploads.lock().unwrap().push(id);
-                } else {
-                    ledger.lock().unwrap().outcome("PUT gave up (not uploaded)");
-                }
-                tokio::time::sleep(every).await;
-            }
-        }));
-    }
-    // Chat: REST posts into the room the two sockets are in.
-    {
-        let (client, ledger, posted, room) = (
-            client.clone(),
-            ledgers["chat"].clone(),
-            posted.clone(),
-            room.clone(),
-        );
-        drivers.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < deadline {
-                i += 1;
-                let body = json!({"user": "ann", "text": format!("chaos message {i}")});
-                if let Some(a) = client
-                    .with_retries(
-                        &ledger,
-                        reqwest::Method::POST,
-                        &format!("/rooms/{room}/messages"),
-                        &body,
-                        None,
-                    )
-                    .await
-                    .filter(|a| a.status == 201)
-                {
-                    posted.lock().unwrap().push(id_of(&a.body["message"]["id"]));
-                }
-                tokio::time::sleep(every).await;
-            }
-        }));
-    }
-    // Approval: requests for a manager.
-    {
-        let (client, ledger, executions) = (
-            client.clone(),
-            ledgers["approval"].clone(),
-            executions.clone(),
-        );
-        drivers.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < deadline {
-                i += 1;
-                let employee = format!(
-                    "Chaos {i} {}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..6]
-                );
-                let body =
-                    json!({"employeeName": employee, "managerEmail": "chaos-manager@example.com"});
-                if let Some(a) = client
-                    .with_retries(&ledger, reqwest::Method::POST, "/approvals", &body, None)
-                    .await
-                    .filter(|a| a.status == 202)
-                {
-                    executions
-                        .lock()
-                        .unwrap()
-                        .push((id_of(&a.body["executionArn"]), employee));
-                }
-                tokio::time::sleep(every * 2).await;
-            }
-        }));
-    }
-    // Appointments: bookings.
-    {
-        let (client, ledger, booked) = (
-            client.clone(),
-            ledgers["appointments"].clone(),
-            booked.clone(),
-        );
-        drivers.push(tokio::spawn(async move {
-            let starts = time::OffsetDateTime::now_utc() + time::Duration::days(3);
-            let starts = starts.format(&time::format_description::well_known::Rfc3339).unwrap();
-            let mut i = 0;
-            while Instant::now() < deadline {
-                i += 1;
-                let body = json!({"patientName": format!("Chaos {i}"), "email": "chaos-patient@example.com", "dentist": "Dr. Kim", "startsAt": starts});
-                if let Some(a) = client
-                    .with_retries(&ledger, reqwest::Method::POST, "/appointments", &body, None)
-                    .await
-                    .filter(|a| a.status == 201)
-                {booked.lock().unwrap().push(id_of(&a.body["id"]));
-                }
-                tokio::time::sleep(every).await;
-            }
-        }));
-    }
-    for driver in drivers {
-        driver.await.expect("driver");
-    }
-    let injected = gate.faults(&local.prefix).await.expect("fault summary");
-    gate.set_faults(&local.prefix, None)
-        .await
-        .expect("faults off");
+}
 
-    // Creates that never got an answer: a retry with the same key returns the item (or makes it).
-    let items_ledger = ledgers["items"].clone();
-    let unresolved = unresolved.lock().unwrap().clone();
-    for (key, body) in unresolved {
-        let a = client
-            .with_retries(
-                &items_ledger,
-                reqwest::Method::POST,
-                "/items",
-                &body,
-                Some(&key),
-            )
-            .await
-            .expect("answer");
-        assert!(
-            a.status == 201 || a.status == 200,
-            "retry of {key}: {} {}",
-            a.status,
-            a.body
-        );
-        created.lock().unwrap().push(id_of(&a.body["id"]));
+/// What the drain has taken off the queues so far.
+struct Drain<'a> {
+    local: &'a Local,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    sfn: aws_sdk_sfn::Client,
+    taps: Taps,
+    item_notices: Vec<String>,
+    thumbnail_notices: Vec<String>,
+    appointments: Vec<String>,
+    pipe_dead: Vec<String>,
+    photo_dlq: Vec<String>,
+}
+
+type Lost = BTreeMap<&'static str, Vec<String>>;
+
+impl<'a> Drain<'a> {
+    fn new(local: &'a Local, deployer: &aws_config::SdkConfig, taps: Taps) -> Self {
+        Self {
+            local,
+            sqs: aws_sdk_sqs::Client::new(deployer),
+            s3: aws_sdk_s3::Client::new(deployer),
+            sfn: aws_sdk_sfn::Client::new(deployer),
+            taps,
+            item_notices: Vec::new(),
+            thumbnail_notices: Vec::new(),
+            appointments: Vec::new(),
+            pipe_dead: Vec::new(),
+            photo_dlq: Vec::new(),
+        }
     }
 
-    // Drain: until every promise holds, or 120 s.
-    let created = created.lock().unwrap().clone();
-    let uploads = uploads.lock().unwrap().clone();
-    let posted = posted.lock().unwrap().clone();
-    let executions = executions.lock().unwrap().clone();
-    let booked = booked.lock().unwrap().clone();
-    let sfn = aws_sdk_sfn::Client::new(&deployer);
-    let mut item_notice_bodies = Vec::new();
-    let mut thumbnail_notice_bodies = Vec::new();
-    let mut appointment_bodies = Vec::new();
-    let mut pipe_dead = Vec::new();
-    let mut photo_dlq: Vec<String> = Vec::new();
-    let drain_started = Instant::now();
-    let mut lost: BTreeMap<&str, Vec<String>>;
-    loop {
-        lost = BTreeMap::new();
-        item_notice_bodies.extend(drain_queue(&sqs, &item_notices).await);
-        thumbnail_notice_bodies.extend(drain_queue(&sqs, &thumbnail_notices).await);
-        appointment_bodies.extend(drain_queue(&sqs, &local.resource("AppointmentQueue")).await);
-        pipe_dead.extend(drain_queue(&sqs, &local.resource("AppointmentPipeDLQ")).await);
+    /// Drains until every promise holds, or 120 s; what is still lost then, per system.
+    async fn until_every_promise_holds(mut self, run: &Run, accepted: &Accepted) -> Lost {
+        let started = Instant::now();
+        loop {
+            let lost = self.lost(run, accepted).await;
+            if lost.is_empty() || started.elapsed() > Duration::from_secs(120) {
+                return lost;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
 
-        // Items: readable, backed up, announced.
-        let backups = keys_under(&s3, &local.resource("BackupBucket"), "backups/").await;
-        for id in &created {
+    async fn lost(&mut self, run: &Run, accepted: &Accepted) -> Lost {
+        let (sqs, local) = (&self.sqs, self.local);
+        self.item_notices
+            .extend(drain_queue(sqs, &self.taps.item_notices).await);
+        self.thumbnail_notices
+            .extend(drain_queue(sqs, &self.taps.thumbnail_notices).await);
+        self.appointments
+            .extend(drain_queue(sqs, &local.resource("AppointmentQueue")).await);
+        self.pipe_dead
+            .extend(drain_queue(sqs, &local.resource("AppointmentPipeDLQ")).await);
+        self.photo_dlq
+            .extend(drain_queue(sqs, &local.resource("PhotoUploadDLQ")).await);
+        let created = accepted.created.lock().unwrap().clone();
+        let uploads = accepted.uploads.lock().unwrap().clone();
+        let posted = accepted.posted.lock().unwrap().clone();
+        let executions = accepted.executions.lock().unwrap().clone();
+        let booked = accepted.booked.lock().unwrap().clone();
+        let mut lost = Lost::new();
+        for (system, missing) in [
+            ("items", self.lost_items(&run.client, &created).await),
+            ("photos", self.lost_photos(&uploads).await),
+            ("chat", lost_messages(&run.client, &run.room, &posted).await),
+            (
+                "approval",
+                self.lost_approvals(&run.client, &executions).await,
+            ),
+            ("appointments", self.lost_appointments(&booked)),
+        ] {
+            if !missing.is_empty() {
+                lost.insert(system, missing);
+            }
+        }
+        lost
+    }
+
+    /// Items: readable, backed up, announced.
+    async fn lost_items(&self, client: &Client, created: &[String]) -> Vec<String> {
+        let backups = keys_under(&self.s3, &self.local.resource("BackupBucket"), "backups/").await;
+        let mut lost = Vec::new();
+        for id in created {
             let readable = client
                 .send(
                     reqwest::Method::GET,
@@ -483,64 +613,46 @@ async fn every_system_keeps_its_promises_under_faults() {
                 .await
                 .is_some_and(|a| a.status == 200);
             let backed_up = backups.iter().any(|k| k.ends_with(&format!("/{id}.json")));
-            let announced = item_notice_bodies.iter().any(|b| b.contains(id.as_str()));
+            let announced = self.item_notices.iter().any(|b| b.contains(id.as_str()));
             if !(readable && backed_up && announced) {
-                lost.entry("items").or_default().push(format!(
+                lost.push(format!(
                     "{id}: readable {readable}, backed up {backed_up}, announced {announced}"
                 ));
             }
         }
-        // Photos: one thumbnail plus a notice, or a recorded failure, or the DLQ.
-        let thumbs = keys_under(&s3, &local.resource("ThumbnailsBucket"), "").await;
-        photo_dlq.extend(drain_queue(&sqs, &local.resource("PhotoUploadDLQ")).await);
-        for id in &uploads {
+        lost
+    }
+
+    /// Photos: one thumbnail plus a notice, or a recorded failure, or the DLQ.
+    async fn lost_photos(&self, uploads: &[String]) -> Vec<String> {
+        let thumbs = keys_under(&self.s3, &self.local.resource("ThumbnailsBucket"), "").await;
+        let mut lost = Vec::new();
+        for id in uploads {
             let thumbnail = thumbs.contains(&format!("thumbnails/{id}.jpg"))
-                && thumbnail_notice_bodies
+                && self
+                    .thumbnail_notices
                     .iter()
                     .any(|b| b.contains(id.as_str()));
             let failed = thumbs.contains(&format!("failed/{id}.json"));
-            let dead = photo_dlq.iter().any(|b| b.contains(id.as_str()));
+            let dead = self.photo_dlq.iter().any(|b| b.contains(id.as_str()));
             if !(thumbnail || failed || dead) {
-                lost.entry("photos").or_default().push(id.clone());
+                lost.push(id.clone());
             }
         }
-        // Chat: every 201 in the history.
-        let mut history = BTreeSet::new();
-        let mut before: Option<String> = None;
-        loop {
-            let path = match &before {
-                Some(cursor) => format!(
-                    "/rooms/{room}/messages?limit=100&before={}",
-                    percent_encoding::utf8_percent_encode(
-                        cursor,
-                        percent_encoding::NON_ALPHANUMERIC
-                    )
-                ),
-                None => format!("/rooms/{room}/messages?limit=100"),
-            };
-            let page = client
-                .send(reqwest::Method::GET, &path, &Value::Null, None)
-                .await
-                .expect("history");
-            for m in page.body["items"].as_array().into_iter().flatten() {
-                history.insert(m["id"].as_str().unwrap_or_default().to_string());
-            }
-            before = page.body["next_cursor"].as_str().map(str::to_string);
-            if before.is_none() {
-                break;
-            }
-        }
-        for id in &posted {
-            if !history.contains(id) {
-                lost.entry("chat").or_default().push(id.clone());
-            }
-        }
-        // Approval: ended as designed, or waiting with its email sent.
+        lost
+    }
+
+    /// Approval: ended as designed, or waiting with its email sent.
+    async fn lost_approvals(
+        &self,
+        client: &Client,
+        executions: &[(String, String)],
+    ) -> Vec<String> {
         let mail = client
             .http
             .get(format!(
                 "{}/_local/mail?to=chaos-manager@example.com",
-                local.url
+                self.local.url
             ))
             .send()
             .await
@@ -548,8 +660,10 @@ async fn every_system_keeps_its_promises_under_faults() {
             .text()
             .await
             .unwrap_or_default();
-        for (arn, employee) in &executions {
-            let described = sfn
+        let mut lost = Vec::new();
+        for (arn, employee) in executions {
+            let described = self
+                .sfn
                 .describe_execution()
                 .execution_arn(arn)
                 .send()
@@ -565,41 +679,108 @@ async fn every_system_keeps_its_promises_under_faults() {
                 _ => false,
             };
             if !ok {
-                lost.entry("approval")
-                    .or_default()
-                    .push(format!("{employee}: {status} {error}"));
+                lost.push(format!("{employee}: {status} {error}"));
             }
         }
-        // Appointments: enriched on the queue, or in a batch the pipe dead-lettered.
-        let dead_records: u64 = pipe_dead
+        lost
+    }
+
+    /// Appointments: enriched on the queue, or in a batch the pipe dead-lettered.
+    fn lost_appointments(&self, booked: &[String]) -> Vec<String> {
+        let dead_records: u64 = self
+            .pipe_dead
             .iter()
             .filter_map(|b| serde_json::from_str::<Value>(b).ok())
             .filter_map(|b| b["DDBStreamBatchInfo"]["batchSize"].as_u64())
             .sum();
         let missing: Vec<String> = booked
             .iter()
-            .filter(|id| !appointment_bodies.iter().any(|b| b.contains(id.as_str())))
+            .filter(|id| !self.appointments.iter().any(|b| b.contains(id.as_str())))
             .cloned()
             .collect();
         if missing.len() as u64 > dead_records {
-            lost.insert("appointments", missing);
+            missing
+        } else {
+            Vec::new()
         }
-        if lost.is_empty() || drain_started.elapsed() > Duration::from_secs(120) {
+    }
+}
+
+/// Chat: every 201 in the history.
+async fn lost_messages(client: &Client, room: &str, posted: &[String]) -> Vec<String> {
+    let mut history = BTreeSet::new();
+    let mut before: Option<String> = None;
+    loop {
+        let path = match &before {
+            Some(cursor) => format!(
+                "/rooms/{room}/messages?limit=100&before={}",
+                percent_encoding::utf8_percent_encode(cursor, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            None => format!("/rooms/{room}/messages?limit=100"),
+        };
+        let page = client
+            .send(reqwest::Method::GET, &path, &Value::Null, None)
+            .await
+            .expect("history");
+        for m in page.body["items"].as_array().into_iter().flatten() {
+            history.insert(m["id"].as_str().unwrap_or_default().to_string());
+        }
+        before = page.body["next_cursor"].as_str().map(str::to_string);
+        if before.is_none() {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    posted
+        .iter()
+        .filter(|id| !history.contains(*id))
+        .cloned()
+        .collect()
+}
 
+/// The chat after the faults: sockets still open, a post both hear, no process crashed.
+struct AfterTheStorm {
+    live: usize,
+    heard: usize,
+    final_post: Answer,
+    health: Value,
+}
+
+impl AfterTheStorm {
+    fn assert_nothing_dropped(&self) {
+        assert_eq!(self.live, 2, "a live connection was dropped");
+        assert_eq!(self.heard, 2, "a live connection stopped hearing its room");
+        assert_eq!(
+            (
+                self.final_post.status,
+                self.final_post.body["delivered"].as_u64(),
+                self.final_post.body["pruned"].as_u64()
+            ),
+            (201, Some(2), Some(0)),
+            "a live connection was pruned: {}",
+            self.final_post.body
+        );
+        assert_eq!(
+            self.health["unexpected_exits"], 0,
+            "a function process crashed"
+        );
+    }
+}
+
+async fn after_the_storm(
+    local: &Local,
+    client: &Client,
+    room: &str,
+    sockets: &mut [tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >],
+) -> AfterTheStorm {
     // The sockets stayed connected and their connections were never pruned.
-    let live: usize = {
-        let mut open = 0;
-        for socket in &mut sockets {
-            if socket.send(Message::Ping(vec![].into())).await.is_ok() {
-                open += 1;
-            }
+    let mut live = 0;
+    for socket in sockets.iter_mut() {
+        if socket.send(Message::Ping(vec![].into())).await.is_ok() {
+            live += 1;
         }
-        open
-    };
+    }
     let health: Value = client
         .http
         .get(format!("{}/_local/health", local.url))
@@ -617,9 +798,10 @@ async fn every_system_keeps_its_promises_under_faults() {
             None,
         )
         .await
-        .expect("post"); // Both sockets hear the post made after the storm (frames from the run come first).
+        .expect("post");
+    // Both sockets hear the post made after the storm (frames from the run come first).
     let mut heard = 0;
-    for socket in &mut sockets {
+    for socket in sockets.iter_mut() {
         let listening = async {
             while let Some(Ok(frame)) = socket.next().await {
                 if let Message::Text(text) = frame
@@ -634,27 +816,31 @@ async fn every_system_keeps_its_promises_under_faults() {
             heard += 1;
         }
     }
+    AfterTheStorm {
+        live,
+        heard,
+        final_post,
+        health,
+    }
+}
 
-    // The table.
+/// The table, one row per system; returns the broken promises the ledgers recorded. Every
+/// system must have accepted work.
+fn print_ledgers(run: &Run, accepted: &Accepted, lost: &Lost, injected: &Value) -> Vec<String> {
     let counts = [
-        ("items", created.len()),
-        ("photos", uploads.len()),
-        ("chat", posted.len()),
-        ("approval", executions.len()),
-        ("appointments", booked.len()),
+        ("items", accepted.created.lock().unwrap().len()),
+        ("photos", accepted.uploads.lock().unwrap().len()),
+        ("chat", accepted.posted.lock().unwrap().len()),
+        ("approval", accepted.executions.lock().unwrap().len()),
+        ("appointments", accepted.booked.lock().unwrap().len()),
     ];
-    println!(
-        "\nchaos: {spec} for {} s (stack {})",
-        run.as_secs(),
-        local.prefix
-    );
     println!("faults injected: {}", injected["injected"]);
     println!("calls seen by the injector: {}", injected["attempts"]);
     println!("| system | requests | accepted | outcomes | lost |");
     println!("|---|---|---|---|---|");
     let mut violations = Vec::new();
     for (system, accepted) in counts {
-        let ledger = ledgers[system].lock().unwrap();
+        let ledger = run.ledgers[system].lock().unwrap();
         let outcomes: Vec<String> = ledger
             .outcomes
             .iter()
@@ -668,67 +854,41 @@ async fn every_system_keeps_its_promises_under_faults() {
         );
         violations.extend(ledger.violations.iter().cloned());
     }
-    println!(
-        "chat: sockets still open {live}/2, post after faults: {} delivered {} pruned {}; function processes that crashed or timed out: {}",
-        final_post.status,
-        final_post.body["delivered"],
-        final_post.body["pruned"],
-        health["unexpected_exits"]
-    );
     assert!(
         counts.iter().all(|(_, n)| *n > 0),
         "every system accepted work: {counts:?}"
     );
-    assert!(
-        violations.is_empty(),
-        "broken promises while driving:\n{}",
-        violations.join("\n")
-    );
-    assert!(
-        lost.is_empty(),
-        "lost after draining: {lost:#?}\n{}",
-        local.log_tail()
-    );
-    assert_eq!(live, 2, "a live connection was dropped");
-    assert_eq!(heard, 2, "a live connection stopped hearing its room");
-    // The injector really injected every kind of fault it was asked for.
-    if spec
+    violations
+}
+
+/// The injector really injected every kind of fault it was asked for.
+fn assert_every_fault_kind_injected(spec: &str, injected: &Value) {
+    let rate = spec
         .split(',')
         .next()
         .and_then(|r| r.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        > 0.0
-    {
-        let kinds: BTreeSet<&str> = injected["injected"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, kinds)| {
-                kinds
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, _)| k.as_str())
-            })
-            .collect();
-        for kind in ["throttle", "error", "reset", "lost", "latency"] {
-            assert!(
-                kinds.contains(kind),
-                "no {kind} fault was injected: {injected}"
-            );
-        }
+        .unwrap_or(0.0);
+    if rate == 0.0 {
+        return;
     }
-    assert_eq!(
-        (
-            final_post.status,
-            final_post.body["delivered"].as_u64(),
-            final_post.body["pruned"].as_u64()
-        ),
-        (201, Some(2), Some(0)),
-        "a live connection was pruned: {}",
-        final_post.body
-    );
-    assert_eq!(health["unexpected_exits"], 0, "a function process crashed");
+    let kinds: BTreeSet<&str> = injected["injected"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, kinds)| {
+            kinds
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+        })
+        .collect();
+    for kind in ["throttle", "error", "reset", "lost", "latency"] {
+        assert!(
+            kinds.contains(kind),
+            "no {kind} fault was injected: {injected}"
+        );
+    }
 }
 
 /// `make redrive`: an upload the thumbnailer could not read ends in the DLQ; once the cause is
@@ -761,14 +921,7 @@ async fn a_dead_lettered_upload_is_thumbnailed_after_a_redrive() {
         .await
         .expect("ticket");
     assert_eq!(ticket.status, 201, "{}", ticket.body);
-    let id = id_of(&json!(
-        ticket.body["key"]
-            .as_str()
-            .unwrap_or_default()
-            .split('/')
-            .nth(1)
-            .unwrap_or_default()
-    ));
+    let id = upload_id(&ticket.body);
     let mut put = client.http.put(ticket.body["upload_url"].as_str().unwrap());
     for (name, value) in ticket.body["headers"].as_object().into_iter().flatten() {
         put = put.header(name.as_str(), value.as_str().unwrap_or_default());
@@ -776,30 +929,7 @@ async fn a_dead_lettered_upload_is_thumbnailed_after_a_redrive() {
     assert!(put.body(jpeg).send().await.unwrap().status().is_success());
 
     let dlq_url = local.resource("PhotoUploadDLQ");
-    let started = Instant::now();
-    loop {
-        let peek = sqs
-            .receive_message()
-            .queue_url(&dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .send()
-            .await
-            .expect("peek");
-        if peek
-            .messages()
-            .iter()
-            .any(|m| m.body().is_some_and(|b| b.contains(&id)))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the upload never reached the DLQ\n{}",
-            local.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_in_dead_letter_queue(&local, &sqs, &dlq_url, &id).await;
     let key = format!("thumbnails/{id}.jpg");
     let bucket = local.resource("ThumbnailsBucket");
     assert!(!keys_under(&s3, &bucket, "thumbnails/").await.contains(&key));
@@ -820,6 +950,45 @@ async fn a_dead_lettered_upload_is_thumbnailed_after_a_redrive() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "no thumbnail after the redrive\n{}",
+            local.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The upload id of an upload ticket (`uploads/<id>/<name>`).
+fn upload_id(ticket: &Value) -> String {
+    let key = ticket["key"].as_str().unwrap_or_default();
+    id_of(&json!(key.split('/').nth(1).unwrap_or_default()))
+}
+
+/// Waits (90 s at most) until a message naming `id` is on the dead-letter queue.
+async fn wait_in_dead_letter_queue(
+    local: &Local,
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    id: &str,
+) {
+    let started = Instant::now();
+    loop {
+        let peek = sqs
+            .receive_message()
+            .queue_url(dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("peek");
+        if peek
+            .messages()
+            .iter()
+            .any(|m| m.body().is_some_and(|b| b.contains(id)))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the upload never reached the DLQ\n{}",
             local.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -94,7 +94,35 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
     assert_eq!(status, 200, "{listed}");
     assert!(listed.to_string().contains(&id), "{listed}");
 
-    // API Gateway's own answers: no key, unknown route, CORS preflight.
+    assert_gateway_answers(local, &id).await;
+    assert_backed_up(local, &id, &correlation).await;
+    let notice = notice_with(&notices, &id).await;
+    assert_eq!(notice, correlation, "the notice's correlation_id attribute");
+    local_stack::lambda::queues::untap(&sdk().await, &local.resource("ItemsTopic"), &notices)
+        .await
+        .expect("untap");
+    assert_logged_in_every_step(&correlation, &["items-api", "items-stream"]);
+
+    // Edit and delete it; every change is counted (EMF -> CloudWatch), and so is the cold start.
+    let (status, _) = call(
+        reqwest::Method::PUT,
+        &format!("/items/{id}"),
+        Some(json!({"name": "Desk lamp"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(reqwest::Method::DELETE, &format!("/items/{id}"), None).await;
+    assert_eq!(status, 204);
+    let grows = |name, before| local.metric_grows("ItemsApiFunction", name, &[], before, 1.0);
+    grows("ItemsCreated", created).await;
+    grows("ItemsUpdated", updated).await;
+    grows("ItemsDeleted", deleted).await;
+    grows("ColdStart", 0.0).await;
+}
+
+/// API Gateway's own answers (no key, unknown route, CORS preflight), and malformed input as
+/// the function's 4xx, passed through.
+async fn assert_gateway_answers(local: &Local, id: &str) {
     let no_key = http()
         .get(format!("{}/items", local.url))
         .send()
@@ -129,7 +157,6 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
             .unwrap()
             .contains("PUT")
     );
-    // Malformed input is the function's 4xx, passed through.
     let bad = http()
         .post(format!("{}/items", local.url))
         .header("x-api-key", &local.api_key)
@@ -139,12 +166,14 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
 
-    // The stream processor backs the new item up to S3.
+/// The stream processor backs the new item up to S3, with the request's correlation id.
+async fn assert_backed_up(local: &Local, id: &str, correlation: &str) {
     let s3 = aws_sdk_s3::Client::new(&sdk().await);
     let bucket = local.resource("BackupBucket");
     let key = eventually("backup of the new item", Duration::from_secs(30), || {
-        let (s3, bucket, id) = (s3.clone(), bucket.clone(), id.clone());
+        let (s3, bucket, id) = (s3.clone(), bucket.clone(), id.to_string());
         async move {
             let listed = s3
                 .list_objects_v2()
@@ -170,34 +199,15 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
         .await
         .unwrap();
     assert_eq!(
-        backup.metadata().and_then(|m| m.get("correlation-id")),
-        Some(&correlation)
+        backup
+            .metadata()
+            .and_then(|m| m.get("correlation-id"))
+            .map(String::as_str),
+        Some(correlation)
     );
     let backup: Value =
         serde_json::from_slice(&backup.body.collect().await.unwrap().into_bytes()).unwrap();
-    assert_eq!(backup["id"], id.as_str());
-    let notice = notice_with(&notices, &id).await;
-    assert_eq!(notice, correlation, "the notice's correlation_id attribute");
-    local_stack::lambda::queues::untap(&sdk().await, &local.resource("ItemsTopic"), &notices)
-        .await
-        .expect("untap");
-    assert_logged_in_every_step(&correlation, &["items-api", "items-stream"]);
-
-    // Edit and delete it; every change is counted (EMF -> CloudWatch), and so is the cold start.
-    let (status, _) = call(
-        reqwest::Method::PUT,
-        &format!("/items/{id}"),
-        Some(json!({"name": "Desk lamp"})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (status, _) = call(reqwest::Method::DELETE, &format!("/items/{id}"), None).await;
-    assert_eq!(status, 204);
-    let grows = |name, before| local.metric_grows("ItemsApiFunction", name, &[], before, 1.0);
-    grows("ItemsCreated", created).await;
-    grows("ItemsUpdated", updated).await;
-    grows("ItemsDeleted", deleted).await;
-    grows("ColdStart", 0.0).await;
+    assert_eq!(backup["id"], id);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -462,70 +472,8 @@ async fn two_websocket_clients_chat_and_read_the_history() {
     for socket in [&mut ann, &mut bob] {
         assert_eq!(receive(socket).await["message"]["text"], "hello ann");
     }
-    let (status, history) = call(
-        reqwest::Method::GET,
-        &format!("/rooms/{room}/messages"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
-    let texts: Vec<&str> = history["items"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
-    assert_eq!(texts.len(), 2, "{history}");
-    assert!(texts.contains(&"안녕 bob 👋") && texts.contains(&"hello ann"));
-    let users: Vec<&str> = history["items"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["user"].as_str())
-        .collect();
-    assert!(
-        users.contains(&ann_name) && users.contains(&bob_name),
-        "{history}"
-    );
-    assert!(
-        history["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["room"] == room.as_str() || m.get("room").is_none()),
-        "{history}"
-    );
-
-    // An unroutable frame gets API Gateway's own answer; a socket without a ticket (or with a
-    // forged one) is refused at $connect, and a bad room (a right-to-left override hiding what
-    // it says) gets no ticket.
-    bob.send(Message::Text(json!({"action": "dance"}).to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(receive(&mut bob).await["message"], "Forbidden");
-    let (status, _) = call(
-        reqwest::Method::POST,
-        "/rooms/bad%E2%80%AEroom/tickets",
-        Some(json!({"user": "x"})),
-    )
-    .await;
-    assert_eq!(status, 400);
-    for query in ["?room=lobby&user=x", "?ticket=e30.forged"] {
-        let refused = tokio_tungstenite::connect_async(format!("{}{query}", local.websocket)).await;
-        match refused {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                assert_eq!(response.status(), 401, "{query}")
-            }
-            other => panic!("expected a refused handshake, got {other:?}"),
-        }
-    }
-    let refused = tokio_tungstenite::connect_async(format!("{}?ticket=", local.websocket)).await;
-    match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 401)
-        }
-        other => panic!("expected a refused handshake, got {other:?}"),
-    }
+    assert_history_has_both(&room, ann_name, bob_name).await;
+    assert_bad_frames_and_tickets_refused(local, &mut bob).await;
 
     // After bob leaves ($disconnect), posts reach ann only.
     bob.close(None).await.unwrap();
@@ -557,6 +505,70 @@ async fn two_websocket_clients_chat_and_read_the_history() {
         .await;
 }
 
+/// The room's history holds both messages, by both people, in this room only.
+async fn assert_history_has_both(room: &str, ann_name: &str, bob_name: &str) {
+    let (status, history) = call(
+        reqwest::Method::GET,
+        &format!("/rooms/{room}/messages"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = history["items"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts.len(), 2, "{history}");
+    assert!(texts.contains(&"안녕 bob 👋") && texts.contains(&"hello ann"));
+    let users: Vec<&str> = history["items"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["user"].as_str())
+        .collect();
+    assert!(
+        users.contains(&ann_name) && users.contains(&bob_name),
+        "{history}"
+    );
+    assert!(
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["room"] == room || m.get("room").is_none()),
+        "{history}"
+    );
+}
+
+/// An unroutable frame gets API Gateway's own answer; a socket without a ticket (or with a
+/// forged or empty one) is refused at $connect, and a bad room (a right-to-left override hiding
+/// what it says) gets no ticket.
+async fn assert_bad_frames_and_tickets_refused(local: &Local, socket: &mut Socket) {
+    socket
+        .send(Message::Text(json!({"action": "dance"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(receive(socket).await["message"], "Forbidden");
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/rooms/bad%E2%80%AEroom/tickets",
+        Some(json!({"user": "x"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    for query in ["?room=lobby&user=x", "?ticket=e30.forged", "?ticket="] {
+        let refused = tokio_tungstenite::connect_async(format!("{}{query}", local.websocket)).await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{query}")
+            }
+            other => panic!("expected a refused handshake, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn approval_link_from_the_mailbox_resumes_the_execution() {
     let local = local();
@@ -578,23 +590,7 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
     assert_eq!(status, 202, "{started}");
     let execution_arn = started["executionArn"].as_str().unwrap().to_string();
     if local.on_aws() {
-        // No inbox to click in: check the execution waits for the person, then stop it, so it
-        // never times out into ApprovalExpired (which alarms).
-        let sfn = aws_sdk_sfn::Client::new(&sdk().await);
-        let described = sfn
-            .describe_execution()
-            .execution_arn(&execution_arn)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(described.status().as_str(), "RUNNING");
-        sfn.stop_execution()
-            .execution_arn(&execution_arn)
-            .cause("end-to-end test against the deployed stack")
-            .send()
-            .await
-            .unwrap();
-        local.skip_on_aws("no inbox to follow the link from (SES simulator); the decision path is checked locally");
+        stop_the_waiting_execution(local, &execution_arn).await;
         return;
     }
     let worker = |name: &'static str| local.metric("ApprovalWorkerFunction", name, &[]);
@@ -622,49 +618,7 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
         approve.starts_with(&local.url),
         "links point at the local gateway: {approve}"
     );
-    // The link opens a confirmation page (no API key: it comes from an email) ...
-    let page = http().get(&approve).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
-    assert!(page.contains("<form method=\"post\""), "{page}");
-    assert!(page.contains("the promotion of Ann Lee"), "{page}");
-    let token = page
-        .split("name=\"taskToken\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("token in the form");
-    // ... whose button POSTs the decision; a second click finds the request closed.
-    let decide = || {
-        http()
-            .post(approve.split('?').next().unwrap())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "taskToken={}",
-                url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
-            ))
-            .send()
-    };
-    assert_eq!(decide().await.unwrap().status(), 200);
-    assert_eq!(decide().await.unwrap().status(), 410);
-    // The used link now says so on GET, before offering any button; a made-up one too.
-    let used = http()
-        .get(&approve)
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(used.status(), 410);
-    assert!(!used.text().await.unwrap().contains("<form"));
-    let made_up = http()
-        .get(format!(
-            "{}/approvals/succeed?taskToken=not-a-token",
-            local.url
-        ))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(made_up.status(), 400);
+    decide_once_by_the_confirmation_page(local, &approve).await;
     let grows = |id, name, before| local.metric_grows(id, name, &[], before, 1.0);
     grows("ApprovalWorkerFunction", "ApprovalsRequested", requested).await;
     grows("ApprovalApiFunction", "ApprovalsApproved", approved).await;
@@ -684,6 +638,74 @@ async fn approval_link_from_the_mailbox_resumes_the_execution() {
         }
     })
     .await;
+}
+
+/// On AWS there is no inbox to click in: check the execution waits for the person, then stop
+/// it, so it never times out into ApprovalExpired (which alarms).
+async fn stop_the_waiting_execution(local: &Local, execution_arn: &str) {
+    let sfn = aws_sdk_sfn::Client::new(&sdk().await);
+    let described = sfn
+        .describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.status().as_str(), "RUNNING");
+    sfn.stop_execution()
+        .execution_arn(execution_arn)
+        .cause("end-to-end test against the deployed stack")
+        .send()
+        .await
+        .unwrap();
+    local.skip_on_aws(
+        "no inbox to follow the link from (SES simulator); the decision path is checked locally",
+    );
+}
+
+/// The link opens a confirmation page (no API key: it comes from an email) whose button POSTs
+/// the decision; a second click finds the request closed, and so does the used link on GET,
+/// before offering any button; a made-up link is refused.
+async fn decide_once_by_the_confirmation_page(local: &Local, approve: &str) {
+    let page = http().get(approve).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    assert!(page.contains("the promotion of Ann Lee"), "{page}");
+    let token = page
+        .split("name=\"taskToken\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("token in the form");
+    let decide = || {
+        http()
+            .post(approve.split('?').next().unwrap())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "taskToken={}",
+                url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+            ))
+            .send()
+    };
+    assert_eq!(decide().await.unwrap().status(), 200);
+    assert_eq!(decide().await.unwrap().status(), 410);
+    let used = http()
+        .get(approve)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 410);
+    assert!(!used.text().await.unwrap().contains("<form"));
+    let made_up = http()
+        .get(format!(
+            "{}/approvals/succeed?taskToken=not-a-token",
+            local.url
+        ))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made_up.status(), 400);
 }
 
 #[tokio::test(flavor = "multi_thread")]

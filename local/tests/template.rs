@@ -248,108 +248,32 @@ fn alarm_targets(alarm: &Value) -> Vec<(String, Value)> {
 fn every_failure_path_has_an_alarm() {
     for pattern in ["callback", "activity"] {
         let template = transformed(&[("ApprovalPattern", pattern)]);
-        let alarms: Vec<&Value> = template
-            .resources_of_kind("AWS::CloudWatch::Alarm")
-            .filter(|(_, a)| {
-                a.properties["AlarmActions"]
-                    .as_array()
-                    .is_some_and(|actions| {
-                        actions.contains(&serde_json::json!({"Ref": "AlarmTopic"}))
-                    })
-            })
-            .map(|(_, a)| &a.properties)
-            .collect();
-        let targets: Vec<(String, Value)> = alarms.iter().flat_map(|a| alarm_targets(a)).collect();
-        let has =
-            |metric: &str, value: Value| targets.iter().any(|(m, v)| m == metric && *v == value);
-        let reference = |id: &str| serde_json::json!({"Ref": id});
+        let alarms = Alarms::of(&template);
         let mut missing = Vec::new();
         for (id, _) in template.resources_of_kind("AWS::Lambda::Function") {
             for metric in ["Errors/FunctionName", "Throttles/FunctionName"] {
-                if !has(metric, reference(id)) {
+                if !alarms.on(metric, reference(id)) {
                     missing.push(format!("{id}: {metric}"));
                 }
             }
         }
-        // Failure queues: redrive targets, on-failure destinations, the pipe's DLQ, and queues
-        // that keep rejected records.
-        let mut failure_queues = std::collections::BTreeSet::new();
-        let text = |v: &Value| v.to_string();
-        fn walk(value: &Value, found: &mut std::collections::BTreeSet<String>) {
-            match value {
-                Value::Object(map) => {
-                    for (key, v) in map {
-                        let target = match key.as_str() {
-                            "deadLetterTargetArn" => Some(v),
-                            "OnFailure" => v.get("Destination"),
-                            "DeadLetterConfig" => v.get("Arn"),
-                            _ => None,
-                        };
-                        if let Some(queue) = target
-                            .and_then(|t| t.pointer("/Fn::GetAtt/0"))
-                            .and_then(Value::as_str)
-                        {
-                            found.insert(queue.to_string());
-                        }
-                        walk(v, found);
-                    }
-                }
-                Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
-                _ => {}
-            }
-        }
-        for r in template.resources.values() {
-            walk(&r.properties, &mut failure_queues);
-        }
-        failure_queues.insert("AppointmentRejectedRecords".to_string());
+        let failure_queues = failure_queues(&template);
         assert!(failure_queues.len() >= 5, "{failure_queues:?}");
         for queue in &failure_queues {
             let name = serde_json::json!({"Fn::GetAtt": [queue, "QueueName"]});
-            if !has("ApproximateNumberOfMessagesVisible/QueueName", name) {
+            if !alarms.on("ApproximateNumberOfMessagesVisible/QueueName", name) {
                 missing.push(format!("{queue}: messages visible"));
             }
         }
-        if !has("5XXError/ApiName", reference("AWS::StackName"))
-            || !has("Latency/ApiName", reference("AWS::StackName"))
-        {
-            missing.push("RestApi: 5XXError and Latency".into());
-        }
-        for (id, _) in template.resources_of_kind("AWS::ApiGatewayV2::Api") {
-            if !has("IntegrationError/ApiId", reference(id))
-                || !has("ExecutionError/ApiId", reference(id))
-            {
-                missing.push(format!("{id}: integration and execution errors"));
-            }
-        }
-        for (id, m) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
-            if text(&m.properties["EventSourceArn"]).contains("StreamArn") {
-                // The mapping invokes the alias; the metric is the function's.
-                let function = template
-                    .invoked_function(&m.properties["FunctionName"])
-                    .expect("a function behind the mapping");
-                if !has("IteratorAge/FunctionName", reference(&function)) {
-                    missing.push(format!("{id}: IteratorAge"));
-                }
-            }
-        }
-        for (id, _) in template.resources_of_kind("AWS::Pipes::Pipe") {
-            for metric in [
-                "ExecutionFailed",
-                "EnrichmentStageFailed",
-                "TargetStageFailed",
-            ] {
-                if !has(&format!("{metric}/PipeName"), reference(id)) {
-                    missing.push(format!("{id}: {metric}"));
-                }
-            }
-        }
+        missing.extend(alarms.missing_on_apis(&template));
+        missing.extend(alarms.missing_on_streams_and_pipes(&template));
         let resolver = resolver(&template, &[("ApprovalPattern", pattern)]);
         for (id, machine) in template.resources_of_kind("AWS::StepFunctions::StateMachine") {
             if !resolver.exists(machine).unwrap() {
                 continue;
             }
             for metric in ["ExecutionsFailed", "ExecutionsTimedOut"] {
-                if !has(&format!("{metric}/StateMachineArn"), reference(id)) {
+                if !alarms.on(&format!("{metric}/StateMachineArn"), reference(id)) {
                     missing.push(format!("{id}: {metric}"));
                 }
             }
@@ -360,6 +284,117 @@ fn every_failure_path_has_an_alarm() {
             missing.join("\n")
         );
     }
+}
+
+fn reference(id: &str) -> Value {
+    serde_json::json!({"Ref": id})
+}
+
+/// What the template's alarms that notify AlarmTopic watch: (metric/dimension, dimension value).
+struct Alarms {
+    targets: Vec<(String, Value)>,
+}
+
+impl Alarms {
+    fn of(template: &Template) -> Self {
+        let targets = template
+            .resources_of_kind("AWS::CloudWatch::Alarm")
+            .filter(|(_, a)| {
+                a.properties["AlarmActions"]
+                    .as_array()
+                    .is_some_and(|actions| {
+                        actions.contains(&serde_json::json!({"Ref": "AlarmTopic"}))
+                    })
+            })
+            .flat_map(|(_, a)| alarm_targets(&a.properties))
+            .collect();
+        Self { targets }
+    }
+
+    fn on(&self, metric: &str, value: Value) -> bool {
+        self.targets.iter().any(|(m, v)| m == metric && *v == value)
+    }
+
+    fn missing_on_apis(&self, template: &Template) -> Vec<String> {
+        let mut missing = Vec::new();
+        if !self.on("5XXError/ApiName", reference("AWS::StackName"))
+            || !self.on("Latency/ApiName", reference("AWS::StackName"))
+        {
+            missing.push("RestApi: 5XXError and Latency".into());
+        }
+        for (id, _) in template.resources_of_kind("AWS::ApiGatewayV2::Api") {
+            if !self.on("IntegrationError/ApiId", reference(id))
+                || !self.on("ExecutionError/ApiId", reference(id))
+            {
+                missing.push(format!("{id}: integration and execution errors"));
+            }
+        }
+        missing
+    }
+
+    fn missing_on_streams_and_pipes(&self, template: &Template) -> Vec<String> {
+        let mut missing = Vec::new();
+        for (id, m) in template.resources_of_kind("AWS::Lambda::EventSourceMapping") {
+            if m.properties["EventSourceArn"]
+                .to_string()
+                .contains("StreamArn")
+            {
+                // The mapping invokes the alias; the metric is the function's.
+                let function = template
+                    .invoked_function(&m.properties["FunctionName"])
+                    .expect("a function behind the mapping");
+                if !self.on("IteratorAge/FunctionName", reference(&function)) {
+                    missing.push(format!("{id}: IteratorAge"));
+                }
+            }
+        }
+        for (id, _) in template.resources_of_kind("AWS::Pipes::Pipe") {
+            for metric in [
+                "ExecutionFailed",
+                "EnrichmentStageFailed",
+                "TargetStageFailed",
+            ] {
+                if !self.on(&format!("{metric}/PipeName"), reference(id)) {
+                    missing.push(format!("{id}: {metric}"));
+                }
+            }
+        }
+        missing
+    }
+}
+
+/// Failure queues: redrive targets, on-failure destinations, the pipe's DLQ, and queues that
+/// keep rejected records.
+fn failure_queues(template: &Template) -> std::collections::BTreeSet<String> {
+    fn walk(value: &Value, found: &mut std::collections::BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    let target = match key.as_str() {
+                        "deadLetterTargetArn" => Some(v),
+                        "OnFailure" => v.get("Destination"),
+                        "DeadLetterConfig" => v.get("Arn"),
+                        _ => None,
+                    };
+                    if let Some(queue) = target
+                        .and_then(|t| t.pointer("/Fn::GetAtt/0"))
+                        .and_then(Value::as_str)
+                    {
+                        found.insert(queue.to_string());
+                    }
+                    walk(v, found);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut failure_queues = std::collections::BTreeSet::new();
+    for r in template.resources.values() {
+        walk(&r.properties, &mut failure_queues);
+    }
+    failure_queues.insert("AppointmentRejectedRecords".to_string());
+    failure_queues
 }
 
 /// The dashboard's body is the JSON CloudWatch expects once its `${...}` are substituted, with a
