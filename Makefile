@@ -30,7 +30,7 @@ help:
 	@echo "make emulator   start only the emulator in the foreground (prints AWS_ENDPOINT_URL)"
 	@echo "make build      sam build (arm64 release binaries)"
 	@echo "make deploy ENV=dev|prod  sam build + sam deploy --config-env ENV"
-	@echo "make lint       cfn-lint + sam validate --lint + checkov"
+	@echo "make lint       cfn-lint + sam validate --lint + checkov + unused dependencies + 80-line functions in local/"
 	@echo "make transformed  write what CloudFormation receives (SAM transform) to target/"
 	@echo "make iam-report   per role: actions used / refused / granted but unused (after make test)"
 	@echo "make fuzz       schemathesis over docs/openapi.yaml against the local stack"
@@ -107,9 +107,17 @@ transformed: $(SAM_VENV)/.installed
 iam-report: gate-bin
 	target/debug/local-stack iam-report --audit $(STATE_DIR)/iam-audit.jsonl
 
+# Unused dependency lines fail the lint (cargo-machete, installed under target/tools like the
+# venvs: pinned, project-local).
+MACHETE := $(ROOT)/target/tools/bin/cargo-machete
+$(MACHETE):
+	cargo install --quiet --locked cargo-machete --version 0.9.1 --root $(ROOT)/target/tools
+
 # checkov: 0 failed checks; every skip is inline in template.yaml (Metadata.checkov.skip) with
-# its reason.
-lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(WORKFLOWS_VENV)/.installed
+# its reason. No function in local/ over 80 lines (local/clippy.toml); no unused dependency.
+lint: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(WORKFLOWS_VENV)/.installed $(MACHETE)
+	$(MACHETE)
+	cargo clippy --quiet -p local-stack --all-targets --locked -- -D clippy::too_many_lines
 	$(CFN_LINT) template.yaml
 	$(SAM) validate --lint --template template.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet

@@ -68,6 +68,15 @@ pub enum Decision {
     Reject,
 }
 
+/// What a waiting task receives when the manager approves (`SendTaskSuccess`'s output).
+pub fn approved_output(decided_at: &str) -> String {
+    serde_json::json!({"decision": "approved", "decidedAt": decided_at}).to_string()
+}
+
+/// How a waiting task fails when the manager rejects (`SendTaskFailure`'s error and cause); the
+/// state machines' comments name the error.
+pub const REJECTED: (&str, &str) = ("Rejected", "The manager rejected the promotion");
+
 impl Decision {
     /// The path segment of the link: `succeed` or `fail` (the seed's names).
     pub fn from_segment(segment: &str) -> Option<Self> {

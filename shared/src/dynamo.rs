@@ -8,6 +8,25 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{BackendError, classify_sdk_error};
 
+/// A conditional write's result: `Ok(Some(output))` when written, `Ok(None)` when its
+/// condition did not hold (`ConditionalCheckFailedException`), any other error classified.
+pub fn unless_condition_failed<O, E>(
+    result: Result<
+        O,
+        aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+) -> Result<Option<O>, BackendError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(err) => Err(classify_sdk_error("dynamodb", &err)),
+    }
+}
+
 /// Puts `item`, optionally only if `condition` holds (e.g. `attribute_not_exists(id)`).
 pub async fn put<T: Serialize>(
     db: &Client,
@@ -53,29 +72,23 @@ pub async fn put_new<T: Serialize>(
     for (i, name) in key.iter().enumerate() {
         put = put.expression_attribute_names(format!("#k{i}"), *name);
     }
-    match put.send().await {
-        Ok(_) => Ok(true),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            let key_attributes = key
-                .iter()
-                .filter_map(|k| Some((k.to_string(), attributes.get(*k)?.clone())))
-                .collect();
-            let stored = db
-                .get_item()
-                .table_name(table)
-                .set_key(Some(key_attributes))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-            Ok(stored.item.as_ref() == Some(&attributes))
-        }
-        Err(err) => Err(classify_sdk_error("dynamodb", &err)),
+    if unless_condition_failed(put.send().await)?.is_some() {
+        return Ok(true);
     }
+    // The key is taken: by our own earlier attempt, or by another item.
+    let key_attributes = key
+        .iter()
+        .filter_map(|k| Some((k.to_string(), attributes.get(*k)?.clone())))
+        .collect();
+    let stored = db
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key_attributes))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+    Ok(stored.item.as_ref() == Some(&attributes))
 }
 
 /// Gets the item whose string partition key `key` is `value`.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::cursor::{self, Page};
+use crate::dynamo;
 use crate::error::{ApiError, BackendError, classify_sdk_error};
 use crate::timestamp;
 use crate::validate;
@@ -429,35 +430,29 @@ impl ItemsRepo {
             .expression_attribute_names("#id", KEY_ATTR)
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(Created {
+        if dynamo::unless_condition_failed(put)?.is_some() {
+            return Ok(Created {
                 item: stored.item,
                 replayed: false,
+            });
+        }
+        // The id is taken: by an earlier attempt of this request, or by another one.
+        let Some(existing) = self.get_stored(&stored.item.id).await? else {
+            // Deleted between our put and get: nothing to replay.
+            return Err(ItemsError::IdempotencyKeyReused);
+        };
+        match (fingerprint, existing.request_fingerprint) {
+            (Some(ours), Some(theirs)) if ours == theirs => Ok(Created {
+                item: existing.item,
+                replayed: true,
             }),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                let Some(existing) = self.get_stored(&stored.item.id).await? else {
-                    // Deleted between our put and get: nothing to replay.
-                    return Err(ItemsError::IdempotencyKeyReused);
-                };
-                match (fingerprint, existing.request_fingerprint) {
-                    (Some(ours), Some(theirs)) if ours == theirs => Ok(Created {
-                        item: existing.item,
-                        replayed: true,
-                    }),
-                    // No key, a fresh random id: the SDK retried a put whose answer was lost,
-                    // and met our own write.
-                    (None, None) if existing.item == stored.item => Ok(Created {
-                        item: existing.item,
-                        replayed: false,
-                    }),
-                    _ => Err(ItemsError::IdempotencyKeyReused),
-                }
-            }
-            Err(err) => Err(classify_sdk_error("dynamodb", &err).into()),
+            // No key, a fresh random id: the SDK retried a put whose answer was lost, and met
+            // our own write.
+            (None, None) if existing.item == stored.item => Ok(Created {
+                item: existing.item,
+                replayed: false,
+            }),
+            _ => Err(ItemsError::IdempotencyKeyReused),
         }
     }
 
@@ -541,16 +536,10 @@ impl ItemsRepo {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match out {
-            Ok(out) => decode_item(out.attributes.unwrap_or_default()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(ItemsError::NotFound)
-            }
-            Err(err) => Err(classify_sdk_error("dynamodb", &err).into()),
+        // The condition is the item's existence: it failing means there is no such item.
+        match dynamo::unless_condition_failed(out)? {
+            Some(out) => decode_item(out.attributes.unwrap_or_default()),
+            None => Err(ItemsError::NotFound),
         }
     }
 
@@ -564,16 +553,9 @@ impl ItemsRepo {
             .expression_attribute_names("#id", KEY_ATTR)
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(ItemsError::NotFound)
-            }
-            Err(err) => Err(classify_sdk_error("dynamodb", &err).into()),
+        match dynamo::unless_condition_failed(out)? {
+            Some(_) => Ok(()),
+            None => Err(ItemsError::NotFound),
         }
     }
 

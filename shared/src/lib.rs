@@ -5,6 +5,7 @@
 
 pub mod appointments;
 pub mod approval;
+pub mod batch;
 pub mod chat;
 pub mod config;
 pub mod correlation;

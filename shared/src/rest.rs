@@ -39,6 +39,20 @@ impl Responder {
         Self { allow_origin }
     }
 
+    /// One REST request served: a CORS preflight is answered here, any other request goes to
+    /// `route` with its method and path segments, and every outcome is shaped by [`Self::finish`].
+    pub async fn serve(
+        &self,
+        req: &Request,
+        route: impl AsyncFnOnce(&Route) -> Result<Response<Body>, ApiError>,
+    ) -> Response<Body> {
+        let outcome = match Route::of(req) {
+            Some(found) => route(&found).await,
+            None => Ok(preflight()),
+        };
+        self.finish(outcome)
+    }
+
     /// Renders a handler's outcome: the response as is, or the error as JSON; CORS on both.
     pub fn finish(&self, outcome: Result<Response<Body>, ApiError>) -> Response<Body> {
         let mut response = outcome.unwrap_or_else(|err| error_response(&err));

@@ -123,21 +123,21 @@ impl App {
                 .sfn
                 .send_task_success()
                 .task_token(&token)
-                .output(serde_json::json!({"decision": "approved", "decidedAt": shared::timestamp::now()}).to_string())
+                .output(approval::approved_output(&shared::timestamp::now()))
                 .send()
                 .await
-                                .map(|_| ())
-                .map_err(|e| e.into_service_error().meta().code().unwrap_or("Unknown").to_string()),
+                .map(|_| ())
+                .map_err(|e| error_code(&e)),
             Decision::Reject => self
                 .sfn
                 .send_task_failure()
                 .task_token(&token)
-                .error("Rejected")
-                .cause("The manager rejected the promotion")
+                .error(approval::REJECTED.0)
+                .cause(approval::REJECTED.1)
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| e.into_service_error().meta().code().unwrap_or("Unknown").to_string()),
+                .map_err(|e| error_code(&e)),
         };
         match sent {
             Ok(()) => {
@@ -213,4 +213,9 @@ fn html(status: StatusCode, page: &str) -> Response<Body> {
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::Text(page.to_string()))
         .expect("static response parts are valid")
+}
+
+/// The service's error code of a failed Step Functions call (`Unknown` for a transport failure).
+fn error_code<E: aws_sdk_sfn::error::ProvideErrorMetadata>(err: &E) -> String {
+    err.code().unwrap_or("Unknown").to_string()
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sesv2::types::{Body as EmailBody, Content, Destination, EmailContent, Message};
 use shared::approval::{self, ApprovalTask, Promotion};
 use shared::config::{self, ConfigError, EnvSource};
@@ -69,7 +69,7 @@ impl Mailer {
 
     /// The callback pattern: one SQS message per approval request.
     pub async fn handle_queue(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
+        let mut failed = Vec::new();
         for message in &event.records {
             let task: Result<ApprovalTask, _> =
                 serde_json::from_str(message.body.as_deref().unwrap_or_default());
@@ -83,12 +83,10 @@ impl Mailer {
             };
             if let Err(err) = outcome {
                 tracing::error!(message_id = ?message.message_id, error = %err, "approval request not handled; will be retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message.message_id.clone().unwrap_or_default();
-                response.batch_item_failures.push(failure);
+                failed.push(message);
             }
         }
-        response
+        shared::batch::sqs_failures(failed)
     }
 }
 

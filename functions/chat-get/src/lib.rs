@@ -30,13 +30,12 @@ impl App {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        self.responder.finish(self.route(&req).await)
+        self.responder
+            .serve(&req, async |route| self.route(&req, route).await)
+            .await
     }
 
-    async fn route(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let Some(route) = rest::Route::of(req) else {
-            return Ok(rest::preflight());
-        };
+    async fn route(&self, req: &Request, route: &rest::Route) -> Result<Response<Body>, ApiError> {
         let (method, segments) = (route.method.clone(), route.segments());
         let (room, what) = match segments.as_slice() {
             ["rooms", room, what @ ("messages" | "members")] => (*room, *what),

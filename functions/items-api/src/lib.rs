@@ -35,13 +35,12 @@ impl App {
 
     /// Never fails: every outcome, including bad input, is an HTTP response.
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        self.responder.finish(self.route(&req).await)
+        self.responder
+            .serve(&req, async |route| self.route(&req, route).await)
+            .await
     }
 
-    async fn route(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let Some(route) = rest::Route::of(req) else {
-            return Ok(rest::preflight());
-        };
+    async fn route(&self, req: &Request, route: &rest::Route) -> Result<Response<Body>, ApiError> {
         let (method, segments) = (route.method.clone(), route.segments());
         match segments.as_slice() {
             ["items"] => match method {

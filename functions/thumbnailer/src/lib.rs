@@ -10,7 +10,7 @@ pub mod lzw;
 pub mod render;
 pub mod webp;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
 use render::{RenderOptions, Thumbnail};
 use shared::config::{self, ConfigError, EnvSource};
@@ -63,16 +63,14 @@ impl Thumbnailer {
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
+        let mut failed = Vec::new();
         for message in &event.records {
             if let Err(err) = self.process_message(message).await {
                 tracing::warn!(message_id = ?message.message_id, error = %err, "message will be retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message.message_id.clone().unwrap_or_default();
-                response.batch_item_failures.push(failure);
+                failed.push(message);
             }
         }
-        response
+        shared::batch::sqs_failures(failed)
     }
 
     async fn process_message(&self, message: &SqsMessage) -> Result<(), Transient> {

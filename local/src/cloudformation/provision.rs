@@ -180,31 +180,44 @@ impl TableDeclaration<'_> {
         required_str(self.id, Self::KIND, self.props, pointer)
     }
 
-    fn key_schema(&self, pointer: &str) -> Result<Vec<ddb::KeySchemaElement>, ProvisionError> {
-        let keys = required_list(self.id, Self::KIND, self.props, pointer)?;
-        (0..keys.len())
+    /// Each entry of the list at `pointer` as its `AttributeName` and its `second` property,
+    /// both required.
+    fn named_pairs(
+        &self,
+        pointer: &str,
+        second: &str,
+    ) -> Result<Vec<(&str, &str)>, ProvisionError> {
+        let count = required_list(self.id, Self::KIND, self.props, pointer)?.len();
+        (0..count)
             .map(|i| {
-                ddb::KeySchemaElement::builder()
-                    .attribute_name(self.required_str(&format!("{pointer}/{i}/AttributeName"))?)
-                    .key_type(ddb::KeyType::from(
-                        self.required_str(&format!("{pointer}/{i}/KeyType"))?,
-                    ))
-                    .build()
-                    .map_err(|e| self.error(e))
+                Ok((
+                    self.required_str(&format!("{pointer}/{i}/AttributeName"))?,
+                    self.required_str(&format!("{pointer}/{i}/{second}"))?,
+                ))
+            })
+            .collect()
+    }
+
+    fn key_schema(&self, pointer: &str) -> Result<Vec<ddb::KeySchemaElement>, ProvisionError> {
+        let keys = self.named_pairs(pointer, "KeyType")?;
+        keys.into_iter()
+            .map(|(name, key_type)| {
+                let key_type = ddb::KeyType::from(key_type);
+                let key = ddb::KeySchemaElement::builder().attribute_name(name);
+                key.key_type(key_type).build().map_err(|e| self.error(e))
             })
             .collect()
     }
 
     fn attribute_definitions(&self) -> Result<Vec<ddb::AttributeDefinition>, ProvisionError> {
-        let pointer = "/AttributeDefinitions";
-        let attributes = required_list(self.id, Self::KIND, self.props, pointer)?;
-        (0..attributes.len())
-            .map(|i| {
-                ddb::AttributeDefinition::builder()
-                    .attribute_name(self.required_str(&format!("{pointer}/{i}/AttributeName"))?)
-                    .attribute_type(ddb::ScalarAttributeType::from(
-                        self.required_str(&format!("{pointer}/{i}/AttributeType"))?,
-                    ))
+        let attributes = self.named_pairs("/AttributeDefinitions", "AttributeType")?;
+        attributes
+            .into_iter()
+            .map(|(name, kind)| {
+                let kind = ddb::ScalarAttributeType::from(kind);
+                let attribute = ddb::AttributeDefinition::builder().attribute_name(name);
+                attribute
+                    .attribute_type(kind)
                     .build()
                     .map_err(|e| self.error(e))
             })

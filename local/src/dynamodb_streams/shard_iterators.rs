@@ -68,11 +68,7 @@ pub async fn resolve_stream(
         .into_response();
     };
     let call = request.extensions_mut().get_mut::<Call>().expect("a call");
-    for check in &mut call.checks {
-        if check.1 == SHARD_ITERATOR_RESOURCE {
-            check.1 = stream.clone();
-        }
-    }
+    call.resolve_placeholder(SHARD_ITERATOR_RESOURCE, &stream);
     next.run(request).await
 }
 

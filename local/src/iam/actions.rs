@@ -39,6 +39,18 @@ pub struct Call {
     pub shard_iterator: Option<String>,
 }
 
+impl Call {
+    /// Names `resource` where a check holds `placeholder` ([`TASK_TOKEN_RESOURCE`],
+    /// [`SHARD_ITERATOR_RESOURCE`]), once the gate knows what the token or iterator names.
+    pub fn resolve_placeholder(&mut self, placeholder: &str, resource: &str) {
+        for check in &mut self.checks {
+            if check.1 == placeholder {
+                check.1 = resource.to_string();
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{service} request not mapped to an IAM action: {detail}")]
 pub struct Unmapped {

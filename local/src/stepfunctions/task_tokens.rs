@@ -226,11 +226,7 @@ pub async fn resolve_issuer(
         .into_response();
     };
     let call = request.extensions_mut().get_mut::<Call>().expect("a call");
-    for check in &mut call.checks {
-        if check.1 == TASK_TOKEN_RESOURCE {
-            check.1 = issuer.clone();
-        }
-    }
+    call.resolve_placeholder(TASK_TOKEN_RESOURCE, &issuer);
     next.run(request).await
 }
 
