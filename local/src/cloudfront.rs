@@ -76,31 +76,31 @@ pub fn security_headers(
         return Ok(headers);
     };
     for (name, setting) in security {
+        // Each setting's value is required (AWS::CloudFront::ResponseHeadersPolicy
+        // SecurityHeadersConfig): a missing one is the template's error, not an empty header.
+        let required = |field: &str| {
+            setting[field].as_str().map(str::to_string).ok_or_else(|| {
+                TemplateError::Unsupported(format!(
+                    "web app: SecurityHeadersConfig.{name}.{field} is required"
+                ))
+            })
+        };
         let (header, value) = match name.as_str() {
             "ContentSecurityPolicy" => (
                 "content-security-policy",
-                localize_csp(
-                    setting["ContentSecurityPolicy"].as_str().unwrap_or(""),
-                    origins,
-                ),
+                localize_csp(&required("ContentSecurityPolicy")?, origins),
             ),
             "ContentTypeOptions" => ("x-content-type-options", "nosniff".to_string()),
-            "FrameOptions" => (
-                "x-frame-options",
-                setting["FrameOption"]
-                    .as_str()
-                    .unwrap_or("DENY")
-                    .to_string(),
-            ),
-            "ReferrerPolicy" => (
-                "referrer-policy",
-                setting["ReferrerPolicy"].as_str().unwrap_or("").to_string(),
-            ),
+            "FrameOptions" => ("x-frame-options", required("FrameOption")?),
+            "ReferrerPolicy" => ("referrer-policy", required("ReferrerPolicy")?),
             "StrictTransportSecurity" => {
-                let mut value = format!(
-                    "max-age={}",
-                    setting["AccessControlMaxAgeSec"].as_u64().unwrap_or(0)
-                );
+                let max_age = setting["AccessControlMaxAgeSec"].as_u64().ok_or_else(|| {
+                    TemplateError::Unsupported(
+                        "web app: StrictTransportSecurity.AccessControlMaxAgeSec is required"
+                            .into(),
+                    )
+                })?;
+                let mut value = format!("max-age={max_age}");
                 if setting["IncludeSubdomains"].as_bool() == Some(true) {
                     value.push_str("; includeSubDomains");
                 }
@@ -174,7 +174,7 @@ async fn answer(app: &WebApp, method: &Method, path: &str) -> Response {
     };
     if path == "/config.json" {
         return file(
-            serde_json::to_vec_pretty(&app.config).unwrap_or_default(),
+            serde_json::to_vec_pretty(&app.config).expect("a JSON value serialises"),
             "application/json",
             "no-cache",
         );

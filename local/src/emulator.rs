@@ -33,7 +33,7 @@ pub async fn endpoint_from_env() -> Result<String, EmulatorError> {
         .trim_start_matches("https://")
         .split('/')
         .next()
-        .unwrap_or_default()
+        .unwrap_or_default() // split always yields a first piece: the authority
         .to_string();
     let connect = tokio::net::TcpStream::connect(authority.clone());
     match tokio::time::timeout(Duration::from_secs(2), connect).await {

@@ -211,7 +211,7 @@ impl Faults {
                     let kind = serde_json::to_value(kind)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
+                        .expect("fault kinds serialise as strings");
                     out.entry(service.clone()).or_default().insert(kind, *n);
                     out
                 },
@@ -347,6 +347,7 @@ pub async fn inject(
             cut_connection()
         }
         Some(FaultKind::Latency) => {
+            // A role no function runs as (a state machine's, the pipe's): Lambda's default 3 s.
             let timeout = Duration::from_millis(role.timeout_ms.unwrap_or(3_000));
             tokio::time::sleep(faults.delay(timeout)).await;
             next.run(request).await

@@ -54,7 +54,10 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, source_url: &str) -> Result<Mo
         .send()
         .await;
     if let Ok(out) = task {
-        return Ok(Moved::Task(out.task_handle.unwrap_or_default()));
+        let handle = out
+            .task_handle
+            .ok_or("StartMessageMoveTask returned no TaskHandle")?;
+        return Ok(Moved::Task(handle));
     }
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let mut moved = 0;
@@ -71,7 +74,7 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, source_url: &str) -> Result<Mo
             .send()
             .await
             .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        let messages = out.messages.unwrap_or_default();
+        let messages = out.messages.unwrap_or_default(); // no Messages: the DLQ is empty
         if messages.is_empty() {
             empty += 1;
             continue;
@@ -80,14 +83,23 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, source_url: &str) -> Result<Mo
         for message in messages {
             sqs.send_message()
                 .queue_url(source_url)
-                .message_body(message.body.clone().unwrap_or_default())
+                .message_body(
+                    message
+                        .body
+                        .clone()
+                        .ok_or_else(|| err(&"a received message has no body"))?,
+                )
                 .set_message_attributes(message.message_attributes.clone())
                 .send()
                 .await
                 .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
             sqs.delete_message()
                 .queue_url(dlq_url)
-                .receipt_handle(message.receipt_handle.unwrap_or_default())
+                .receipt_handle(
+                    message
+                        .receipt_handle
+                        .ok_or_else(|| err(&"a received message has no receipt handle"))?,
+                )
                 .send()
                 .await
                 .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
@@ -113,7 +125,7 @@ pub async fn deployed_queue_url(
         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
     let urls: Vec<String> = out
         .queue_urls
-        .unwrap_or_default()
+        .unwrap_or_default() // no QueueUrls: no queue with that prefix (said below)
         .into_iter()
         .filter(|u| {
             u.rsplit('/').next().is_some_and(|name| {

@@ -25,7 +25,7 @@ pub fn script(
     let starts_at = (now + time::Duration::days(7))
         .replace_time(time::macros::time!(10:00))
         .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+        .expect("a UTC date has an RFC 3339 form");
     let json =
         |field: &str| format!("python3 -c 'import json,sys; print(json.load(sys.stdin){field})'");
     let curl = format!("curl -sS --fail-with-body -H 'x-api-key: {key}'");

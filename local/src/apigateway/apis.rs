@@ -28,9 +28,9 @@ pub struct RestApi {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cors {
-    pub allow_methods: String,
+    pub allow_methods: Option<String>,
     pub allow_headers: Option<String>,
-    pub allow_origin: String,
+    pub allow_origin: Option<String>,
     pub max_age: Option<String>,
 }
 
@@ -247,9 +247,9 @@ fn mock_cors(stack: &Stack, integration: &Value) -> Result<Cors, TemplateError> 
             .map(unquote)
     };
     Ok(Cors {
-        allow_methods: header("Access-Control-Allow-Methods").unwrap_or_default(),
+        allow_methods: header("Access-Control-Allow-Methods"),
         allow_headers: header("Access-Control-Allow-Headers"),
-        allow_origin: header("Access-Control-Allow-Origin").unwrap_or_default(),
+        allow_origin: header("Access-Control-Allow-Origin"),
         max_age: header("Access-Control-Max-Age"),
     })
 }
@@ -386,7 +386,7 @@ pub fn websocket_apis(stack: &Stack) -> Result<Vec<WebSocketApi>, TemplateError>
             .as_str()
             .and_then(|e| e.strip_prefix("$request.body."))
             .map(|path| format!("/{}", path.replace('.', "/")));
-        let mut stage = "production".to_string();
+        let mut stage = None;
         let mut routes = HashMap::new();
         for resource in template.resources.values() {
             let belongs = logical_ref(&resource.properties["ApiId"]).as_deref() == Some(api_id);
@@ -395,7 +395,7 @@ pub fn websocket_apis(stack: &Stack) -> Result<Vec<WebSocketApi>, TemplateError>
             }
             match resource.kind.as_str() {
                 "AWS::ApiGatewayV2::Stage" => {
-                    stage = resolver.resolve_string(&resource.properties["StageName"])?;
+                    stage = Some(resolver.resolve_string(&resource.properties["StageName"])?);
                 }
                 "AWS::ApiGatewayV2::Route" => {
                     let key = resolver.resolve_string(&resource.properties["RouteKey"])?;
@@ -420,6 +420,12 @@ pub fn websocket_apis(stack: &Stack) -> Result<Vec<WebSocketApi>, TemplateError>
                 _ => {}
             }
         }
+        // API Gateway serves a WebSocket API only through a stage.
+        let stage = stage.ok_or_else(|| {
+            TemplateError::Unsupported(format!(
+                "{api_id}: the WebSocket API has no AWS::ApiGatewayV2::Stage; API Gateway serves no undeployed API"
+            ))
+        })?;
         apis.push(WebSocketApi {
             logical_id: api_id.clone(),
             stage,
@@ -442,9 +448,9 @@ mod tests {
             preflights: vec![(
                 "/items/{id}".into(),
                 Cors {
-                    allow_methods: "GET".into(),
+                    allow_methods: Some("GET".into()),
                     allow_headers: None,
-                    allow_origin: "*".into(),
+                    allow_origin: Some("*".into()),
                     max_age: None,
                 },
             )],

@@ -99,7 +99,7 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+        .unwrap_or_default() // a clock before 1970: unreachable
 }
 
 fn request_id() -> String {
@@ -113,7 +113,7 @@ fn request_time() -> String {
     );
     time::OffsetDateTime::now_utc()
         .format(&format)
-        .unwrap_or_default()
+        .expect("the current UTC time has this form")
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
@@ -244,8 +244,13 @@ fn preflight_response(cors: &crate::apigateway::apis::Cors) -> Response {
             headers.insert(name, value);
         }
     };
-    set("access-control-allow-origin", &cors.allow_origin);
-    set("access-control-allow-methods", &cors.allow_methods);
+    // API Gateway sends the headers the mock integration maps, and no others.
+    if let Some(origin) = &cors.allow_origin {
+        set("access-control-allow-origin", origin);
+    }
+    if let Some(methods) = &cors.allow_methods {
+        set("access-control-allow-methods", methods);
+    }
     if let Some(allow) = &cors.allow_headers {
         set("access-control-allow-headers", allow);
     }
@@ -468,7 +473,7 @@ impl Shared {
                 "requestId": request_id,
                 "domainName": self.gateway.authority,
                 "connectionId": connection_id,
-                "apiId": self.gateway.api_ids.get(&api.logical_id).cloned().unwrap_or_default(),
+                "apiId": self.gateway.api_ids.get(&api.logical_id),
             },
             "isBase64Encoded": false,
         })
@@ -551,7 +556,7 @@ async fn websocket_connect(
         .headers
         .get("user-agent")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+        .unwrap_or_default() // no User-Agent header: an empty identity.userAgent
         .to_string();
     if let Some(refusal) = shared
         .authorize_connect(api, &connection_id, connected_at, &user_agent, &parts)
@@ -830,8 +835,12 @@ async fn mailbox(
     if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
         request = request.header(crate::gate::control::ADMIN_HEADER, token);
     }
-    let data: Value = match request.send().await {
-        Ok(response) => response.json().await.unwrap_or_default(),
+    let answer = match request.send().await {
+        Ok(response) => response.json::<Value>().await,
+        Err(err) => Err(err),
+    };
+    let data = match answer {
+        Ok(data) => data,
         Err(err) => {
             return json_response(
                 StatusCode::BAD_GATEWAY,
@@ -853,7 +862,7 @@ async fn mailbox(
             })
         })
         .map(|m| {
-            let body = m["body"].as_str().unwrap_or_default();
+            let body = m["body"].as_str().unwrap_or_default(); // no body: no text, no links
             json!({
                 "id": m["id"],
                 "from": m["source"],
@@ -901,10 +910,10 @@ async fn peek_queue(State(shared): State<AppState>, Path(queue): Path<String>) -
         Ok(out) => {
             let messages: Vec<Value> = out
                 .messages
-                .unwrap_or_default()
+                .unwrap_or_default() // no Messages: nothing waiting
                 .into_iter()
                 .map(|m| {
-                    let body = m.body.unwrap_or_default();
+                    let body = m.body.unwrap_or_default(); // SQS bodies are never absent
                     serde_json::from_str(&body).unwrap_or(Value::String(body))
                 })
                 .collect();

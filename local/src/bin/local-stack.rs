@@ -224,7 +224,7 @@ fn print_tour(stack: &DevStack, took: std::time::Duration) {
         .values()
         .next()
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default(); // no WebSocket API: nothing to show
     println!(
         "\nReady in {:.1} s. Web app: {web}   API: {url}   API key: {key}   WebSocket: {ws}\n\
          Function logs below are prefixed with the function's name. Ctrl-C stops everything.\n\n\

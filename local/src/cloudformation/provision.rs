@@ -304,7 +304,11 @@ impl TableDeclaration<'_> {
 impl Stack {
     pub fn new(template: Arc<Template>, sdk: SdkConfig, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
-        let endpoint = sdk.endpoint_url().unwrap_or_default().to_string();
+        // The SDK configuration for the emulator always names its endpoint (the gate).
+        let endpoint = sdk
+            .endpoint_url()
+            .expect("the local stack's SDK configuration names the gate's endpoint")
+            .to_string();
         let resolver = Resolver {
             physical: HashMap::new(),
             parameters: template.parameter_defaults.clone(),
@@ -357,6 +361,7 @@ impl Stack {
     /// which the least-privilege report folds into `<stack>`.
     fn stack_aliases(&self) -> Vec<String> {
         let mut aliases = vec![
+            // rsplit yields at least one piece: the id's UUID, or the whole id.
             self.resolver
                 .stack_id()
                 .rsplit('/')
@@ -648,13 +653,11 @@ impl Stack {
                 .unwrap_or_else(|| self.physical_name(id, 64)),
             _ => self.physical_name(id, 64),
         };
-        // Every kind here is AWS::<Service>::<Resource>.
-        let mut names = kind.split("::").skip(1).map(str::to_ascii_lowercase);
-        let (service, resource) = (names.next(), names.next());
+        // Every kind in NAMED_ONLY is AWS::<Service>::<Resource>.
+        let names: Vec<String> = kind.split("::").map(str::to_ascii_lowercase).collect();
         let arn = format!(
             "arn:aws:{}:{REGION}:{ACCOUNT_ID}:{}/{reference}",
-            service.unwrap_or_default(),
-            resource.unwrap_or_default()
+            names[1], names[2]
         );
         let mut attributes = HashMap::from([("Arn".into(), arn)]);
         if kind.starts_with("AWS::CloudFront::") {
@@ -765,7 +768,9 @@ impl Stack {
             .send()
             .await
             .map_err(|e| create_err(id, kind, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        let url = out.queue_url.unwrap_or_default();
+        let url = out
+            .queue_url
+            .ok_or_else(|| create_err(id, kind, "CreateQueue returned no QueueUrl"))?;
         let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}");
         Ok(Physical {
             reference: url.clone(),
@@ -791,7 +796,9 @@ impl Stack {
                     aws_sdk_sns::error::DisplayErrorContext(e),
                 )
             })?;
-        let arn = out.topic_arn.unwrap_or_default();
+        let arn = out
+            .topic_arn
+            .ok_or_else(|| create_err(id, "AWS::SNS::Topic", "CreateTopic returned no TopicArn"))?;
         Ok(Physical {
             reference: arn.clone(),
             attributes: HashMap::from([("TopicArn".into(), arn), ("TopicName".into(), name)]),
@@ -916,10 +923,8 @@ impl Stack {
         id: &str,
         props: &Value,
     ) -> Result<Physical, ProvisionError> {
-        let identity = props["EmailIdentity"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let identity =
+            required_str(id, "AWS::SES::EmailIdentity", props, "/EmailIdentity")?.to_string();
         aws_sdk_sesv2::Client::new(&self.sdk)
             .create_email_identity()
             .email_identity(&identity)
@@ -988,7 +993,9 @@ impl Stack {
                 )
             })?;
         Ok(Physical {
-            reference: out.arn.unwrap_or_default(),
+            reference: out
+                .arn
+                .ok_or_else(|| create_err(id, kind, "CreateSecret returned no ARN"))?,
             attributes: HashMap::new(),
         })
     }
@@ -1049,12 +1056,18 @@ impl Stack {
             .into_iter()
             .flatten()
         {
-            definition =
-                definition.replace(&format!("${{{name}}}"), &scalar(value).unwrap_or_default());
+            let value = scalar(value).ok_or_else(|| {
+                create_err(
+                    id,
+                    kind,
+                    format!("DefinitionSubstitutions.{name} must be a string, number or boolean"),
+                )
+            })?;
+            definition = definition.replace(&format!("${{{name}}}"), &value);
         }
         let parsed: Value = serde_json::from_str(&definition)
             .map_err(|e| create_err(id, kind, format!("definition is not JSON: {e}")))?;
-        let role_arn = props["RoleArn"].as_str().unwrap_or_default().to_string();
+        let role_arn = required_str(id, kind, props, "/RoleArn")?.to_string();
         let name = self.physical_name(id, 80);
         let out = aws_sdk_sfn::Client::new(&self.sdk)
             .create_state_machine()
@@ -1092,12 +1105,21 @@ impl Stack {
             .map(str::to_string)
             .unwrap_or_else(|| self.physical_name(id, 64));
         let arn = format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}");
-        let mut policies: Vec<Value> = props["Policies"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| p["PolicyDocument"].clone())
-            .collect();
+        let count = props["Policies"].as_array().map_or(0, Vec::len);
+        let mut policies: Vec<Value> = (0..count)
+            .map(|i| {
+                let pointer = format!("/Policies/{i}/PolicyDocument");
+                props
+                    .pointer(&pointer)
+                    .filter(|p| p.is_object())
+                    .cloned()
+                    .ok_or_else(|| ProvisionError::MissingProperty {
+                        id: id.into(),
+                        kind: "AWS::IAM::Role".into(),
+                        property: format!("Policies.{i}.PolicyDocument"),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         for managed in props["ManagedPolicyArns"]
             .as_array()
             .into_iter()
@@ -1114,7 +1136,7 @@ impl Stack {
                 logical_id: id.to_string(),
                 arn: arn.clone(),
                 policies,
-                timeout_ms: self.timeout_of_role_user(id),
+                timeout_ms: self.timeout_of_role_user(id)?,
             })
             .await
             .map_err(ProvisionError::Iam)?;
@@ -1124,15 +1146,32 @@ impl Stack {
         })
     }
 
-    /// The `Timeout` (ms) of the function that runs as this role, if one does.
-    fn timeout_of_role_user(&self, role_id: &str) -> Option<u64> {
-        self.template.resources.values().find_map(|r| {
-            let role = r.properties.get("Role")?;
-            if !self.template.references(role).contains(role_id) {
-                return None;
-            }
-            Some(r.properties.get("Timeout")?.as_u64()? * 1000)
-        })
+    /// The `Timeout` (ms) of the function that runs as this role, if one does: resolved, 3 s
+    /// when absent (AWS::Lambda::Function Timeout's default), an error when not a whole number.
+    fn timeout_of_role_user(&self, role_id: &str) -> Result<Option<u64>, ProvisionError> {
+        let user = self.template.resources.iter().find(|(_, r)| {
+            r.properties
+                .get("Role")
+                .is_some_and(|role| self.template.references(role).contains(role_id))
+        });
+        let Some((function_id, function)) = user else {
+            return Ok(None);
+        };
+        let Some(timeout) = function.properties.get("Timeout") else {
+            return Ok(Some(3_000));
+        };
+        let seconds: u64 = self
+            .resolver
+            .resolve_string(timeout)?
+            .parse()
+            .map_err(|_| {
+                create_err(
+                    function_id,
+                    &function.kind,
+                    "Timeout must be a whole number of seconds",
+                )
+            })?;
+        Ok(Some(seconds * 1000))
     }
 
     /// Bucket and queue policies: registered with the gate for the resources they are on.
@@ -1143,19 +1182,33 @@ impl Stack {
         props: &Value,
     ) -> Result<Physical, ProvisionError> {
         let resources: Vec<String> = match kind {
-            "AWS::S3::BucketPolicy" => props["Bucket"]
-                .as_str()
-                .map(|b| vec![format!("arn:aws:s3:::{b}")])
-                .unwrap_or_default(),
-            _ => props["Queues"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .filter_map(iam::actions::queue_arn)
-                .collect(),
+            "AWS::S3::BucketPolicy" => {
+                let bucket = required_str(id, kind, props, "/Bucket")?;
+                vec![format!("arn:aws:s3:::{bucket}")]
+            }
+            _ => {
+                let queues = required_list(id, kind, props, "/Queues")?;
+                queues
+                    .iter()
+                    .map(|url| {
+                        url.as_str()
+                            .and_then(iam::actions::queue_arn)
+                            .ok_or_else(|| {
+                                create_err(id, kind, format!("Queues: {url} is not a queue URL"))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
         };
-        let policy = props["PolicyDocument"].clone();
+        let policy = props
+            .get("PolicyDocument")
+            .filter(|p| p.is_object())
+            .ok_or_else(|| ProvisionError::MissingProperty {
+                id: id.into(),
+                kind: kind.into(),
+                property: "PolicyDocument".into(),
+            })?
+            .clone();
         for resource in &resources {
             self.gate
                 .register_resource_policy(&ResourcePolicyRecord {
@@ -1178,6 +1231,7 @@ impl Stack {
     /// Whether the queue's policy lets S3 deliver this bucket's notifications (what S3 checks
     /// when the notification configuration is put).
     fn s3_may_notify(&self, queue_arn: &str, bucket_arn: &str) -> Result<(), String> {
+        // No policy on the queue: no statement lets S3 send, and S3 refuses the configuration.
         let policies = self
             .resource_policies
             .get(queue_arn)

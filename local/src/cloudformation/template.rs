@@ -36,6 +36,8 @@ pub enum TemplateError {
     Unsupported(String),
     #[error("the SAM transform failed: {0}")]
     Transform(String),
+    #[error("template: {0} (CloudFormation rejects it)")]
+    Invalid(String),
 }
 
 /// The bucket name the transform script puts in place of local code and definition paths.
@@ -92,14 +94,15 @@ impl Template {
             .into_iter()
             .flatten()
         {
+            let kind = body
+                .get("Type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| TemplateError::Invalid(format!("resource {id} has no Type")))?;
             resources.insert(
                 id.clone(),
                 Resource {
-                    kind: body
-                        .get("Type")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
+                    kind: kind.to_string(),
+                    // Properties and Metadata are optional in a resource declaration.
                     properties: body
                         .get("Properties")
                         .cloned()
@@ -129,9 +132,15 @@ impl Template {
             .flatten()
         {
             if let Some(default) = body.get("Default") {
-                parameter_defaults.insert(name.clone(), scalar_string(default).unwrap_or_default());
+                let default = scalar_string(default).ok_or_else(|| {
+                    TemplateError::Invalid(format!(
+                        "parameter {name}: Default must be a string or number, not {default}"
+                    ))
+                })?;
+                parameter_defaults.insert(name.clone(), default);
             }
         }
+        // No Conditions section: no conditions (naming one then fails to resolve).
         let conditions = doc
             .get("Conditions")
             .and_then(Value::as_object)
@@ -162,13 +171,19 @@ impl Template {
         &self,
         function_id: &str,
     ) -> Result<Map<String, Value>, TemplateError> {
-        Ok(self
+        // Environment is optional (AWS::Lambda::Function): absent, no variables.
+        let Some(variables) = self
             .resource(function_id)?
             .properties
             .pointer("/Environment/Variables")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default())
+        else {
+            return Ok(Map::new());
+        };
+        variables.as_object().cloned().ok_or_else(|| {
+            TemplateError::Unsupported(format!(
+                "{function_id}: Environment.Variables must be a map of names to values"
+            ))
+        })
     }
 
     /// A function property as deployed (unresolved); SAM has already applied `Globals`.
@@ -203,7 +218,8 @@ impl Template {
             (None, Some(b)) => (b, location.get("Key")?),
             _ => return None,
         };
-        (bucket == PLACEHOLDER_BUCKET).then(|| project_root().join(key.as_str().unwrap_or("")))
+        let key = key.as_str()?;
+        (bucket == PLACEHOLDER_BUCKET).then(|| project_root().join(key))
     }
 
     /// The `AWS::Lambda::Function` a value (a `FunctionName`, an ARN, an integration URI) invokes:
@@ -240,9 +256,6 @@ impl Template {
     }
 }
 
-/// Runs the SAM transform over `template` (JSON text of the CloudFormation template). The
-/// output is cached under `target/sam-transform/`, keyed by the template's bytes and the
-/// parameters, so test binaries and `make dev` pay the ~2 s of Python once per change.
 /// A string argument of an intrinsic function, or `malformed`'s error.
 fn string_argument(
     value: &Value,
@@ -256,6 +269,9 @@ fn arguments(arg: &Value, n: usize) -> Option<&[Value]> {
     arg.as_array().filter(|a| a.len() == n).map(Vec::as_slice)
 }
 
+/// Runs the SAM transform over `template` (JSON text of the CloudFormation template). The
+/// output is cached under `target/sam-transform/`, keyed by the template's bytes and the
+/// parameters, so test binaries and `make dev` pay the ~2 s of Python once per change.
 /// The Python comes from `.venv-sam` (`make venvs`), or `KIT_SAM_PYTHON`.
 pub fn transform(
     template: &Path,
@@ -270,6 +286,7 @@ pub fn transform(
     let script = root.join("local/tools/sam_transform.py");
     let mut hasher = sha2::Sha256::new();
     hasher.update(&text);
+    // A missing script hashes as empty; running it then fails with its own clear error.
     hasher.update(std::fs::read(&script).unwrap_or_default());
     for (name, value) in parameters {
         hasher.update(format!("\0{name}={value}"));
@@ -342,6 +359,7 @@ fn to_json(value: serde_norway::Value) -> Value {
             } else if let Some(u) = n.as_u64() {
                 Value::from(u)
             } else {
+                // Neither i64 nor u64: a YAML float, which as_f64 always gives.
                 Value::from(n.as_f64().unwrap_or_default())
             }
         }
@@ -350,9 +368,13 @@ fn to_json(value: serde_norway::Value) -> Value {
         Y::Mapping(map) => {
             let mut out = Map::new();
             for (k, v) in map {
+                // A number or boolean key reads as its text, as CloudFormation's YAML parser
+                // does; a key that is a list or map has no text (and no CloudFormation meaning).
                 let key = match k {
                     Y::String(s) => s,
-                    other => scalar_string(&to_json(other)).unwrap_or_default(),
+                    other => {
+                        scalar_string(&to_json(other)).unwrap_or_else(|| "<non-scalar key>".into())
+                    }
                 };
                 out.insert(key, to_json(v));
             }
@@ -402,7 +424,9 @@ fn collect_refs(value: &Value, out: &mut BTreeSet<String>) {
                     Value::Array(parts) => parts.first().and_then(Value::as_str),
                     _ => None,
                 };
+                // A dependency scan: a malformed Fn::Sub names nothing here (`sub` refuses it).
                 for var in text.map(sub_variables).unwrap_or_default() {
+                    // split always yields a first piece: the resource of `Resource.Attribute`.
                     out.insert(var.split('.').next().unwrap_or_default().to_string());
                 }
             }
@@ -565,7 +589,7 @@ impl Resolver {
         let (key, arg) = map.iter().next().expect("len is 1");
         let args = arg.as_array();
         match key.as_str() {
-            "Condition" => self.condition(arg.as_str().unwrap_or_default()),
+            "Condition" => self.condition(arg.as_str().ok_or_else(unsupported)?),
             "Fn::Equals" => {
                 let pair = args.filter(|a| a.len() == 2).ok_or_else(unsupported)?;
                 Ok(self.resolve(&pair[0])? == self.resolve(&pair[1])?)
@@ -639,10 +663,12 @@ impl Resolver {
     fn sub(&self, arg: &Value) -> Result<String, TemplateError> {
         let (text, vars) = match arg {
             Value::String(s) => (s.as_str(), Map::new()),
-            Value::Array(parts) if parts.len() == 2 => (
-                parts[0].as_str().unwrap_or_default(),
-                parts[1].as_object().cloned().unwrap_or_default(),
-            ),
+            Value::Array(parts) if parts.len() == 2 => {
+                match (parts[0].as_str(), parts[1].as_object()) {
+                    (Some(text), Some(vars)) => (text, vars.clone()),
+                    _ => return Err(TemplateError::Unresolved(format!("Fn::Sub {arg}"))),
+                }
+            }
             _ => return Err(TemplateError::Unresolved(format!("Fn::Sub {arg}"))),
         };
         let mut out = String::new();
@@ -733,5 +759,50 @@ Resources:
             Template::packaged_path(code).unwrap(),
             project_root().join("functions/fn")
         );
+    }
+
+    fn empty_resolver() -> Resolver {
+        Resolver {
+            physical: HashMap::new(),
+            parameters: BTreeMap::from([("Sep".to_string(), ",".to_string())]),
+            conditions: BTreeMap::new(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            stack_name: "s".into(),
+        }
+    }
+
+    #[test]
+    fn malformed_intrinsics_are_errors_not_defaults() {
+        let resolver = empty_resolver();
+        let resolve = |text: &str| resolver.resolve(&serde_json::from_str(text).unwrap());
+        assert_eq!(
+            resolve(r#"{"Fn::Join": [",", ["a", "b"]]}"#).unwrap(),
+            "a,b"
+        );
+        assert_eq!(
+            resolve(r#"{"Fn::Split": [",", "a,b"]}"#).unwrap(),
+            serde_json::json!(["a", "b"])
+        );
+        // A delimiter that is no string, a list that is no list, a Ref to no name, a Sub
+        // without its variables map: CloudFormation rejects each.
+        for bad in [
+            r#"{"Fn::Join": [1, ["a", "b"]]}"#,
+            r#"{"Fn::Join": [",", "ab"]}"#,
+            r#"{"Fn::Split": [null, "a,b"]}"#,
+            r#"{"Ref": 7}"#,
+            r#"{"Fn::Sub": ["${A}", "not a map"]}"#,
+            r#"{"Fn::If": [1, "a", "b"]}"#,
+        ] {
+            assert!(resolve(bad).is_err(), "{bad} resolved");
+        }
+    }
+
+    #[test]
+    fn a_resource_without_a_type_is_refused() {
+        let error = Template::parse("Resources:\n  Table:\n    Properties: {}\n").unwrap_err();
+        assert!(error.to_string().contains("Table has no Type"), "{error}");
+        let list_default = "Parameters:\n  P: { Type: String, Default: [a] }\nResources: {}\n";
+        assert!(Template::parse(list_default).is_err());
     }
 }

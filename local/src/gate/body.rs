@@ -75,6 +75,6 @@ pub async fn read_response(response: Response) -> (axum::http::response::Parts, 
     // An answer that is no longer readable (a cut connection) has nothing to learn from.
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
-        .unwrap_or_default();
+        .unwrap_or_default(); // unreadable: nothing to learn
     (parts, bytes)
 }

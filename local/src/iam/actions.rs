@@ -241,12 +241,12 @@ fn dynamodb(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
                     "ConditionCheck" => "ConditionCheckItem",
                     _ => "GetItem",
                 };
-                (
-                    format!("dynamodb:{action}"),
-                    table_arn(part["TableName"].as_str().unwrap_or_default()),
-                )
+                let table = part["TableName"]
+                    .as_str()
+                    .ok_or_else(|| unmapped(s, format!("{op} part without TableName")))?;
+                Ok((format!("dynamodb:{action}"), table_arn(table)))
             })
-            .collect(),
+            .collect::<Result<_, Unmapped>>()?,
         "ListTables" => vec![("dynamodb:ListTables".into(), "*".into())],
         other => return Err(unmapped(s, format!("operation {other}"))),
     };

@@ -142,7 +142,7 @@ impl GateClient {
         if !response.status().is_success() {
             return Err(format!(
                 "the IAM gate refused {what}: {}",
-                response.text().await.unwrap_or_default()
+                response.text().await.unwrap_or_default() // an unreadable body: the status says it
             ));
         }
         Ok(response)

@@ -9,7 +9,6 @@
 
 use std::future::Future;
 
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use serde_json::Value;
 
 use crate::cloudformation::provision::{ProvisionError, Stack};
@@ -112,17 +111,19 @@ impl PipeRunner {
             .ok_or_else(|| PipeError::Config("has no Source stream".into()))?;
         let params = &props["SourceParameters"];
         let stream_params = &params["DynamoDBStreamParameters"];
-        let start = match stream_params["StartingPosition"].as_str() {
-            Some("TRIM_HORIZON") => ShardIteratorType::TrimHorizon,
-            _ => ShardIteratorType::Latest,
-        };
+        let start = crate::lambda::streams::starting_position(&stream_params["StartingPosition"])
+            .map_err(PipeError::Config)?;
         let filters = params
             .pointer("/FilterCriteria/Filters")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .map(|f| {
-                serde_json::from_str(f["Pattern"].as_str().unwrap_or("{}"))
+                // A filter without a Pattern would match every record (AWS names no default).
+                let pattern = f["Pattern"].as_str().ok_or_else(|| {
+                    PipeError::Config("a FilterCriteria filter has no Pattern".into())
+                })?;
+                serde_json::from_str(pattern)
                     .map_err(|e| PipeError::Config(format!("bad filter pattern: {e}")))
             })
             .collect::<Result<Vec<Value>, _>>()?;
@@ -132,7 +133,10 @@ impl PipeRunner {
             })?;
             Ok(stack.reference(&id)?)
         };
-        let target_url = queue_url(props["Target"].as_str().unwrap_or_default())?;
+        let target = props["Target"]
+            .as_str()
+            .ok_or_else(|| PipeError::Config("Target is required (AWS::Pipes::Pipe)".into()))?;
+        let target_url = queue_url(target)?;
         let dead_letter_url = stream_params
             .pointer("/DeadLetterConfig/Arn")
             .and_then(Value::as_str)
@@ -173,7 +177,8 @@ impl PipeRunner {
             max_retries,
             reader,
             filters,
-            batch_size: stream_params["BatchSize"].as_u64().unwrap_or(100).max(1) as usize,
+            batch_size: crate::lambda::batch_size(&stream_params["BatchSize"], 100, 10_000)
+                .map_err(PipeError::Config)?,
             target_url,
             dead_letter_url,
             enrichment,
@@ -297,9 +302,7 @@ impl PipeRunner {
                 "errorMessage": reason,
             },
             "version": "1.0",
-            "timestamp": time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            "timestamp": crate::lambda::now_rfc3339(),
             "DDBStreamBatchInfo": {
                 "startSequenceNumber": sequence(batch.first()),
                 "endSequenceNumber": sequence(batch.last()),

@@ -51,7 +51,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Str
             .send()
             .await
             .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        let messages = out.messages.unwrap_or_default();
+        let messages = out.messages.unwrap_or_default(); // no Messages: the queue is drained
         if messages.is_empty() {
             return Ok(bodies);
         }
@@ -82,7 +82,7 @@ pub async fn tap(
         .await
         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
         .queue_url
-        .unwrap_or_default();
+        .ok_or("CreateQueue returned no QueueUrl")?;
     let arn =
         crate::iam::actions::queue_arn(&url).ok_or_else(|| format!("{url} is not a queue URL"))?;
     let policy = serde_json::json!({

@@ -385,7 +385,7 @@ async fn next(State(state): State<ApiState>) -> Response {
         .checked_add(timeout)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis())
-        .unwrap_or_default();
+        .unwrap_or_default(); // now + a function timeout past SystemTime's range: unreachable
     let request_id = pending.request_id.clone();
     host.in_flight
         .lock()

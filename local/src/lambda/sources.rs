@@ -17,7 +17,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use serde_json::{Value, json};
 
@@ -95,7 +94,7 @@ pub async fn start(
             .map(|spec| format!(" (enrichment: {})", spec.label));
         sources
             .descriptions
-            .push(format!("pipe {pipe_id}{}", enrichment.unwrap_or_default()));
+            .push(format!("pipe {pipe_id}{}", enrichment.unwrap_or_default())); // none: no suffix
         sources.tasks.push(tokio::spawn(run_pipe(
             runner,
             functions.clone(),
@@ -274,7 +273,11 @@ impl SqsMapping {
             queue_url: stack.reference(&queue_id)?,
             queue_id,
             queue_arn,
-            batch_size: props["BatchSize"].as_i64().unwrap_or(10).clamp(1, 10) as i32,
+            // SQS delivers at most 10 messages a receive; larger sizes (with a batching window)
+            // are valid on AWS and arrive here 10 at a time.
+            batch_size: crate::lambda::batch_size(&props["BatchSize"], 10, 10_000)
+                .map_err(SourceError::Config)?
+                .min(10) as i32,
             report_failures: reports_item_failures(props),
             sqs: aws_sdk_sqs::Client::new(sdk),
         })
@@ -460,10 +463,8 @@ impl StreamMapping {
             .ok_or_else(|| {
                 SourceError::Config(format!("{stream_arn} is not a provisioned stream"))
             })?;
-        let start = match props["StartingPosition"].as_str() {
-            Some("TRIM_HORIZON") => ShardIteratorType::TrimHorizon,
-            _ => ShardIteratorType::Latest,
-        };
+        let start = crate::lambda::streams::starting_position(&props["StartingPosition"])
+            .map_err(|e| SourceError::Config(format!("{function_id}'s mapping: {e}")))?;
         let on_failure_url = props
             .pointer("/DestinationConfig/OnFailure/Destination")
             .and_then(Value::as_str)
@@ -486,7 +487,8 @@ impl StreamMapping {
             table_id,
             stream_arn,
             reader,
-            batch_size: props["BatchSize"].as_u64().unwrap_or(100).max(1) as usize,
+            batch_size: crate::lambda::batch_size(&props["BatchSize"], 100, 10_000)
+                .map_err(SourceError::Config)?,
             max_retries: props["MaximumRetryAttempts"]
                 .as_i64()
                 .and_then(|n| u64::try_from(n).ok()),
@@ -590,9 +592,7 @@ impl StreamMapping {
             },
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": detail},
             "version": "1.0",
-            "timestamp": time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            "timestamp": crate::lambda::now_rfc3339(),
             "DDBStreamBatchInfo": {
                 "startSequenceNumber": sequence(records.first()),
                 "endSequenceNumber": sequence(records.last()),
@@ -634,9 +634,7 @@ async fn schedule(
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": ACCOUNT_ID,
-            "time": time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            "time": crate::lambda::now_rfc3339(),
             "region": REGION,
             "resources": [rule_arn],
             "detail": {},
@@ -653,6 +651,7 @@ async fn run_pipe(
     log: Arc<dyn LogSink>,
     pipe_id: String,
 ) {
+    // Without an enrichment the name is unused: the batch goes to the target as it is.
     let enrichment = runner.enrichment.clone().unwrap_or_default();
     loop {
         let enrich = |batch: Value| {

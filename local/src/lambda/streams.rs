@@ -19,6 +19,19 @@ pub enum StreamError {
     Convert(String),
 }
 
+/// Where a DynamoDB stream source starts (`StartingPosition`, required by Lambda's mappings
+/// and Pipes alike): `TRIM_HORIZON` or `LATEST`; DynamoDB Streams knows no `AT_TIMESTAMP`.
+pub fn starting_position(value: &serde_json::Value) -> Result<ShardIteratorType, String> {
+    match value.as_str() {
+        Some("TRIM_HORIZON") => Ok(ShardIteratorType::TrimHorizon),
+        Some("LATEST") => Ok(ShardIteratorType::Latest),
+        Some(other) => Err(format!(
+            "StartingPosition {other} is not one of a DynamoDB stream's (TRIM_HORIZON, LATEST)"
+        )),
+        None => Err("StartingPosition is required for a DynamoDB stream source".into()),
+    }
+}
+
 /// Follows every shard of one stream from where it was opened.
 #[derive(Debug)]
 pub struct StreamReader {
@@ -52,7 +65,7 @@ impl StreamReader {
         let shards = description
             .stream_description
             .and_then(|d| d.shards)
-            .unwrap_or_default();
+            .unwrap_or_default(); // no shards described: nothing to read yet
         for shard in shards {
             let Some(shard_id) = shard.shard_id else {
                 continue;
@@ -96,6 +109,7 @@ impl StreamReader {
                     continue;
                 }
             };
+            // No Records in this read: nothing new on the shard.
             for record in out.records.unwrap_or_default() {
                 records.push(to_lambda_record(&record, &self.stream_arn)?);
             }
@@ -125,6 +139,7 @@ pub fn to_lambda_record(record: &Record, stream_arn: &str) -> Result<EventRecord
     let mut dynamodb = json!({
         "Keys": image(&change.keys).map_err(convert)?,
         "SequenceNumber": change.sequence_number,
+        // The emulator may not report a size; the field is informational (0 then).
         "SizeBytes": change.size_bytes.unwrap_or_default(),
         "StreamViewType": change.stream_view_type.as_ref().map(|v| v.as_str().to_string()),
     });

@@ -173,6 +173,7 @@ pub fn preflight(
             message: "CORSResponse: CORS is not enabled for this bucket.",
         });
     }
+    // No Access-Control-Request-Headers: no headers requested.
     let headers: Vec<String> = request_headers
         .unwrap_or_default()
         .split(',')
@@ -197,7 +198,7 @@ pub fn actual(rules: &[CorsRule], origin: &str, method: &str) -> Vec<(String, St
         .iter()
         .find(|rule| rule.matches(origin, method, &[]))
         .map(|rule| rule.headers(origin, &[]))
-        .unwrap_or_default()
+        .unwrap_or_default() // no rule matches: no CORS headers
 }
 
 /// Every provisioned bucket's CORS rules, by bucket name (empty: CORS not enabled).
