@@ -93,58 +93,45 @@ impl Rooms {
 
     /// The AWS APIs: the layers in the order of the module doc, above the emulator.
     fn aws(&self) -> Router {
+        let (buckets, emulator, tokens) = (&self.bucket_cors, &self.proxy, &self.task_tokens);
+        let (iterators, authz) = (&self.shard_iterators, &self.authorization);
         let layers = ServiceBuilder::new()
-            .layer(from_fn_with_state(
-                self.bucket_cors.clone(),
-                cors::answer_preflight,
-            ))
-            .layer(from_fn_with_state(
-                self.proxy.clone(),
-                sigv4::identify_caller,
-            ))
+            .layer(from_fn_with_state(buckets.clone(), cors::answer_preflight))
+            .layer(from_fn_with_state(emulator.clone(), sigv4::identify_caller))
             .layer(from_fn(presigned_urls::refuse_mismatched))
-            .layer(from_fn_with_state(self.proxy.clone(), sigv4::pass_deployer))
+            .layer(from_fn_with_state(emulator.clone(), sigv4::pass_deployer))
             .layer(from_fn(actions::name_the_call))
             .layer(from_fn_with_state(
                 self.principals.clone(),
                 principals::resolve_role,
             ))
             .layer(from_fn_with_state(
-                self.task_tokens.clone(),
+                tokens.clone(),
                 task_tokens::resolve_issuer,
             ))
             .layer(from_fn_with_state(
-                self.task_tokens.clone(),
+                tokens.clone(),
                 task_tokens::learn_sent_tokens,
             ))
             .layer(from_fn_with_state(
-                self.shard_iterators.clone(),
+                iterators.clone(),
                 shard_iterators::resolve_stream,
             ))
-            .layer(from_fn_with_state(
-                self.authorization.clone(),
-                authorization::authorize,
-            ))
+            .layer(from_fn_with_state(authz.clone(), authorization::authorize))
             .layer(from_fn_with_state(self.faults.clone(), faults::inject))
+            .layer(from_fn_with_state(tokens.clone(), task_tokens::track))
             .layer(from_fn_with_state(
-                self.task_tokens.clone(),
-                task_tokens::track,
-            ))
-            .layer(from_fn_with_state(
-                self.shard_iterators.clone(),
+                iterators.clone(),
                 shard_iterators::learn,
             ))
             .layer(from_fn_with_state(
-                self.authorization.clone(),
+                authz.clone(),
                 no_such_key::hide_missing_keys,
             ))
-            .layer(from_fn_with_state(
-                self.bucket_cors.clone(),
-                cors::response_headers,
-            ));
+            .layer(from_fn_with_state(buckets.clone(), cors::response_headers));
         Router::new()
             .fallback(proxy::to_emulator)
-            .with_state(self.proxy.clone())
+            .with_state(emulator.clone())
             .layer(layers)
     }
 
