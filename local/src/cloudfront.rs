@@ -94,7 +94,10 @@ pub fn security_headers(
             "FrameOptions" => ("x-frame-options", required("FrameOption")?),
             "ReferrerPolicy" => ("referrer-policy", required("ReferrerPolicy")?),
             "StrictTransportSecurity" => {
-                let max_age = setting["AccessControlMaxAgeSec"].as_u64().ok_or_else(|| {
+                let max_age = &setting["AccessControlMaxAgeSec"];
+                // A number, or its text (a `Ref` to a Number parameter resolves to text).
+                let max_age = max_age.as_u64().or_else(|| max_age.as_str()?.parse().ok());
+                let max_age = max_age.ok_or_else(|| {
                     TemplateError::Unsupported(
                         "web app: StrictTransportSecurity.AccessControlMaxAgeSec is required"
                             .into(),

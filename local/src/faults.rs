@@ -202,7 +202,7 @@ impl Faults {
         timeout.mul_f64(fraction)
     }
 
-    /// Calls seen and faults injected, per service and kind (for `GET /_local/faults`).
+    /// Calls seen and faults injected, per service and kind (for `POST /_local/iam/faults-summary`).
     pub fn summary(&self) -> serde_json::Value {
         let injected: BTreeMap<String, BTreeMap<String, u64>> =
             self.injected.lock().expect("faults").iter().fold(

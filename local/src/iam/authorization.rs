@@ -127,7 +127,8 @@ impl Authorization {
             .action
             .split_once(':')
             .unwrap_or((&question.action, ""));
-        // The stand-ins are reached over AWS's TLS endpoints; no resource policy applies.
+        // The stand-ins are reached over AWS's TLS endpoints; the resource's policy, when it has
+        // one, applies as to any call.
         let call = Call {
             service: service.to_string(),
             operation: operation.to_string(),

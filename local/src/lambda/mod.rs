@@ -16,8 +16,9 @@ pub fn batch_size(value: &serde_json::Value, default: usize, max: usize) -> Resu
     if value.is_null() {
         return Ok(default);
     }
-    value
-        .as_u64()
+    // A number, or its text (a `Ref` to a Number parameter resolves to text).
+    let number = value.as_u64().or_else(|| value.as_str()?.parse().ok());
+    number
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| (1..=max).contains(n))
         .ok_or_else(|| format!("BatchSize {value} is not between 1 and {max}"))
@@ -37,7 +38,14 @@ mod tests {
     fn a_batch_size_is_the_default_or_within_the_services_range() {
         assert_eq!(super::batch_size(&json!(null), 10, 10_000), Ok(10));
         assert_eq!(super::batch_size(&json!(25), 100, 10_000), Ok(25));
-        for bad in [json!(0), json!(10_001), json!(-1), json!("10")] {
+        assert_eq!(super::batch_size(&json!("25"), 100, 10_000), Ok(25));
+        for bad in [
+            json!(0),
+            json!(10_001),
+            json!(-1),
+            json!("ten"),
+            json!([10]),
+        ] {
             assert!(super::batch_size(&bad, 10, 10_000).is_err(), "{bad}");
         }
     }
