@@ -496,13 +496,6 @@ impl Stack {
         Ok(())
     }
 
-    /// Provisions everything the value (e.g. an event's properties) refers to.
-    pub async fn ensure_referenced(&mut self, value: &Value) -> Result<(), ProvisionError> {
-        let ids: Vec<String> = self.template.references(value).into_iter().collect();
-        self.ensure(&ids.iter().map(String::as_str).collect::<Vec<_>>())
-            .await
-    }
-
     /// Provisions every resource the emulator can hold; returns the ones it cannot (logical id,
     /// type), which the local stack either runs itself or does without.
     pub async fn ensure_all(&mut self) -> Result<Vec<(String, String)>, ProvisionError> {
