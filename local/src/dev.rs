@@ -108,50 +108,37 @@ impl DevStack {
         let routing = ApiRouting::of(&stack, &authority);
         let (functions, metrics) =
             start_functions(&mut stack, &built, &endpoint, &routing, log.clone()).await?;
-        steps.done(
-            &format!(
-                "started {} function processes (Lambda Runtime API)",
-                built.functions.len()
-            ),
-            started,
-        );
+        let count = built.functions.len();
+        let what = format!("started {count} function processes (Lambda Runtime API)");
+        steps.done(&what, started);
 
         let started = Instant::now();
         let sources = sources::start(&mut stack, functions.clone(), log.clone()).await?;
+        let described = sources.descriptions.join("\n      ");
         steps.done(
-            &format!(
-                "event sources running:\n      {}",
-                sources.descriptions.join("\n      ")
-            ),
+            &format!("event sources running:\n      {described}"),
             started,
         );
 
         let started = Instant::now();
         let gateway_url = format!("http://{authority}");
-        let listeners = Listeners {
-            gateway: listener,
-            web: web_listener,
+        let web_app = web_app(&stack, &gateway_url, &endpoint, &routing, &options.api_key)?;
+        let rest = crate::apigateway::apis::rest_apis(&stack)?;
+        let gateway = Gateway {
+            functions: functions.clone(),
+            api_key: accepted_api_key(&stack, rest.first(), &options.api_key)?,
+            rest,
+            websockets: crate::apigateway::apis::websocket_apis(&stack)?,
+            authority,
+            emulator: endpoint,
+            api_ids: routing.api_ids,
+            queues: queue_urls(&stack),
+            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+            log,
+            gate: stack.gate.clone(),
+            metrics: metrics.clone(),
         };
-        let serving = Serving::start(
-            listeners,
-            &stack,
-            Gateway {
-                functions: functions.clone(),
-                rest: Vec::new(),
-                websockets: Vec::new(),
-                api_key: None,
-                authority,
-                emulator: endpoint.clone(),
-                api_ids: routing.api_ids,
-                queues: queue_urls(&stack),
-                sqs: aws_sdk_sqs::Client::new(&stack.sdk),
-                log,
-                gate: stack.gate.clone(),
-                metrics: metrics.clone(),
-            },
-            &routing.websocket_urls,
-            &options.api_key,
-        )?;
+        let serving = Serving::start(listener, gateway, web_listener, web_app);
         steps.done(
             &format!("API Gateway listening on {gateway_url}; web app on {web_origin}/"),
             started,
@@ -199,11 +186,6 @@ impl DevStack {
     }
 }
 
-struct Listeners {
-    gateway: tokio::net::TcpListener,
-    web: tokio::net::TcpListener,
-}
-
 /// The gateway and the web app, each served on its listener until aborted.
 struct Serving {
     gateway: tokio::task::JoinHandle<()>,
@@ -211,34 +193,20 @@ struct Serving {
 }
 
 impl Serving {
-    /// `gateway` comes with its functions and wiring; its APIs and accepted key are read from
-    /// the stack here.
     fn start(
-        listeners: Listeners,
-        stack: &Stack,
-        mut gateway: Gateway,
-        websocket_urls: &BTreeMap<String, String>,
-        api_key: &str,
-    ) -> Result<Self, DevError> {
-        gateway.rest = crate::apigateway::apis::rest_apis(stack)?;
-        gateway.websockets = crate::apigateway::apis::websocket_apis(stack)?;
-        gateway.api_key = accepted_api_key(stack, gateway.rest.first(), api_key)?;
-        let gateway_url = format!("http://{}", gateway.authority);
-        let web_app = web_app(
-            stack,
-            &gateway_url,
-            &gateway.emulator,
-            websocket_urls,
-            api_key,
-        )?;
+        gateway_listener: tokio::net::TcpListener,
+        gateway: Gateway,
+        web_listener: tokio::net::TcpListener,
+        web_app: crate::cloudfront::WebApp,
+    ) -> Self {
         let router = gateway::router(gateway);
         let gateway = tokio::spawn(async move {
-            let _ = axum::serve(listeners.gateway, router).await;
+            let _ = axum::serve(gateway_listener, router).await;
         });
         let web = tokio::spawn(async move {
-            let _ = axum::serve(listeners.web, crate::cloudfront::router(web_app)).await;
+            let _ = axum::serve(web_listener, crate::cloudfront::router(web_app)).await;
         });
-        Ok(Self { gateway, web })
+        Self { gateway, web }
     }
 }
 
@@ -467,7 +435,7 @@ fn web_app(
     stack: &Stack,
     gateway_url: &str,
     endpoint: &str,
-    websocket_urls: &BTreeMap<String, String>,
+    routing: &ApiRouting,
     api_key: &str,
 ) -> Result<crate::cloudfront::WebApp, DevError> {
     let policy = match stack
@@ -489,7 +457,7 @@ fn web_app(
     };
     let config = json!({
         "apiUrl": gateway_url,
-        "websocketUrl": websocket_urls.values().next(),
+        "websocketUrl": routing.websocket_urls.values().next(),
         "apiKey": api_key,
         // Local only: where the approval e-mails land (a deployed stack sends them with SES).
         "localMailbox": format!("{gateway_url}/_local/mail"),

@@ -99,6 +99,24 @@ pub struct PipeRunner {
     sqs: aws_sdk_sqs::Client,
 }
 
+/// The source's filter patterns (`FilterCriteria.Filters[].Pattern`, each required: a filter
+/// without one would match every record, and AWS names no default).
+fn filter_patterns(params: &Value) -> Result<Vec<Value>, PipeError> {
+    params
+        .pointer("/FilterCriteria/Filters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let pattern = f["Pattern"].as_str().ok_or_else(|| {
+                PipeError::Config("a FilterCriteria filter has no Pattern".into())
+            })?;
+            serde_json::from_str(pattern)
+                .map_err(|e| PipeError::Config(format!("bad filter pattern: {e}")))
+        })
+        .collect()
+}
+
 impl PipeRunner {
     /// Provisions the pipe's resources and opens its source at the template's starting position.
     pub async fn from_stack(stack: &mut Stack, pipe_id: &str) -> Result<Self, PipeError> {
@@ -113,20 +131,7 @@ impl PipeRunner {
         let stream_params = &params["DynamoDBStreamParameters"];
         let start = crate::lambda::streams::starting_position(&stream_params["StartingPosition"])
             .map_err(PipeError::Config)?;
-        let filters = params
-            .pointer("/FilterCriteria/Filters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|f| {
-                // A filter without a Pattern would match every record (AWS names no default).
-                let pattern = f["Pattern"].as_str().ok_or_else(|| {
-                    PipeError::Config("a FilterCriteria filter has no Pattern".into())
-                })?;
-                serde_json::from_str(pattern)
-                    .map_err(|e| PipeError::Config(format!("bad filter pattern: {e}")))
-            })
-            .collect::<Result<Vec<Value>, _>>()?;
+        let filters = filter_patterns(params)?;
         let queue_url = |arn: &str| -> Result<String, PipeError> {
             let id = stack.id_with_arn(arn).ok_or_else(|| {
                 PipeError::Config(format!("target {arn} is not a provisioned queue"))

@@ -238,19 +238,7 @@ async fn supervise(host: Arc<Host>, mut stop: watch::Receiver<bool>, log: Arc<dy
             let _ = axum::serve(listener, api).await;
         });
         let started = std::time::Instant::now();
-        let mut command = tokio::process::Command::new(&host.spec.binary);
-        command
-            .env_clear()
-            .envs(host.spec.env.iter().cloned())
-            .envs(lambda_environment(&host.spec, &address.to_string()))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            // Its own process group: Ctrl-C reaches the local stack, which stops the functions
-            // itself (and so never mistakes that for a crash).
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
+        let mut child = match function_process(&host.spec, &address.to_string()).spawn() {
             Ok(child) => child,
             Err(err) => {
                 log.line(
@@ -298,6 +286,24 @@ async fn supervise(host: Arc<Host>, mut stop: watch::Receiver<bool>, log: Arc<dy
             _ = until_set(&mut stop) => return,
         }
     }
+}
+
+/// The function's binary as a Lambda process: only its environment and Lambda's, output
+/// piped to the logs.
+fn function_process(spec: &FunctionSpec, runtime_api: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(&spec.binary);
+    command
+        .env_clear()
+        .envs(spec.env.iter().cloned())
+        .envs(lambda_environment(spec, runtime_api))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group: Ctrl-C reaches the local stack, which stops the functions
+        // itself (and so never mistakes that for a crash).
+        .process_group(0)
+        .kill_on_drop(true);
+    command
 }
 
 /// Resolves once the flag is set (no borrow of the value is held across an await).
