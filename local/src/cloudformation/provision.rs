@@ -128,16 +128,18 @@ fn lambda_qualified(id: &str, kind: &str, props: &Value) -> Result<Physical, Pro
     })
 }
 
-/// A string property CloudFormation requires, at `pointer` in `props` (`/KeySchema/0/KeyType`).
-fn required_str<'a>(
+/// A property CloudFormation requires, at `pointer` in `props` (`/KeySchema/0/KeyType`), of
+/// the shape `is` checks; missing or malformed, the error names the resource and property.
+fn required<'a>(
     id: &str,
     kind: &str,
     props: &'a Value,
     pointer: &str,
-) -> Result<&'a str, ProvisionError> {
+    is: fn(&Value) -> bool,
+) -> Result<&'a Value, ProvisionError> {
     props
         .pointer(pointer)
-        .and_then(Value::as_str)
+        .filter(|value| is(value))
         .ok_or_else(|| ProvisionError::MissingProperty {
             id: id.into(),
             kind: kind.into(),
@@ -145,21 +147,28 @@ fn required_str<'a>(
         })
 }
 
-/// A list property CloudFormation requires, at `pointer` in `props`.
+/// A string property CloudFormation requires (see [`required`]).
+fn required_str<'a>(
+    id: &str,
+    kind: &str,
+    props: &'a Value,
+    pointer: &str,
+) -> Result<&'a str, ProvisionError> {
+    Ok(required(id, kind, props, pointer, Value::is_string)?
+        .as_str()
+        .expect("a string"))
+}
+
+/// A list property CloudFormation requires (see [`required`]).
 fn required_list<'a>(
     id: &str,
     kind: &str,
     props: &'a Value,
     pointer: &str,
 ) -> Result<&'a Vec<Value>, ProvisionError> {
-    props
-        .pointer(pointer)
-        .and_then(Value::as_array)
-        .ok_or_else(|| ProvisionError::MissingProperty {
-            id: id.into(),
-            kind: kind.into(),
-            property: pointer.trim_start_matches('/').replace('/', "."),
-        })
+    Ok(required(id, kind, props, pointer, Value::is_array)?
+        .as_array()
+        .expect("a list"))
 }
 
 /// An `AWS::DynamoDB::Table`'s properties, read as CloudFormation requires them
@@ -239,14 +248,9 @@ impl TableDeclaration<'_> {
         let built = (0..count)
             .map(|i| {
                 let at = format!("/GlobalSecondaryIndexes/{i}");
+                let pointer = format!("{at}/Projection");
                 let projection =
-                    self.props
-                        .pointer(&format!("{at}/Projection"))
-                        .ok_or_else(|| ProvisionError::MissingProperty {
-                            id: self.id.into(),
-                            kind: Self::KIND.into(),
-                            property: format!("GlobalSecondaryIndexes.{i}.Projection"),
-                        })?;
+                    required(self.id, Self::KIND, self.props, &pointer, Value::is_object)?;
                 let non_key: Option<Vec<String>> = projection
                     .get("NonKeyAttributes")
                     .and_then(Value::as_array)
@@ -1103,15 +1107,7 @@ impl Stack {
         let mut policies: Vec<Value> = (0..count)
             .map(|i| {
                 let pointer = format!("/Policies/{i}/PolicyDocument");
-                props
-                    .pointer(&pointer)
-                    .filter(|p| p.is_object())
-                    .cloned()
-                    .ok_or_else(|| ProvisionError::MissingProperty {
-                        id: id.into(),
-                        kind: "AWS::IAM::Role".into(),
-                        property: format!("Policies.{i}.PolicyDocument"),
-                    })
+                required(id, "AWS::IAM::Role", props, &pointer, Value::is_object).cloned()
             })
             .collect::<Result<_, _>>()?;
         for managed in props["ManagedPolicyArns"]
@@ -1194,15 +1190,7 @@ impl Stack {
                     .collect::<Result<_, _>>()?
             }
         };
-        let policy = props
-            .get("PolicyDocument")
-            .filter(|p| p.is_object())
-            .ok_or_else(|| ProvisionError::MissingProperty {
-                id: id.into(),
-                kind: kind.into(),
-                property: "PolicyDocument".into(),
-            })?
-            .clone();
+        let policy = required(id, kind, props, "/PolicyDocument", Value::is_object)?.clone();
         for resource in &resources {
             self.gate
                 .register_resource_policy(&ResourcePolicyRecord {
@@ -1322,6 +1310,28 @@ fn service_integrations(definition: &Value) -> (Vec<String>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_required_property_missing_or_malformed_names_resource_and_property() {
+        let props = serde_json::json!({"KeySchema": [{"AttributeName": "id", "KeyType": 1}]});
+        let kind = "AWS::DynamoDB::Table";
+        assert_eq!(
+            required_str("Items", kind, &props, "/KeySchema/0/AttributeName").unwrap(),
+            "id"
+        );
+        let wrong_type = required_str("Items", kind, &props, "/KeySchema/0/KeyType").unwrap_err();
+        assert_eq!(
+            wrong_type.to_string(),
+            "AWS::DynamoDB::Table Items: KeySchema.0.KeyType is required (CloudFormation rejects the template without it)"
+        );
+        assert!(required_list("Items", kind, &props, "/AttributeDefinitions").is_err());
+        assert_eq!(
+            required_list("Items", kind, &props, "/KeySchema")
+                .unwrap()
+                .len(),
+            1
+        );
+    }
 
     #[test]
     fn bucket_names_follow_s3s_rules() {
