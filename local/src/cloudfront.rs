@@ -20,7 +20,7 @@ use axum::response::Response;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
-use crate::cloudformation::template::TemplateError;
+use crate::cloudformation::template::{TemplateError, whole_number};
 use crate::emulator::REGION;
 use crate::workspace::project_root;
 
@@ -94,9 +94,7 @@ pub fn security_headers(
             "FrameOptions" => ("x-frame-options", required("FrameOption")?),
             "ReferrerPolicy" => ("referrer-policy", required("ReferrerPolicy")?),
             "StrictTransportSecurity" => {
-                let max_age = &setting["AccessControlMaxAgeSec"];
-                // A number, or its text (a `Ref` to a Number parameter resolves to text).
-                let max_age = max_age.as_u64().or_else(|| max_age.as_str()?.parse().ok());
+                let max_age = whole_number(&setting["AccessControlMaxAgeSec"]);
                 let max_age = max_age.ok_or_else(|| {
                     TemplateError::Unsupported(
                         "web app: StrictTransportSecurity.AccessControlMaxAgeSec is required"

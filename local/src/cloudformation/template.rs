@@ -256,6 +256,12 @@ impl Template {
     }
 }
 
+/// A resolved property's whole number: a number, or its text (a `Ref` to a Number parameter
+/// resolves to text).
+pub fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| value.as_str()?.parse().ok())
+}
+
 /// A string argument of an intrinsic function, or `malformed`'s error.
 fn string_argument(
     value: &Value,

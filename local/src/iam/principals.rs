@@ -48,7 +48,8 @@ impl Principals {
     /// The role moto's Step Functions acts for: that of the state machine whose definition sends
     /// to the queue in `body`.
     fn state_machine_role(&self, body: &[u8]) -> Option<RoleRecord> {
-        let machine = self.state_machines.sending_to(&queue_url_of(body)?)?;
+        let sending = self.state_machines.sending_to(&queue_url_of(body)?);
+        let machine = sending.first()?;
         self.role(&machine.role_access_key)
     }
 

@@ -2,6 +2,12 @@
 //! and polls its event sources ([`sources`]: SQS, DynamoDB streams, schedules) and EventBridge
 //! Pipes ([`pipes`]) under the principal AWS uses for each.
 
+pub mod pipes;
+pub mod queues;
+pub mod runtime;
+pub mod sources;
+pub mod streams;
+
 /// Now, as the event shapes Lambda and Pipes deliver carry it (RFC 3339, UTC).
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
@@ -10,25 +16,18 @@ pub fn now_rfc3339() -> String {
 }
 
 /// An event source's `BatchSize`: `default` when absent (Lambda: 10 for SQS, 100 for DynamoDB
-/// streams, AWS::Lambda::EventSourceMapping BatchSize; Pipes: 100 for a DynamoDB stream),
-/// otherwise 1 to `max`, as the services refuse anything else.
+/// streams, AWS::Lambda::EventSourceMapping BatchSize; the Pipes reference states no default,
+/// only the range, and the local runner keeps Lambda's 100), otherwise 1 to `max`, as the
+/// services refuse anything else.
 pub fn batch_size(value: &serde_json::Value, default: usize, max: usize) -> Result<usize, String> {
     if value.is_null() {
         return Ok(default);
     }
-    // A number, or its text (a `Ref` to a Number parameter resolves to text).
-    let number = value.as_u64().or_else(|| value.as_str()?.parse().ok());
-    number
+    crate::cloudformation::template::whole_number(value)
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| (1..=max).contains(n))
         .ok_or_else(|| format!("BatchSize {value} is not between 1 and {max}"))
 }
-
-pub mod pipes;
-pub mod queues;
-pub mod runtime;
-pub mod sources;
-pub mod streams;
 
 #[cfg(test)]
 mod tests {

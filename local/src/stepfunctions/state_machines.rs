@@ -27,18 +27,8 @@ impl StateMachines {
         records.push(record);
     }
 
-    /// The state machine whose definition sends to `queue_url`.
-    pub fn sending_to(&self, queue_url: &str) -> Option<StateMachineRecord> {
-        self.records
-            .read()
-            .expect("state machines")
-            .iter()
-            .find(|m| m.queue_urls.iter().any(|q| q == queue_url))
-            .cloned()
-    }
-
     /// Every state machine that sends to `queue_url` (two may share a queue).
-    pub fn all_sending_to(&self, queue_url: &str) -> Vec<StateMachineRecord> {
+    pub fn sending_to(&self, queue_url: &str) -> Vec<StateMachineRecord> {
         self.records
             .read()
             .expect("state machines")

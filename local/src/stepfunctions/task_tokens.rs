@@ -119,7 +119,7 @@ impl TaskTokens {
         };
         let tokens = self
             .state_machines
-            .all_sending_to(&url)
+            .sending_to(&url)
             .into_iter()
             .flat_map(|m| {
                 m.token_fields
