@@ -545,7 +545,6 @@ async fn function_spec(
     if let Some(level) = logging["ApplicationLogLevel"].as_str() {
         env.push(("AWS_LAMBDA_LOG_LEVEL".into(), level.into()));
     }
-    stack.ensure(&[function_id]).await?;
     Ok(FunctionSpec {
         logical_id: function_id.to_string(),
         name: stack.reference(function_id)?,

@@ -42,6 +42,12 @@ pub async fn endpoint_from_env() -> Result<String, EmulatorError> {
     }
 }
 
+/// An SDK error with its sources, as the SDKs' `DisplayErrorContext` writes it (every SDK
+/// re-exports the same type, so it serves any client's errors).
+pub fn sdk_error(e: impl std::error::Error) -> String {
+    aws_sdk_sqs::error::DisplayErrorContext(e).to_string()
+}
+
 /// SDK configuration that sends every client to `endpoint` with dummy credentials.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

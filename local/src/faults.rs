@@ -412,14 +412,11 @@ mod tests {
             access_key: "LOCAL-s1-Role".into(),
             service: "states".into(),
         });
-        extensions.insert(crate::iam::actions::Call {
-            service: "states".into(),
-            operation: "SendTaskSuccess".into(),
-            checks: vec![],
-            context: BTreeMap::new(),
-            task_token: None,
-            shard_iterator: None,
-        });
+        extensions.insert(crate::iam::actions::Call::new(
+            "states",
+            "SendTaskSuccess",
+            vec![],
+        ));
         extensions.insert(crate::iam::RoleRecord {
             access_key_id: "LOCAL-s1-Role".into(),
             stack: "s1".into(),

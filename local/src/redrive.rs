@@ -11,6 +11,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::Value;
 
 use crate::cloudformation::template::Template;
+use crate::emulator::sdk_error;
 
 /// The logical id of the queue whose redrive policy sends to `dlq`.
 pub fn source_of(template: &Template, dlq: &str) -> Result<String, String> {
@@ -59,7 +60,6 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, source_url: &str) -> Result<Mo
             .ok_or("StartMessageMoveTask returned no TaskHandle")?;
         return Ok(Moved::Task(handle));
     }
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let mut moved = 0;
     let mut empty = 0;
     while empty < 2 {
@@ -73,7 +73,7 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, source_url: &str) -> Result<Mo
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
-            .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         let messages = out.messages.unwrap_or_default(); // no Messages: the DLQ is empty
         if messages.is_empty() {
             empty += 1;
@@ -87,22 +87,22 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, source_url: &str) -> Result<Mo
                     message
                         .body
                         .clone()
-                        .ok_or_else(|| err(&"a received message has no body"))?,
+                        .ok_or("a received message has no body")?,
                 )
                 .set_message_attributes(message.message_attributes.clone())
                 .send()
                 .await
-                .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(sdk_error)?;
             sqs.delete_message()
                 .queue_url(dlq_url)
                 .receipt_handle(
                     message
                         .receipt_handle
-                        .ok_or_else(|| err(&"a received message has no receipt handle"))?,
+                        .ok_or("a received message has no receipt handle")?,
                 )
                 .send()
                 .await
-                .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(sdk_error)?;
             moved += 1;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -122,7 +122,7 @@ pub async fn deployed_queue_url(
         .queue_name_prefix(&prefix)
         .send()
         .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        .map_err(sdk_error)?;
     let urls: Vec<String> = out
         .queue_urls
         .unwrap_or_default() // no QueueUrls: no queue with that prefix (said below)
@@ -158,18 +158,13 @@ mod tests {
     #[test]
     fn every_redrivable_dlq_has_its_source_and_failure_records_are_refused() {
         let template = Template::load_project().expect("transform");
-        assert_eq!(
-            source_of(&template, "PhotoUploadDLQ").unwrap(),
-            "PhotoUploadQueue"
-        );
-        assert_eq!(
-            source_of(&template, "ApprovalRequestDLQ").unwrap(),
-            "ApprovalRequestQueue"
-        );
-        assert_eq!(
-            source_of(&template, "AppointmentQueueDLQ").unwrap(),
-            "AppointmentQueue"
-        );
+        for (dlq, source) in [
+            ("PhotoUploadDLQ", "PhotoUploadQueue"),
+            ("ApprovalRequestDLQ", "ApprovalRequestQueue"),
+            ("AppointmentQueueDLQ", "AppointmentQueue"),
+        ] {
+            assert_eq!(source_of(&template, dlq).unwrap(), source, "{dlq}");
+        }
         assert!(source_of(&template, "AppointmentPipeDLQ").is_err());
         assert!(source_of(&template, "ItemsTable").is_err());
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::cloudformation::provision::Stack;
-use crate::cloudformation::template::TemplateError;
+use crate::cloudformation::template::{TemplateError, items};
 
 #[derive(Debug, Clone)]
 pub struct RestApi {
@@ -53,30 +53,17 @@ pub struct RestRoute {
 /// How specific a route's match is: literal segments, not greedy, exact method.
 type Rank = (usize, usize, bool);
 
-/// What a request path and method find in a REST API.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RestMatch<'a> {
-    Route {
-        route: &'a RestRoute,
-        path_parameters: BTreeMap<String, String>,
-    },
-    /// Some route has this path, none this method (API Gateway answers it like an unknown path).
-    NoMethod,
-    NoPath,
-}
-
 impl RestApi {
     /// The most specific route for `path` (raw, percent-encoded): literal segments beat
-    /// `{param}`, which beats `{proxy+}`; an exact method beats `ANY`.
-    pub fn find(&self, method: &str, path: &str) -> RestMatch<'_> {
+    /// `{param}`, which beats `{proxy+}`; an exact method beats `ANY`. A path some route has,
+    /// but not with this method, finds nothing: API Gateway answers it like an unknown path.
+    pub fn find(&self, method: &str, path: &str) -> Option<(&RestRoute, BTreeMap<String, String>)> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut best: Option<(&RestRoute, BTreeMap<String, String>, Rank)> = None;
-        let mut path_known = false;
         for route in &self.routes {
             let Some((params, literal, greedy)) = match_path(&route.path, &segments) else {
                 continue;
             };
-            path_known = true;
             let exact = route.method == method;
             if !exact && route.method != "ANY" {
                 continue;
@@ -86,14 +73,7 @@ impl RestApi {
                 best = Some((route, params, rank));
             }
         }
-        match best {
-            Some((route, path_parameters, _)) => RestMatch::Route {
-                route,
-                path_parameters,
-            },
-            None if path_known => RestMatch::NoMethod,
-            None => RestMatch::NoPath,
-        }
+        best.map(|(route, path_parameters, _)| (route, path_parameters))
     }
 
     /// The CORS headers of the `OPTIONS` mock integration on this path, if it has one.
@@ -156,12 +136,6 @@ fn logical_ref(value: &Value) -> Option<String> {
     value.get("Ref").and_then(Value::as_str).map(str::to_string)
 }
 
-/// The `AWS::Lambda::Function` an integration URI (`...functions/${Fn.Arn}/invocations`, or its
-/// alias) names.
-fn integrated_function(stack: &Stack, uri: &Value) -> Option<String> {
-    stack.template.invoked_function(uri)
-}
-
 /// Every REST API that exists under the stack's parameters, with its routes.
 pub fn rest_apis(stack: &Stack) -> Result<Vec<RestApi>, TemplateError> {
     let mut apis = Vec::new();
@@ -201,8 +175,9 @@ fn operations(stack: &Stack, api_id: &str, body: &Value) -> Result<Operations, T
             };
             match integration["type"].as_str() {
                 Some("aws_proxy") => {
+                    // The URI (`...functions/${Fn.Arn}/invocations`, or its alias) names the function.
                     let function =
-                        integrated_function(stack, &integration["uri"]).ok_or_else(|| {
+                        stack.template.invoked_function(&integration["uri"]).ok_or_else(|| {
                             TemplateError::Unsupported(format!(
                                 "{api_id} {method} {path}: the integration names no function of the template"
                             ))
@@ -337,10 +312,8 @@ pub fn usable_api_key(stack: &Stack, api: &RestApi) -> Result<Option<String>, Te
         if !resolver.exists(plan)? {
             continue;
         }
-        let serves_api = plan.properties["ApiStages"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let serves_api = items(&plan.properties["ApiStages"])
+            .iter()
             .any(|stage| logical_ref(&stage["ApiId"]).as_deref() == Some(api.logical_id.as_str()));
         if !serves_api {
             continue;
@@ -467,17 +440,12 @@ mod tests {
         }
     }
 
-    fn found(m: RestMatch<'_>) -> (String, Vec<(String, String)>) {
-        match m {
-            RestMatch::Route {
-                route,
-                path_parameters,
-            } => (
-                route.function.clone(),
-                path_parameters.into_iter().collect(),
-            ),
-            other => panic!("no route: {other:?}"),
-        }
+    fn found(m: Option<(&RestRoute, BTreeMap<String, String>)>) -> (String, Vec<(String, String)>) {
+        let (route, path_parameters) = m.expect("a route");
+        (
+            route.function.clone(),
+            path_parameters.into_iter().collect(),
+        )
     }
 
     #[test]
@@ -489,24 +457,25 @@ mod tests {
             ("GET", "/items/special"),
             ("GET", "/files/{path+}"),
         ]);
-        assert_eq!(found(api.find("POST", "/items")).0, "ANY /items");
-        assert_eq!(found(api.find("GET", "/items/a%40b")).0, "GET /items/{id}");
+        for (method, path, route) in [
+            ("POST", "/items", "ANY /items"),
+            ("GET", "/items/a%40b", "GET /items/{id}"),
+            ("DELETE", "/items/x", "ANY /items/{id}"),
+            ("GET", "/items/special", "GET /items/special"),
+        ] {
+            assert_eq!(found(api.find(method, path)).0, route, "{method} {path}");
+        }
         assert_eq!(
             found(api.find("GET", "/items/a%40b")).1,
             [("id".to_string(), "a@b".to_string())]
-        );
-        assert_eq!(found(api.find("DELETE", "/items/x")).0, "ANY /items/{id}");
-        assert_eq!(
-            found(api.find("GET", "/items/special")).0,
-            "GET /items/special"
         );
         assert_eq!(
             found(api.find("GET", "/files/a/b/c.txt")).1,
             [("path".to_string(), "a/b/c.txt".to_string())]
         );
-        assert_eq!(api.find("GET", "/files"), RestMatch::NoPath);
-        assert_eq!(api.find("GET", "/items/x/y"), RestMatch::NoPath);
-        assert_eq!(api.find("GET", "/nothing"), RestMatch::NoPath);
+        assert_eq!(api.find("GET", "/files"), None);
+        assert_eq!(api.find("GET", "/items/x/y"), None);
+        assert_eq!(api.find("GET", "/nothing"), None);
         assert!(api.preflight_for("/items/x").is_some());
         assert!(api.preflight_for("/items").is_none());
     }
@@ -514,7 +483,8 @@ mod tests {
     #[test]
     fn an_unknown_method_on_a_known_path_is_not_a_route() {
         let api = api(&[("POST", "/uploads")]);
-        assert_eq!(api.find("GET", "/uploads"), RestMatch::NoMethod);
+        assert_eq!(api.find("GET", "/uploads"), None);
+        assert!(api.find("POST", "/uploads").is_some());
     }
 
     #[test]

@@ -27,9 +27,10 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::apigateway::apis::{GatewayResponse, RestApi, RestMatch, WebSocketApi};
+use crate::apigateway::apis::{GatewayResponse, RestApi, WebSocketApi};
+use crate::cloudformation::template::items;
 use crate::cloudwatch::LogSink;
-use crate::emulator::ACCOUNT_ID;
+use crate::emulator::{ACCOUNT_ID, sdk_error};
 use crate::lambda::runtime::{Functions, InvokeError};
 
 const LABEL: &str = "gateway";
@@ -125,19 +126,28 @@ fn json_response(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// Single- and multi-value header maps, as API Gateway's proxy events carry them.
-fn header_maps(headers: &HeaderMap) -> (Value, Value) {
+/// API Gateway's own `{"message": ...}` answer.
+fn message(status: StatusCode, text: impl std::fmt::Display) -> Response {
+    json_response(status, json!({"message": text.to_string()}))
+}
+
+/// A single-value map (the last value of each name) and a multi-value one (every value).
+fn single_and_multi(pairs: impl Iterator<Item = (String, String)>) -> (Value, Value) {
     let mut single = Map::new();
     let mut multi: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        single.insert(name.to_string(), json!(value));
-        multi
-            .entry(name.to_string())
-            .or_default()
-            .push(json!(value));
+    for (name, value) in pairs {
+        single.insert(name.clone(), json!(value));
+        multi.entry(name).or_default().push(json!(value));
     }
     (Value::Object(single), json!(multi))
+}
+
+/// Single- and multi-value header maps, as API Gateway's proxy events carry them.
+fn header_maps(headers: &HeaderMap) -> (Value, Value) {
+    single_and_multi(headers.iter().map(|(name, value)| {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        (name.to_string(), value)
+    }))
 }
 
 /// Single- and multi-value query maps (decoded), `null` when there is no query string.
@@ -145,13 +155,7 @@ fn query_maps(query: Option<&str>) -> (Value, Value) {
     let Some(query) = query.filter(|q| !q.is_empty()) else {
         return (Value::Null, Value::Null);
     };
-    let mut single = Map::new();
-    let mut multi: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        single.insert(key.to_string(), json!(value));
-        multi.entry(key.to_string()).or_default().push(json!(value));
-    }
-    (Value::Object(single), json!(multi))
+    single_and_multi(url::form_urlencoded::parse(query.as_bytes()).into_owned())
 }
 
 /// A request body as API Gateway passes it on: text as is, anything else base64-encoded.
@@ -224,11 +228,7 @@ fn rest_target<'a>(apis: &'a [RestApi], method: &Method, path: &str) -> Option<R
         {
             return Some(RestTarget::Preflight(cors));
         }
-        if let RestMatch::Route {
-            route,
-            path_parameters,
-        } = api.find(method.as_str(), path)
-        {
+        if let Some((route, path_parameters)) = api.find(method.as_str(), path) {
             return Some(RestTarget::Route(api, route, path_parameters));
         }
     }
@@ -264,7 +264,7 @@ async fn rest(State(shared): State<AppState>, request: Request) -> Response {
     let gateway = &shared.gateway;
     let (parts, body) = request.into_parts();
     let Some(first_api) = gateway.rest.first() else {
-        return json_response(StatusCode::NOT_FOUND, json!({"message": "no REST API"}));
+        return message(StatusCode::NOT_FOUND, "no REST API");
     };
     // API Gateway's payload limit is 10 MB; what it answers is a gateway response
     // (REQUEST_TOO_LARGE, else DEFAULT_4XX), shaped by the template.
@@ -416,12 +416,7 @@ fn proxy_response(result: &Value) -> Option<Response> {
             continue;
         };
         headers.remove(&name);
-        for value in values
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for value in items(values).iter().filter_map(Value::as_str) {
             if let Ok(value) = HeaderValue::from_str(value) {
                 headers.append(name.clone(), value);
             }
@@ -455,8 +450,7 @@ impl Shared {
         connection_id: &str,
         route_key: &str,
         event_type: &str,
-        connected_at: u64,
-        user_agent: &str,
+        connection: &Connection,
     ) -> Value {
         let request_id = request_id();
         json!({
@@ -467,9 +461,9 @@ impl Shared {
                 "requestTime": request_time(),
                 "messageDirection": "IN",
                 "stage": api.stage,
-                "connectedAt": connected_at,
+                "connectedAt": connection.connected_at,
                 "requestTimeEpoch": now_ms(),
-                "identity": {"sourceIp": "127.0.0.1", "userAgent": user_agent},
+                "identity": {"sourceIp": "127.0.0.1", "userAgent": connection.user_agent},
                 "requestId": request_id,
                 "domainName": self.gateway.authority,
                 "connectionId": connection_id,
@@ -478,28 +472,18 @@ impl Shared {
             "isBase64Encoded": false,
         })
     }
-}
 
-impl Shared {
     /// Runs the `$connect` route's function, if the API has one: a non-2xx result refuses the
     /// connection with that result, a failed integration with 500.
     async fn authorize_connect(
         &self,
         api: &WebSocketApi,
         connection_id: &str,
-        connected_at: u64,
-        user_agent: &str,
+        connection: &Connection,
         parts: &axum::http::request::Parts,
     ) -> Option<Response> {
         let function = api.routes.get("$connect")?;
-        let mut event = self.websocket_event(
-            api,
-            connection_id,
-            "$connect",
-            "CONNECT",
-            connected_at,
-            user_agent,
-        );
+        let mut event = self.websocket_event(api, connection_id, "$connect", "CONNECT", connection);
         let (headers, multi_value_headers) = header_maps(&parts.headers);
         let (query_single, query_multi) = query_maps(parts.uri.query());
         event["headers"] = headers;
@@ -511,18 +495,17 @@ impl Shared {
                 // A result without a statusCode accepts the connection, as API Gateway does.
                 let status = result["statusCode"].as_u64().unwrap_or(200);
                 (!(200..300).contains(&status)).then(|| {
-                    proxy_response(&result).unwrap_or_else(|| {
-                        json_response(StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
-                    })
+                    proxy_response(&result)
+                        .unwrap_or_else(|| message(StatusCode::FORBIDDEN, "Forbidden"))
                 })
             }
             Err(err) => {
                 self.gateway
                     .log
                     .line(LABEL, &format!("$connect failed: {err}"));
-                Some(json_response(
+                Some(message(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"message": "Internal server error"}),
+                    "Internal server error",
                 ))
             }
         }
@@ -535,19 +518,14 @@ async fn websocket_connect(
     request: Request,
 ) -> Response {
     let Some(api) = shared.websocket_api(&api_id) else {
-        return json_response(
-            StatusCode::NOT_FOUND,
-            json!({"message": format!("no WebSocket API {api_id}")}),
-        );
+        return message(StatusCode::NOT_FOUND, format!("no WebSocket API {api_id}"));
     };
     let (mut parts, _) = request.into_parts();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
-            return json_response(
-                StatusCode::UPGRADE_REQUIRED,
-                json!({"message": format!("a WebSocket handshake is expected here: {rejection}")}),
-            );
+            let expected = format!("a WebSocket handshake is expected here: {rejection}");
+            return message(StatusCode::UPGRADE_REQUIRED, expected);
         }
     };
     let connection_id = URL_SAFE.encode(&uuid::Uuid::new_v4().as_bytes()[..12]);
@@ -558,12 +536,6 @@ async fn websocket_connect(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default() // no User-Agent header: an empty identity.userAgent
         .to_string();
-    if let Some(refusal) = shared
-        .authorize_connect(api, &connection_id, connected_at, &user_agent, &parts)
-        .await
-    {
-        return refusal;
-    }
     let (outbox, inbox) = mpsc::unbounded_channel();
     let connection = Arc::new(Connection {
         outbox,
@@ -571,6 +543,12 @@ async fn websocket_connect(
         last_active: AtomicU64::new(connected_at),
         user_agent,
     });
+    if let Some(refusal) = shared
+        .authorize_connect(api, &connection_id, &connection, &parts)
+        .await
+    {
+        return refusal;
+    }
     shared
         .connections
         .lock()
@@ -631,8 +609,7 @@ async fn serve_socket(
             &connection_id,
             "$disconnect",
             "DISCONNECT",
-            connection.connected_at,
-            &connection.user_agent,
+            &connection,
         );
         event["disconnectStatusCode"] = json!(1000);
         event["disconnectReason"] = json!("");
@@ -675,8 +652,7 @@ async fn route_message(
         connection_id,
         route.as_deref().unwrap_or("$default"),
         "MESSAGE",
-        connection.connected_at,
-        &connection.user_agent,
+        connection,
     );
     let request_id = event["requestContext"]["requestId"].clone();
     let error = |message: &str| json!({"message": message, "connectionId": connection_id, "requestId": request_id});
@@ -713,8 +689,6 @@ fn gone() -> Response {
     response
 }
 
-/// `POST` (send), `GET` (describe), `DELETE` (close) `/@connections/{id}`; 410 for ids that are
-/// not connected, as API Gateway answers.
 impl Shared {
     /// The management API is IAM-authorised: the caller's role must allow
     /// `execute-api:ManageConnections` on
@@ -727,18 +701,16 @@ impl Shared {
         method: &Method,
     ) -> Option<Response> {
         let Some((key, _)) = crate::iam::sigv4::credential_scope(headers, &[]) else {
-            return Some(json_response(
+            return Some(message(
                 StatusCode::FORBIDDEN,
-                json!({"message": "Missing Authentication Token"}),
+                "Missing Authentication Token",
             ));
         };
         let (Some(api), Some(physical)) =
             (self.websocket_api(api_id), self.gateway.api_ids.get(api_id))
         else {
-            return Some(json_response(
-                StatusCode::NOT_FOUND,
-                json!({"message": format!("no WebSocket API {api_id}")}),
-            ));
+            let unknown = format!("no WebSocket API {api_id}");
+            return Some(message(StatusCode::NOT_FOUND, unknown));
         };
         let question = crate::iam::AuthorizeRequest {
             access_key_id: key,
@@ -751,14 +723,8 @@ impl Shared {
         };
         match self.gateway.gate.authorize(&question).await {
             Ok(answer) if answer.allowed => None,
-            Ok(answer) => Some(json_response(
-                StatusCode::FORBIDDEN,
-                json!({"message": answer.message}),
-            )),
-            Err(err) => Some(json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"message": err}),
-            )),
+            Ok(answer) => Some(message(StatusCode::FORBIDDEN, answer.message)),
+            Err(err) => Some(message(StatusCode::INTERNAL_SERVER_ERROR, err)),
         }
     }
 }
@@ -783,6 +749,8 @@ fn describe_connection(connection: &Connection) -> Response {
     )
 }
 
+/// `POST` (send), `GET` (describe), `DELETE` (close) `/@connections/{id}`; 410 for ids that are
+/// not connected, as API Gateway answers.
 async fn manage_connection(
     State(shared): State<AppState>,
     Path((api_id, connection_id)): Path<(String, String)>,
@@ -815,10 +783,7 @@ async fn manage_connection(
             let _ = connection.outbox.send(Message::Close(None));
             StatusCode::NO_CONTENT.into_response()
         }
-        _ => json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            json!({"message": "use POST, GET or DELETE"}),
-        ),
+        _ => message(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE"),
     }
 }
 
@@ -835,17 +800,11 @@ async fn mailbox(
     if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
         request = request.header(crate::gate::control::ADMIN_HEADER, token);
     }
-    let answer = match request.send().await {
-        Ok(response) => response.json::<Value>().await,
-        Err(err) => Err(err),
-    };
-    let data = match answer {
+    let data = match async { request.send().await?.json::<Value>().await }.await {
         Ok(data) => data,
         Err(err) => {
-            return json_response(
-                StatusCode::BAD_GATEWAY,
-                json!({"message": format!("the emulator did not answer: {err}")}),
-            );
+            let silent = format!("the emulator did not answer: {err}");
+            return message(StatusCode::BAD_GATEWAY, silent);
         }
     };
     let to = query.get("to");
@@ -922,10 +881,7 @@ async fn peek_queue(State(shared): State<AppState>, Path(queue): Path<String>) -
                 json!({"queue": queue, "messages": messages}),
             )
         }
-        Err(err) => json_response(
-            StatusCode::BAD_GATEWAY,
-            json!({"message": aws_sdk_sqs::error::DisplayErrorContext(err).to_string()}),
-        ),
+        Err(err) => message(StatusCode::BAD_GATEWAY, sdk_error(err)),
     }
 }
 

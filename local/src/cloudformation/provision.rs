@@ -17,7 +17,9 @@ use serde_json::Value;
 use aws_config::Region;
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 
-use crate::cloudformation::template::{Physical, Resolver, Template, TemplateError};
+use crate::cloudformation::template::{
+    Physical, Resolver, Template, TemplateError, items, scalar_string, whole_number,
+};
 use crate::emulator::{ACCOUNT_ID, REGION};
 use crate::iam::{self, GateClient, ResourcePolicyRecord, RoleRecord, StateMachineRecord};
 
@@ -60,21 +62,17 @@ pub struct Stack {
     pub resource_policies: HashMap<String, Vec<Value>>,
 }
 
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 fn create_err(id: &str, kind: &str, err: impl std::fmt::Display) -> ProvisionError {
     ProvisionError::Create {
         id: id.into(),
         kind: kind.into(),
         detail: err.to_string(),
     }
+}
+
+/// An SDK call's failure as [`create_err`], with the error's chain of causes.
+fn sdk_err<E: std::error::Error>(id: &str, kind: &str) -> impl FnOnce(E) -> ProvisionError {
+    move |e| create_err(id, kind, crate::emulator::sdk_error(e))
 }
 
 /// Resource types served or run by this crate from their properties (the gateway, the
@@ -118,14 +116,8 @@ fn lambda_qualified(id: &str, kind: &str, props: &Value) -> Result<Physical, Pro
         _ => "1",
     };
     let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}:{qualifier}");
-    Ok(Physical {
-        reference: arn.clone(),
-        attributes: HashMap::from([
-            ("Arn".into(), arn.clone()),
-            ("AliasArn".into(), arn),
-            ("Version".into(), "1".into()),
-        ]),
-    })
+    let attributes = [("Arn", &*arn), ("AliasArn", &arn), ("Version", "1")];
+    Ok(Physical::new(&arn, attributes))
 }
 
 /// A property CloudFormation requires, at `pointer` in `props` (`/KeySchema/0/KeyType`), of
@@ -473,7 +465,7 @@ impl Stack {
                     Err(create_err(
                         address,
                         "SES identity",
-                        aws_sdk_sesv2::error::DisplayErrorContext(e),
+                        crate::emulator::sdk_error(e),
                     ))
                 }
             })
@@ -561,7 +553,7 @@ impl Stack {
             .as_object()
             .into_iter()
             .flatten()
-            .filter_map(|(k, v)| scalar(v).map(|v| (k.clone(), v)))
+            .filter_map(|(k, v)| scalar_string(v).map(|v| (k.clone(), v)))
             .collect())
     }
 
@@ -595,13 +587,8 @@ impl Stack {
             "AWS::Lambda::Function" => Ok(self.lambda_function(id, &props)),
             "AWS::ApiGateway::RestApi" | "AWS::ApiGatewayV2::Api" => {
                 let api_id = self.api_id(id);
-                Ok(Physical {
-                    reference: api_id.clone(),
-                    attributes: HashMap::from([
-                        ("ApiId".into(), api_id),
-                        ("RootResourceId".into(), "root".into()),
-                    ]),
-                })
+                let attributes = [("ApiId", &*api_id), ("RootResourceId", "root")];
+                Ok(Physical::new(&api_id, attributes))
             }
             kind if NAMED_ONLY.contains(&kind) => Ok(self.named_only(id, kind, &props)),
             _ => Err(ProvisionError::Unsupported {
@@ -612,32 +599,23 @@ impl Stack {
         .inspect(|_| tracing::debug!(%id, %kind, "provisioned"))
     }
 
+    /// The name property `prop` as written, or, since it is optional, the unique name
+    /// CloudFormation generates (from the stack and logical id, at most `max` characters).
+    fn name_or_generated(&self, id: &str, props: &Value, prop: &str, max: usize) -> String {
+        let written = props[prop].as_str().map(str::to_string);
+        written.unwrap_or_else(|| self.physical_name(id, max))
+    }
+
     fn log_group(&self, id: &str, props: &Value) -> Physical {
-        // LogGroupName is optional: CloudFormation generates a unique name.
-        let name = props["LogGroupName"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| self.physical_name(id, 512));
-        Physical {
-            attributes: HashMap::from([(
-                "Arn".into(),
-                format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"),
-            )]),
-            reference: name,
-        }
+        let name = self.name_or_generated(id, props, "LogGroupName", 512);
+        let arn = format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*");
+        Physical::new(&name, [("Arn", &arn)])
     }
 
     fn lambda_function(&self, id: &str, props: &Value) -> Physical {
-        // FunctionName is optional: CloudFormation generates a unique name.
-        let name = props["FunctionName"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| self.physical_name(id, 64));
+        let name = self.name_or_generated(id, props, "FunctionName", 64);
         let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}");
-        Physical {
-            reference: name,
-            attributes: HashMap::from([("Arn".into(), arn)]),
-        }
+        Physical::new(&name, [("Arn", &arn)])
     }
 
     /// A resource this crate serves or runs from its properties: only a name (and ARN) that
@@ -645,10 +623,9 @@ impl Stack {
     fn named_only(&self, id: &str, kind: &str, props: &Value) -> Physical {
         let reference = match kind {
             // A stage's Ref is its name.
-            "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => props["StageName"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| self.physical_name(id, 64)),
+            "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => {
+                self.name_or_generated(id, props, "StageName", 64)
+            }
             _ => self.physical_name(id, 64),
         };
         // Every kind in NAMED_ONLY is AWS::<Service>::<Resource>.
@@ -670,11 +647,7 @@ impl Stack {
 
     async fn create_table(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
         let table = TableDeclaration { id, props };
-        let name = props
-            .get("TableName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| self.physical_name(id, 255));
+        let name = self.name_or_generated(id, props, "TableName", 255);
         let client = aws_sdk_dynamodb::Client::new(&self.sdk);
         let out = client
             .create_table()
@@ -686,7 +659,7 @@ impl Stack {
             .set_stream_specification(table.stream_specification()?)
             .send()
             .await
-            .map_err(|e| table.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| table.error(crate::emulator::sdk_error(e)))?;
         if let Some(ttl) = table.time_to_live()? {
             client
                 .update_time_to_live()
@@ -694,7 +667,7 @@ impl Stack {
                 .time_to_live_specification(ttl)
                 .send()
                 .await
-                .map_err(|e| table.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                .map_err(|e| table.error(crate::emulator::sdk_error(e)))?;
         }
         let description = out
             .table_description
@@ -765,42 +738,24 @@ impl Stack {
             .set_attributes(Some(attributes))
             .send()
             .await
-            .map_err(|e| create_err(id, kind, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_err(id, kind))?;
         let url = out
             .queue_url
             .ok_or_else(|| create_err(id, kind, "CreateQueue returned no QueueUrl"))?;
         let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}");
-        Ok(Physical {
-            reference: url.clone(),
-            attributes: HashMap::from([
-                ("Arn".into(), arn),
-                ("QueueName".into(), name),
-                ("QueueUrl".into(), url),
-            ]),
-        })
+        let attributes = [("Arn", &*arn), ("QueueName", &name), ("QueueUrl", &url)];
+        Ok(Physical::new(&url, attributes))
     }
 
     async fn create_topic(&self, id: &str) -> Result<Physical, ProvisionError> {
+        let kind = "AWS::SNS::Topic";
         let name = self.physical_name(id, 256);
-        let out = aws_sdk_sns::Client::new(&self.sdk)
-            .create_topic()
-            .name(&name)
-            .send()
-            .await
-            .map_err(|e| {
-                create_err(
-                    id,
-                    "AWS::SNS::Topic",
-                    aws_sdk_sns::error::DisplayErrorContext(e),
-                )
-            })?;
-        let arn = out
-            .topic_arn
-            .ok_or_else(|| create_err(id, "AWS::SNS::Topic", "CreateTopic returned no TopicArn"))?;
-        Ok(Physical {
-            reference: arn.clone(),
-            attributes: HashMap::from([("TopicArn".into(), arn), ("TopicName".into(), name)]),
-        })
+        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        let out = sns.create_topic().name(&name).send().await;
+        let arn = out.map_err(sdk_err(id, kind))?.topic_arn;
+        let arn = arn.ok_or_else(|| create_err(id, kind, "CreateTopic returned no TopicArn"))?;
+        let attributes = [("TopicArn", &*arn), ("TopicName", &name)];
+        Ok(Physical::new(&arn, attributes))
     }
 
     async fn create_bucket(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
@@ -826,13 +781,14 @@ impl Stack {
             .bucket(&name)
             .send()
             .await
-            .map_err(|e| create_err(id, kind, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_err(id, kind))?;
         // S3's CORS evaluation happens at the gate (moto answers every origin).
+        let cors = crate::s3::cors::BucketCorsRecord {
+            bucket: name.clone(),
+            rules: crate::s3::cors::rules_of(props),
+        };
         self.gate
-            .register_bucket_cors(&crate::s3::cors::BucketCorsRecord {
-                bucket: name.clone(),
-                rules: crate::s3::cors::rules_of(props),
-            })
+            .register("bucket-cors", cors)
             .await
             .map_err(ProvisionError::Iam)?;
         if let Some(config) = self.bucket_notifications(id, props, &bucket_arn)? {
@@ -841,19 +797,16 @@ impl Stack {
                 .notification_configuration(config)
                 .send()
                 .await
-                .map_err(|e| create_err(id, kind, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                .map_err(sdk_err(id, kind))?;
         }
-        Ok(Physical {
-            reference: name.clone(),
-            attributes: HashMap::from([
-                ("Arn".into(), format!("arn:aws:s3:::{name}")),
-                ("DomainName".into(), format!("{name}.s3.amazonaws.com")),
-                (
-                    "RegionalDomainName".into(),
-                    format!("{name}.s3.{REGION}.amazonaws.com"),
-                ),
-            ]),
-        })
+        let domain = format!("{name}.s3.amazonaws.com");
+        let regional = format!("{name}.s3.{REGION}.amazonaws.com");
+        let attributes = [
+            ("Arn", &*bucket_arn),
+            ("DomainName", &domain),
+            ("RegionalDomainName", &regional),
+        ];
+        Ok(Physical::new(&name, attributes))
     }
 
     /// The bucket's queue notifications, each destination checked as S3 checks it when the
@@ -921,24 +874,15 @@ impl Stack {
         id: &str,
         props: &Value,
     ) -> Result<Physical, ProvisionError> {
-        let identity =
-            required_str(id, "AWS::SES::EmailIdentity", props, "/EmailIdentity")?.to_string();
+        let kind = "AWS::SES::EmailIdentity";
+        let identity = required_str(id, kind, props, "/EmailIdentity")?;
         aws_sdk_sesv2::Client::new(&self.sdk)
             .create_email_identity()
-            .email_identity(&identity)
+            .email_identity(identity)
             .send()
             .await
-            .map_err(|e| {
-                create_err(
-                    id,
-                    "AWS::SES::EmailIdentity",
-                    aws_sdk_sesv2::error::DisplayErrorContext(e),
-                )
-            })?;
-        Ok(Physical {
-            reference: identity,
-            attributes: HashMap::new(),
-        })
+            .map_err(sdk_err(id, kind))?;
+        Ok(Physical::new(identity, []))
     }
 
     /// A secret whose value Secrets Manager generates (`GenerateSecretString`: `PasswordLength`,
@@ -946,16 +890,13 @@ impl Stack {
     /// unnamed one; `Ref` is its ARN.
     async fn create_secret(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
         let kind = "AWS::SecretsManager::Secret";
-        let name = props["Name"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| self.physical_name(id, 256));
+        let name = self.name_or_generated(id, props, "Name", 256);
         let value = match (&props["SecretString"], &props["GenerateSecretString"]) {
             (Value::String(value), _) => value.clone(),
             (_, Value::Object(generate)) => {
                 let length = generate
                     .get("PasswordLength")
-                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                    .and_then(whole_number)
                     .unwrap_or(32) as usize;
                 let alphabet: Vec<char> = if generate
                     .get("ExcludePunctuation")
@@ -983,39 +924,19 @@ impl Stack {
             .secret_string(value)
             .send()
             .await
-            .map_err(|e| {
-                create_err(
-                    id,
-                    kind,
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e),
-                )
-            })?;
-        Ok(Physical {
-            reference: out
-                .arn
-                .ok_or_else(|| create_err(id, kind, "CreateSecret returned no ARN"))?,
-            attributes: HashMap::new(),
-        })
+            .map_err(sdk_err(id, kind))?;
+        let arn = out
+            .arn
+            .ok_or_else(|| create_err(id, kind, "CreateSecret returned no ARN"))?;
+        Ok(Physical::new(&arn, []))
     }
 
     async fn create_activity(&self, id: &str) -> Result<Physical, ProvisionError> {
         let name = self.physical_name(id, 80);
-        let out = aws_sdk_sfn::Client::new(&self.sdk)
-            .create_activity()
-            .name(&name)
-            .send()
-            .await
-            .map_err(|e| {
-                create_err(
-                    id,
-                    "AWS::StepFunctions::Activity",
-                    aws_sdk_sfn::error::DisplayErrorContext(e),
-                )
-            })?;
-        Ok(Physical {
-            reference: out.activity_arn.clone(),
-            attributes: HashMap::from([("Name".into(), name)]),
-        })
+        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
+        let out = sfn.create_activity().name(&name).send().await;
+        let out = out.map_err(sdk_err(id, "AWS::StepFunctions::Activity"))?;
+        Ok(Physical::new(&out.activity_arn, [("Name", &name)]))
     }
 
     /// The definition comes from the file the transform's placeholder `DefinitionS3Location`
@@ -1054,7 +975,7 @@ impl Stack {
             .into_iter()
             .flatten()
         {
-            let value = scalar(value).ok_or_else(|| {
+            let value = scalar_string(value).ok_or_else(|| {
                 create_err(
                     id,
                     kind,
@@ -1074,34 +995,27 @@ impl Stack {
             .role_arn(&role_arn)
             .send()
             .await
-            .map_err(|e| create_err(id, kind, aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_err(id, kind))?;
         let role = self.role_of(id)?;
         let (queue_urls, token_fields) = service_integrations(&parsed);
+        let machine = StateMachineRecord {
+            arn: out.state_machine_arn.clone(),
+            role_access_key: self.access_key(&role),
+            queue_urls,
+            token_fields,
+        };
         self.gate
-            .register_state_machine(&StateMachineRecord {
-                arn: out.state_machine_arn.clone(),
-                role_access_key: self.access_key(&role),
-                queue_urls,
-                token_fields,
-            })
+            .register("state-machines", machine)
             .await
             .map_err(ProvisionError::Iam)?;
-        Ok(Physical {
-            reference: out.state_machine_arn.clone(),
-            attributes: HashMap::from([
-                ("Name".into(), name),
-                ("Arn".into(), out.state_machine_arn),
-            ]),
-        })
+        let arn = &out.state_machine_arn;
+        Ok(Physical::new(arn, [("Name", &name), ("Arn", arn)]))
     }
 
     /// A role: registered with the gate with its inline policies (SAM's policy templates
     /// already expanded by the transform) and pinned copies of its managed policies.
     async fn create_role(&self, id: &str, props: &Value) -> Result<Physical, ProvisionError> {
-        let name = props["RoleName"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| self.physical_name(id, 64));
+        let name = self.name_or_generated(id, props, "RoleName", 64);
         let arn = format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}");
         let count = props["Policies"].as_array().map_or(0, Vec::len);
         let mut policies: Vec<Value> = (0..count)
@@ -1110,30 +1024,26 @@ impl Stack {
                 required(id, "AWS::IAM::Role", props, &pointer, Value::is_object).cloned()
             })
             .collect::<Result<_, _>>()?;
-        for managed in props["ManagedPolicyArns"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        for managed in items(&props["ManagedPolicyArns"])
+            .iter()
             .filter_map(Value::as_str)
         {
             policies.push(iam::managed_policy(managed).map_err(ProvisionError::Iam)?);
         }
+        let role = RoleRecord {
+            access_key_id: self.access_key(id),
+            stack: self.prefix.clone(),
+            stack_aliases: self.stack_aliases(),
+            logical_id: id.to_string(),
+            arn: arn.clone(),
+            policies,
+            timeout_ms: self.timeout_of_role_user(id)?,
+        };
         self.gate
-            .register_role(&RoleRecord {
-                access_key_id: self.access_key(id),
-                stack: self.prefix.clone(),
-                stack_aliases: self.stack_aliases(),
-                logical_id: id.to_string(),
-                arn: arn.clone(),
-                policies,
-                timeout_ms: self.timeout_of_role_user(id)?,
-            })
+            .register("roles", role)
             .await
             .map_err(ProvisionError::Iam)?;
-        Ok(Physical {
-            reference: name.clone(),
-            attributes: HashMap::from([("Arn".into(), arn), ("RoleId".into(), name)]),
-        })
+        Ok(Physical::new(&name, [("Arn", &arn), ("RoleId", &name)]))
     }
 
     /// The `Timeout` (ms) of the function that runs as this role, if one does: resolved, 3 s
@@ -1192,11 +1102,12 @@ impl Stack {
         };
         let policy = required(id, kind, props, "/PolicyDocument", Value::is_object)?.clone();
         for resource in &resources {
+            let record = ResourcePolicyRecord {
+                resource: resource.clone(),
+                policy: policy.clone(),
+            };
             self.gate
-                .register_resource_policy(&ResourcePolicyRecord {
-                    resource: resource.clone(),
-                    policy: policy.clone(),
-                })
+                .register("resource-policies", record)
                 .await
                 .map_err(ProvisionError::Iam)?;
             self.resource_policies
@@ -1204,10 +1115,7 @@ impl Stack {
                 .or_default()
                 .push(policy.clone());
         }
-        Ok(Physical {
-            reference: self.physical_name(id, 128),
-            attributes: HashMap::new(),
-        })
+        Ok(Physical::new(&self.physical_name(id, 128), []))
     }
 
     /// Whether the queue's policy lets S3 deliver this bucket's notifications (what S3 checks

@@ -75,14 +75,6 @@ impl Template {
         Self::parse(&transformed)
     }
 
-    pub fn load(path: &Path) -> Result<Self, TemplateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text)
-    }
-
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let yaml: serde_norway::Value =
             serde_norway::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
@@ -112,15 +104,7 @@ impl Template {
                         .get("Condition")
                         .and_then(Value::as_str)
                         .map(str::to_string),
-                    depends_on: match body.get("DependsOn") {
-                        Some(Value::String(one)) => vec![one.clone()],
-                        Some(Value::Array(many)) => many
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect(),
-                        _ => Vec::new(),
-                    },
+                    depends_on: strings(&body["DependsOn"]),
                 },
             );
         }
@@ -262,6 +246,23 @@ pub fn whole_number(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| value.as_str()?.parse().ok())
 }
 
+/// A list's items; anything else has none.
+pub fn items(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// A string, or the strings of a list; anything else names none.
+pub fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        other => items(other)
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
 /// A string argument of an intrinsic function, or `malformed`'s error.
 fn string_argument(
     value: &Value,
@@ -344,7 +345,7 @@ pub fn transform(
     Ok(json)
 }
 
-fn scalar_string(value: &Value) -> Option<String> {
+pub fn scalar_string(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -477,6 +478,19 @@ fn is_no_value(value: &Value) -> bool {
 pub struct Physical {
     pub reference: String,
     pub attributes: HashMap<String, String>,
+}
+
+impl Physical {
+    /// `reference` (what `Ref` answers) and the attributes `Fn::GetAtt` reads.
+    pub fn new<const N: usize>(reference: &str, attributes: [(&str, &str); N]) -> Self {
+        Self {
+            reference: reference.to_string(),
+            attributes: attributes
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// Evaluates intrinsic functions against provisioned resources and parameter values.
@@ -743,10 +757,7 @@ Resources:
         let resolver = Resolver {
             physical: HashMap::from([(
                 "Table".into(),
-                Physical {
-                    reference: "t1".into(),
-                    attributes: HashMap::from([("StreamArn".into(), "arn:s".into())]),
-                },
+                Physical::new("t1", [("StreamArn", "arn:s")]),
             )]),
             parameters: template.parameter_defaults.clone(),
             conditions: template.conditions.clone(),

@@ -98,17 +98,10 @@ pub async fn learn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn call(operation: &str) -> Call {
-        Call {
-            service: "dynamodb".into(),
-            operation: operation.into(),
-            checks: vec![("dynamodb:GetShardIterator".into(), "arn:stream".into())],
-            context: BTreeMap::new(),
-            task_token: None,
-            shard_iterator: None,
-        }
+        let checks = vec![("dynamodb:GetShardIterator".into(), "arn:stream".into())];
+        Call::new("dynamodb", operation, checks)
     }
 
     #[test]

@@ -60,7 +60,6 @@ pub async fn buffer(request: Request, next: Next) -> Response {
     response
 }
 
-/// The buffered request a layer below [`buffer`] reads.
 pub fn buffered(request: &Request) -> &BufferedRequest {
     request
         .extensions()

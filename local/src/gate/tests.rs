@@ -78,6 +78,11 @@ fn items_reader() -> serde_json::Value {
     })
 }
 
+/// One request through the gate.
+async fn send(gate: &Router, request: Request<Body>) -> axum::response::Response {
+    gate.clone().oneshot(request).await.unwrap()
+}
+
 async fn text(response: axum::response::Response) -> String {
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
@@ -89,22 +94,11 @@ async fn text(response: axum::response::Response) -> String {
 async fn the_control_routes_answer_the_deployer_only() {
     let (emulator, _) = stub_emulator((StatusCode::OK, "{}")).await;
     let gate = super::router(&emulator, Audit::default(), Some(TOKEN.into()));
-    let refused = gate
-        .clone()
-        .oneshot(control("roles", items_reader(), None))
-        .await
-        .unwrap();
+    let refused = send(&gate, control("roles", items_reader(), None)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let registered = gate
-        .clone()
-        .oneshot(control("roles", items_reader(), Some(TOKEN)))
-        .await
-        .unwrap();
+    let registered = send(&gate, control("roles", items_reader(), Some(TOKEN))).await;
     assert_eq!(registered.status(), StatusCode::NO_CONTENT);
-    let unknown = gate
-        .oneshot(control("nothing", json!({}), Some(TOKEN)))
-        .await
-        .unwrap();
+    let unknown = send(&gate, control("nothing", json!({}), Some(TOKEN))).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
@@ -113,20 +107,12 @@ async fn a_role_reaches_the_emulator_only_with_what_its_policy_allows() {
     let (emulator, seen) = stub_emulator((StatusCode::OK, "{}")).await;
     let gate = super::router(&emulator, Audit::default(), Some(TOKEN.into()));
     let role = control("roles", items_reader(), Some(TOKEN));
-    gate.clone().oneshot(role).await.unwrap();
+    send(&gate, role).await;
 
-    let allowed = gate
-        .clone()
-        .oneshot(dynamodb("LOCAL-s1-ItemsRole", "GetItem"))
-        .await
-        .unwrap();
+    let allowed = send(&gate, dynamodb("LOCAL-s1-ItemsRole", "GetItem")).await;
     assert_eq!(allowed.status(), StatusCode::OK);
 
-    let denied = gate
-        .clone()
-        .oneshot(dynamodb("LOCAL-s1-ItemsRole", "DeleteItem"))
-        .await
-        .unwrap();
+    let denied = send(&gate, dynamodb("LOCAL-s1-ItemsRole", "DeleteItem")).await;
     assert_eq!(denied.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         denied.headers()["x-amzn-errortype"],
@@ -136,10 +122,7 @@ async fn a_role_reaches_the_emulator_only_with_what_its_policy_allows() {
         "is not authorized to perform: dynamodb:DeleteItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/s1-Items"
     ));
 
-    let stranger = gate
-        .oneshot(dynamodb("LOCAL-s1-Nobody", "GetItem"))
-        .await
-        .unwrap();
+    let stranger = send(&gate, dynamodb("LOCAL-s1-Nobody", "GetItem")).await;
     assert!(
         text(stranger)
             .await
@@ -153,11 +136,11 @@ async fn unsigned_requests_are_refused_and_the_deployer_passes() {
     let (emulator, seen) = stub_emulator((StatusCode::OK, "{}")).await;
     let gate = super::router(&emulator, Audit::default(), Some(TOKEN.into()));
     let unsigned = Request::get("/photos/a.jpg").body(Body::empty()).unwrap();
-    let refused = gate.clone().oneshot(unsigned).await.unwrap();
+    let refused = send(&gate, unsigned).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(text(refused).await.contains("<Code>AccessDenied</Code>"));
     // The deployer acts as CloudFormation: even an operation no role may make passes.
-    let deployer = gate.oneshot(dynamodb("test", "CreateTable")).await.unwrap();
+    let deployer = send(&gate, dynamodb("test", "CreateTable")).await;
     assert_eq!(deployer.status(), StatusCode::OK);
     assert_eq!(*seen.lock().unwrap(), ["/ DynamoDB_20120810.CreateTable"]);
 }
@@ -168,10 +151,7 @@ async fn a_task_token_nobody_issued_is_invalid_before_any_policy() {
     let gate = super::router(&emulator, Audit::default(), Some(TOKEN.into()));
     let mut role = items_reader();
     role["access_key_id"] = json!("LOCAL-s1-ApprovalRole");
-    gate.clone()
-        .oneshot(control("roles", role, Some(TOKEN)))
-        .await
-        .unwrap();
+    send(&gate, control("roles", role, Some(TOKEN))).await;
     let answer = Request::post("/")
         .header(
             "authorization",
@@ -180,7 +160,7 @@ async fn a_task_token_nobody_issued_is_invalid_before_any_policy() {
         .header("x-amz-target", "AWSStepFunctions.SendTaskSuccess")
         .body(Body::from(json!({"taskToken": "forged", "output": "{}"}).to_string()))
         .unwrap();
-    let response = gate.oneshot(answer).await.unwrap();
+    let response = send(&gate, answer).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(response.headers()["x-amzn-errortype"], "InvalidToken");
     assert!(seen.lock().unwrap().is_empty());

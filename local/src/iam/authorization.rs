@@ -4,7 +4,6 @@
 //! decision audited. Also answers the local stand-ins' questions (`@connections`, the pipe's
 //! enrichment): may this key do this?
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -129,17 +128,9 @@ impl Authorization {
             .unwrap_or((&question.action, ""));
         // The stand-ins are reached over AWS's TLS endpoints; the resource's policy, when it has
         // one, applies as to any call.
-        let call = Call {
-            service: service.to_string(),
-            operation: operation.to_string(),
-            checks: vec![(question.action.clone(), question.resource.clone())],
-            context: BTreeMap::from([(
-                "aws:SecureTransport".to_string(),
-                vec!["true".to_string()],
-            )]),
-            task_token: None,
-            shard_iterator: None,
-        };
+        let checks = vec![(question.action.clone(), question.resource.clone())];
+        let mut call = Call::new(service, operation, checks);
+        call.context = crate::iam::actions::secure_transport();
         match self.refusal(&role, &call) {
             None => AuthorizeAnswer {
                 allowed: true,

@@ -148,27 +148,12 @@ impl GateClient {
         Ok(response)
     }
 
-    pub async fn register_role(&self, role: &RoleRecord) -> Result<(), String> {
-        self.post("roles", role).await.map(drop)
-    }
-
-    pub async fn register_resource_policy(
-        &self,
-        record: &ResourcePolicyRecord,
-    ) -> Result<(), String> {
-        self.post("resource-policies", record).await.map(drop)
-    }
-
-    /// A bucket and its CORS rules (none: CORS is not enabled on it).
-    pub async fn register_bucket_cors(
-        &self,
-        record: &crate::s3::cors::BucketCorsRecord,
-    ) -> Result<(), String> {
-        self.post("bucket-cors", record).await.map(drop)
-    }
-
-    pub async fn register_state_machine(&self, record: &StateMachineRecord) -> Result<(), String> {
-        self.post("state-machines", record).await.map(drop)
+    /// Registers a record with the gate at `/_local/iam/{what}`: a `RoleRecord` at `roles`, a
+    /// `ResourcePolicyRecord` at `resource-policies`, a `StateMachineRecord` at
+    /// `state-machines`, a bucket and its CORS rules (none: CORS is not enabled on it) at
+    /// `bucket-cors`.
+    pub async fn register<T: Serialize>(&self, what: &str, record: T) -> Result<(), String> {
+        self.post(what, &record).await.map(drop)
     }
 
     /// Turns fault injection on (`Some(spec)`, see [`crate::faults`]) or off for a stack's

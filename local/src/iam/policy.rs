@@ -103,15 +103,10 @@ fn strings(value: Option<&Value>) -> Vec<&str> {
 
 /// Condition values as text (policies may write `false` or `[false]` for "false").
 fn condition_values(value: &Value) -> Vec<String> {
-    let one = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
+    use crate::cloudformation::template::scalar_string;
     match value {
-        Value::Array(items) => items.iter().filter_map(one).collect(),
-        other => one(other).into_iter().collect(),
+        Value::Array(items) => items.iter().filter_map(scalar_string).collect(),
+        other => scalar_string(other).into_iter().collect(),
     }
 }
 
@@ -209,36 +204,26 @@ fn operator_holds(operator: &str, expected: &[String], actual: Option<&[String]>
         Some(base) => (base, true),
         None => (operator, false),
     };
-    const KNOWN: [&str; 11] = [
-        "StringEquals",
-        "StringNotEquals",
-        "StringEqualsIgnoreCase",
-        "StringNotEqualsIgnoreCase",
-        "StringLike",
-        "StringNotLike",
-        "ArnEquals",
-        "ArnNotEquals",
-        "ArnLike",
-        "ArnNotLike",
-        "Bool",
-    ];
-    if !KNOWN.contains(&operator) {
-        return None;
-    }
+    // "Not" negates the String and Arn operators, written right after the prefix.
+    let (negated, positive) = match operator.split_once("Not") {
+        Some((prefix @ ("String" | "Arn"), rest)) => (true, format!("{prefix}{rest}")),
+        Some(_) => return None,
+        None => (false, operator.to_string()),
+    };
+    let compare: fn(&str, &str) -> bool = match positive.as_str() {
+        "StringEquals" | "ArnEquals" => |e, v| e == v,
+        "StringEqualsIgnoreCase" | "Bool" => |e, v| e.eq_ignore_ascii_case(v),
+        "StringLike" | "ArnLike" => wildcard,
+        _ => return None,
+    };
     let Some(actual) = actual.filter(|v| !v.is_empty()) else {
         // A missing key matches nothing: positive operators fail, negated ones hold.
-        return Some(if_exists || operator.contains("Not"));
+        return Some(if_exists || negated);
     };
-    let matches = |value: &str| -> bool {
-        expected.iter().any(|e| match operator {
-            "StringEquals" | "StringNotEquals" | "ArnEquals" | "ArnNotEquals" => e == value,
-            "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => e.eq_ignore_ascii_case(value),
-            "StringLike" | "StringNotLike" | "ArnLike" | "ArnNotLike" => wildcard(e, value),
-            _ => e.eq_ignore_ascii_case(value),
-        })
-    };
-    let any = actual.iter().any(|v| matches(v));
-    Some(if operator.contains("Not") { !any } else { any })
+    let any = actual
+        .iter()
+        .any(|v| expected.iter().any(|e| compare(e, v)));
+    Some(if negated { !any } else { any })
 }
 
 /// IAM's wildcards: `*` any run of characters, `?` one character.
@@ -270,136 +255,116 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const TABLE: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/Items";
+
     fn role() -> Principal {
         Principal::Role {
             arn: "arn:aws:iam::123456789012:role/app".into(),
         }
     }
 
-    fn check<'a>(
-        action: &'a str,
-        resource: &'a str,
-        ctx: &'a BTreeMap<String, Vec<String>>,
-    ) -> Check<'a> {
-        Check {
-            action,
-            resource,
-            context: ctx,
-        }
+    /// A condition context of one key.
+    fn context(key: &str, value: &str) -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([(key.to_string(), vec![value.to_string()])])
     }
 
-    const TABLE: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/Items";
+    /// [`evaluate`] of one (action, resource) with `context`.
+    fn decide(
+        principal: &Principal,
+        identity: &[Value],
+        resource_policy: Option<&Value>,
+        (action, resource): (&str, &str),
+        context: &BTreeMap<String, Vec<String>>,
+    ) -> Decision {
+        let check = Check {
+            action,
+            resource,
+            context,
+        };
+        evaluate(principal, identity, resource_policy, &check)
+    }
 
     #[test]
     fn wildcards_match_like_iam() {
-        assert!(wildcard(
-            "arn:aws:s3:::b/uploads/*",
-            "arn:aws:s3:::b/uploads/a/b.jpg"
-        ));
-        assert!(!wildcard(
-            "arn:aws:s3:::b/uploads/*",
-            "arn:aws:s3:::b/other"
-        ));
-        assert!(wildcard("dynamodb:*item", "dynamodb:getitem"));
-        assert!(wildcard("a?c", "abc"));
-        assert!(!wildcard("a?c", "ac"));
-        assert!(wildcard("*", ""));
+        for (pattern, text, matches) in [
+            (
+                "arn:aws:s3:::b/uploads/*",
+                "arn:aws:s3:::b/uploads/a/b.jpg",
+                true,
+            ),
+            ("arn:aws:s3:::b/uploads/*", "arn:aws:s3:::b/other", false),
+            ("arn:aws:s3:::b/*", "arn:aws:s3:::b/*x", true),
+            ("dynamodb:*item", "dynamodb:getitem", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("*", "", true),
+        ] {
+            assert_eq!(wildcard(pattern, text), matches, "{pattern} {text}");
+        }
     }
 
     #[test]
     fn no_statement_is_an_implicit_deny_and_allow_needs_action_and_resource() {
-        let ctx = BTreeMap::new();
-        let policy = json!({"Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": TABLE}]});
-        let p = [policy];
-        assert_eq!(
-            evaluate(&role(), &p, None, &check("dynamodb:GetItem", TABLE, &ctx)),
-            Decision::Allow
-        );
-        // Actions are case-insensitive.
-        assert_eq!(
-            evaluate(&role(), &p, None, &check("DynamoDB:putitem", TABLE, &ctx)),
-            Decision::Allow
-        );
-        assert_eq!(
-            evaluate(
-                &role(),
+        let p = [
+            json!({"Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": TABLE}]}),
+        ];
+        let other_table = format!("{TABLE}2");
+        for (policies, check, expected) in [
+            (&p[..], ("dynamodb:GetItem", TABLE), Decision::Allow),
+            // Actions are case-insensitive.
+            (&p, ("DynamoDB:putitem", TABLE), Decision::Allow),
+            (&p, ("dynamodb:DeleteItem", TABLE), Decision::ImplicitDeny),
+            (
                 &p,
-                None,
-                &check("dynamodb:DeleteItem", TABLE, &ctx)
+                ("dynamodb:GetItem", other_table.as_str()),
+                Decision::ImplicitDeny,
             ),
-            Decision::ImplicitDeny
-        );
-        assert_eq!(
-            evaluate(
-                &role(),
-                &p,
-                None,
-                &check("dynamodb:GetItem", &format!("{TABLE}2"), &ctx)
-            ),
-            Decision::ImplicitDeny
-        );
-        assert_eq!(
-            evaluate(&role(), &[], None, &check("dynamodb:GetItem", TABLE, &ctx)),
-            Decision::ImplicitDeny
-        );
+            (&[], ("dynamodb:GetItem", TABLE), Decision::ImplicitDeny),
+        ] {
+            let decision = decide(&role(), policies, None, check, &BTreeMap::new());
+            assert_eq!(decision, expected, "{check:?}");
+        }
     }
 
     #[test]
     fn an_explicit_deny_wins_over_any_allow() {
-        let ctx = BTreeMap::from([("aws:SecureTransport".to_string(), vec!["false".to_string()])]);
         let identity =
             [json!({"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}})];
         let bucket_policy = json!({"Statement": [{
             "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
             "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]});
-        assert_eq!(
-            evaluate(
-                &role(),
-                &identity,
-                Some(&bucket_policy),
-                &check("s3:GetObject", "arn:aws:s3:::b/k", &ctx)
+        let get = ("s3:GetObject", "arn:aws:s3:::b/k");
+        for (tls, expected) in [
+            (
+                "false",
+                Decision::ExplicitDeny(Some("DenyInsecureTransport".into())),
             ),
-            Decision::ExplicitDeny(Some("DenyInsecureTransport".into()))
-        );
-        let tls = BTreeMap::from([("aws:SecureTransport".to_string(), vec!["true".to_string()])]);
-        assert_eq!(
-            evaluate(
-                &role(),
-                &identity,
-                Some(&bucket_policy),
-                &check("s3:GetObject", "arn:aws:s3:::b/k", &tls)
-            ),
-            Decision::Allow
-        );
+            ("true", Decision::Allow),
+        ] {
+            let ctx = context("aws:SecureTransport", tls);
+            let decision = decide(&role(), &identity, Some(&bucket_policy), get, &ctx);
+            assert_eq!(decision, expected, "aws:SecureTransport {tls}");
+        }
     }
 
     #[test]
     fn not_action_and_not_resource_invert_the_match() {
-        let ctx = BTreeMap::new();
         let p = [json!({"Statement": [
             {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
             {"Effect": "Deny", "Action": "s3:*", "NotResource": "arn:aws:s3:::mine/*"}]})];
-        assert!(evaluate(&role(), &p, None, &check("sqs:SendMessage", "arn:q", &ctx)).allowed());
-        assert!(!evaluate(&role(), &p, None, &check("iam:CreateRole", "*", &ctx)).allowed());
-        assert!(
-            evaluate(
-                &role(),
-                &p,
-                None,
-                &check("s3:GetObject", "arn:aws:s3:::mine/k", &ctx)
-            )
-            .allowed()
-        );
-        assert_eq!(
-            evaluate(
-                &role(),
-                &p,
-                None,
-                &check("s3:GetObject", "arn:aws:s3:::theirs/k", &ctx)
+        for (check, expected) in [
+            (("sqs:SendMessage", "arn:q"), Decision::Allow),
+            (("iam:CreateRole", "*"), Decision::ImplicitDeny),
+            (("s3:GetObject", "arn:aws:s3:::mine/k"), Decision::Allow),
+            (
+                ("s3:GetObject", "arn:aws:s3:::theirs/k"),
+                Decision::ExplicitDeny(None),
             ),
-            Decision::ExplicitDeny(None)
-        );
+        ] {
+            let decision = decide(&role(), &p, None, check, &BTreeMap::new());
+            assert_eq!(decision, expected, "{check:?}");
+        }
     }
 
     #[test]
@@ -413,162 +378,80 @@ mod tests {
             "Action": "sqs:SendMessage", "Resource": queue,
             "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:s3:::stack-uploads"},
                           "StringEquals": {"aws:SourceAccount": "123456789012"}}}]});
-        let ctx = |source: &str| {
-            BTreeMap::from([
-                ("aws:SourceArn".to_string(), vec![source.to_string()]),
-                (
-                    "aws:SourceAccount".to_string(),
-                    vec!["123456789012".to_string()],
-                ),
-            ])
+        let from = |bucket: &str| {
+            let mut ctx = context("aws:SourceArn", bucket);
+            ctx.insert("aws:SourceAccount".into(), vec!["123456789012".into()]);
+            ctx
         };
-        let good = ctx("arn:aws:s3:::stack-uploads");
-        assert!(
-            evaluate(
-                &s3,
-                &[],
-                Some(&policy),
-                &check("sqs:SendMessage", queue, &good)
-            )
-            .allowed()
+        let (good, other) = (
+            from("arn:aws:s3:::stack-uploads"),
+            from("arn:aws:s3:::Stack-Uploads"),
         );
-        let other = ctx("arn:aws:s3:::Stack-Uploads");
-        assert!(
-            !evaluate(
-                &s3,
-                &[],
-                Some(&policy),
-                &check("sqs:SendMessage", queue, &other)
-            )
-            .allowed()
-        );
-        // The policy names S3, not this role.
-        assert!(
-            !evaluate(
-                &role(),
-                &[],
-                Some(&policy),
-                &check("sqs:SendMessage", queue, &good)
-            )
-            .allowed()
-        );
-        // A missing key fails a positive operator.
-        assert!(
-            !evaluate(
-                &s3,
-                &[],
-                Some(&policy),
-                &check("sqs:SendMessage", queue, &BTreeMap::new())
-            )
-            .allowed()
-        );
+        let send = ("sqs:SendMessage", queue);
+        for (principal, ctx, allowed) in [
+            (&s3, &good, true),
+            (&s3, &other, false),
+            // The policy names S3, not this role.
+            (&role(), &good, false),
+            // A missing key fails a positive operator.
+            (&s3, &BTreeMap::new(), false),
+        ] {
+            let decision = decide(principal, &[], Some(&policy), send, ctx);
+            assert_eq!(decision.allowed(), allowed, "{principal:?} {ctx:?}");
+        }
     }
 
     #[test]
     fn negated_and_if_exists_operators_on_missing_keys() {
-        assert_eq!(
-            operator_holds("StringNotEquals", &["a".into()], None),
-            Some(true)
-        );
-        assert_eq!(
-            operator_holds("StringEquals", &["a".into()], None),
-            Some(false)
-        );
-        assert_eq!(
-            operator_holds("StringEqualsIfExists", &["a".into()], None),
-            Some(true)
-        );
-        assert_eq!(operator_holds("Null", &["true".into()], None), Some(true));
-        assert_eq!(
-            operator_holds("Null", &["true".into()], Some(&["x".into()])),
-            Some(false)
-        );
-        assert_eq!(
-            operator_holds(
-                "StringLike",
-                &["uploads/*".into()],
-                Some(&["uploads/a".into()])
-            ),
-            Some(true)
-        );
-        assert_eq!(
-            operator_holds("NumericLessThan", &["1".into()], Some(&["0".into()])),
-            None
-        );
+        let x = ["x".to_string()];
+        let upload = ["uploads/a".to_string()];
+        for (operator, expected, actual, holds) in [
+            ("StringNotEquals", "a", None, Some(true)),
+            ("StringEquals", "a", None, Some(false)),
+            ("StringEqualsIfExists", "a", None, Some(true)),
+            ("Null", "true", None, Some(true)),
+            ("Null", "true", Some(&x[..]), Some(false)),
+            ("StringLike", "uploads/*", Some(&upload[..]), Some(true)),
+            ("NumericLessThan", "1", Some(&["0".to_string()][..]), None),
+        ] {
+            let result = operator_holds(operator, &[expected.to_string()], actual);
+            assert_eq!(result, holds, "{operator}");
+        }
     }
 
     #[test]
     fn what_the_evaluator_cannot_decide_never_lets_a_request_past_a_deny() {
-        let ctx = BTreeMap::new();
         let policy = [json!({"Statement": [
             {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
             {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
              "Condition": {"NumericLessThan": {"s3:max-keys": "10"}}}]})];
-        assert!(
-            !evaluate(
-                &role(),
-                &policy,
-                None,
-                &check("s3:GetObject", "arn:aws:s3:::b/k", &ctx)
-            )
-            .allowed()
-        );
         let only_allow = [
             json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
              "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}}]}),
         ];
-        assert!(
-            !evaluate(
-                &role(),
-                &only_allow,
-                None,
-                &check("s3:GetObject", "arn:aws:s3:::b/k", &ctx)
-            )
-            .allowed()
-        );
+        for policies in [&policy, &only_allow] {
+            let get = ("s3:GetObject", "arn:aws:s3:::b/k");
+            assert!(!decide(&role(), policies, None, get, &BTreeMap::new()).allowed());
+        }
     }
 
     #[test]
     fn not_principal_account_principals_literal_stars_and_bool_lists() {
-        let ctx = BTreeMap::new();
         let identity =
             [json!({"Statement": {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}})];
         let deny_all_but_s3 = json!({"Statement": [{"Effect": "Deny", "NotPrincipal": {"Service": "s3.amazonaws.com"},
             "Action": "sqs:SendMessage", "Resource": "arn:q"}]});
-        assert!(
-            !evaluate(
-                &role(),
-                &identity,
-                Some(&deny_all_but_s3),
-                &check("sqs:SendMessage", "arn:q", &ctx)
-            )
-            .allowed()
-        );
         let account = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
             "Action": "sqs:SendMessage", "Resource": "arn:q"}]});
-        assert!(
-            evaluate(
-                &role(),
-                &[],
-                Some(&account),
-                &check("sqs:SendMessage", "arn:q", &ctx)
-            )
-            .allowed()
-        );
-        assert!(wildcard("arn:aws:s3:::b/*", "arn:aws:s3:::b/*x"));
+        let send = ("sqs:SendMessage", "arn:q");
+        let none = BTreeMap::new();
+        assert!(!decide(&role(), &identity, Some(&deny_all_but_s3), send, &none).allowed());
+        assert!(decide(&role(), &[], Some(&account), send, &none).allowed());
         let bool_list = [json!({"Statement": [
             {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
             {"Effect": "Deny", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": [false]}}}]})];
-        let insecure =
-            BTreeMap::from([("aws:SecureTransport".to_string(), vec!["false".to_string()])]);
-        assert!(
-            !evaluate(
-                &role(),
-                &bool_list,
-                None,
-                &check("s3:GetObject", "arn:aws:s3:::b/k", &insecure)
-            )
-            .allowed()
-        );
+        let insecure = context("aws:SecureTransport", "false");
+        let get = ("s3:GetObject", "arn:aws:s3:::b/k");
+        assert!(!decide(&role(), &bool_list, None, get, &insecure).allowed());
     }
 }

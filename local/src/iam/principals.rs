@@ -20,7 +20,7 @@ use crate::gate::body::buffered;
 use crate::gate::control::{ControlError, parse};
 use crate::iam::actions::call_of;
 use crate::iam::sigv4::caller;
-use crate::stepfunctions::state_machines::{StateMachines, queue_url_of};
+use crate::stepfunctions::state_machines::{StateMachines, sent_message};
 
 /// Roles by access key, and resource-based policies by resource ARN.
 pub struct Principals {
@@ -48,7 +48,8 @@ impl Principals {
     /// The role moto's Step Functions acts for: that of the state machine whose definition sends
     /// to the queue in `body`.
     fn state_machine_role(&self, body: &[u8]) -> Option<RoleRecord> {
-        let sending = self.state_machines.sending_to(&queue_url_of(body)?);
+        let (queue_url, _) = sent_message(body)?;
+        let sending = self.state_machines.sending_to(&queue_url);
         let machine = sending.first()?;
         self.role(&machine.role_access_key)
     }
@@ -96,7 +97,6 @@ pub async fn resolve_role(
     next.run(request).await
 }
 
-/// The role [`resolve_role`] found.
 pub fn role_of(request: &Request) -> &RoleRecord {
     request
         .extensions()

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::policy::{statements, wildcard};
+use crate::cloudformation::template::strings;
 
 #[derive(Default)]
 struct RoleUse {
@@ -27,17 +28,6 @@ fn fold(names: &[String], text: &str) -> String {
     match out.find("/stream/") {
         Some(at) if !out.ends_with("/stream/*") => format!("{}/stream/<label>", &out[..at]),
         _ => out,
-    }
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
     }
 }
 

@@ -59,7 +59,6 @@ pub async fn pass_deployer(State(proxy): State<Proxy>, request: Request, next: N
     next.run(request).await
 }
 
-/// The caller [`identify_caller`] named.
 pub fn caller(request: &Request) -> &Caller {
     request
         .extensions()

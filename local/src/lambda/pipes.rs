@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::cloudformation::provision::{ProvisionError, Stack};
 use crate::cloudformation::template::TemplateError;
+use crate::emulator::sdk_error;
 use crate::lambda::streams::{StreamError, StreamReader};
 
 /// Whether an event matches an EventBridge event pattern (exact values, `prefix`, `exists`,
@@ -326,7 +327,7 @@ impl PipeRunner {
             .await
             .map_err(|e| PipeError::Send {
                 queue: queue_url.into(),
-                detail: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+                detail: sdk_error(e),
             })?;
         Ok(())
     }

@@ -4,7 +4,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::Message;
 use serde_json::json;
 
-use crate::emulator::REGION;
+use crate::emulator::{REGION, sdk_error};
 
 /// Wraps messages received from the queue `queue_arn` into the event Lambda would invoke with.
 pub fn to_lambda_event(messages: &[Message], queue_arn: &str) -> SqsEvent {
@@ -41,7 +41,6 @@ pub fn to_lambda_record(message: &Message, queue_arn: &str) -> SqsMessage {
 /// Receives and deletes every message on a queue (as the deployer, to look at what arrived);
 /// returns their bodies.
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<String>, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let mut bodies = Vec::new();
     loop {
         let out = sqs
@@ -50,7 +49,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Str
             .max_number_of_messages(10)
             .send()
             .await
-            .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(sdk_error)?;
         let messages = out.messages.unwrap_or_default(); // no Messages: the queue is drained
         if messages.is_empty() {
             return Ok(bodies);
@@ -62,7 +61,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Str
                 .set_receipt_handle(message.receipt_handle)
                 .send()
                 .await
-                .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(sdk_error)?;
         }
     }
 }
@@ -80,7 +79,7 @@ pub async fn tap(
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
+        .map_err(sdk_error)?
         .queue_url
         .ok_or("CreateQueue returned no QueueUrl")?;
     let arn =
@@ -104,7 +103,7 @@ pub async fn tap(
         )
         .send()
         .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        .map_err(sdk_error)?;
     aws_sdk_sns::Client::new(sdk)
         .subscribe()
         .topic_arn(topic_arn)
@@ -113,7 +112,7 @@ pub async fn tap(
         .attributes("RawMessageDelivery", "true")
         .send()
         .await
-        .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+        .map_err(sdk_error)?;
     Ok(url)
 }
 
@@ -127,7 +126,7 @@ pub async fn untap(sdk: &aws_config::SdkConfig, topic_arn: &str, url: &str) -> R
         .topic_arn(topic_arn)
         .send()
         .await
-        .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+        .map_err(sdk_error)?;
     for subscription in subscriptions.subscriptions() {
         if subscription.endpoint() == Some(arn.as_str())
             && let Some(subscription_arn) = subscription.subscription_arn()
@@ -136,7 +135,7 @@ pub async fn untap(sdk: &aws_config::SdkConfig, topic_arn: &str, url: &str) -> R
                 .subscription_arn(subscription_arn)
                 .send()
                 .await
-                .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+                .map_err(sdk_error)?;
         }
     }
     aws_sdk_sqs::Client::new(sdk)
@@ -144,6 +143,6 @@ pub async fn untap(sdk: &aws_config::SdkConfig, topic_arn: &str, url: &str) -> R
         .queue_url(url)
         .send()
         .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        .map_err(sdk_error)?;
     Ok(())
 }

@@ -177,16 +177,6 @@ impl Functions {
 
     /// Invokes a function synchronously (`RequestResponse`) with a JSON event.
     pub async fn invoke(&self, logical_id: &str, event: &Value) -> Result<Value, InvokeError> {
-        let raw = self
-            .invoke_raw(logical_id, event.to_string().into_bytes())
-            .await?;
-        serde_json::from_slice(&raw).map_err(|e| InvokeError::NotJson {
-            function: logical_id.to_string(),
-            detail: e.to_string(),
-        })
-    }
-
-    pub async fn invoke_raw(&self, logical_id: &str, payload: Vec<u8>) -> Outcome {
         let host = self
             .hosts
             .get(logical_id)
@@ -194,14 +184,18 @@ impl Functions {
         let (reply, outcome) = oneshot::channel();
         let pending = Pending {
             request_id: uuid::Uuid::new_v4().to_string(),
-            payload,
+            payload: event.to_string().into_bytes(),
             reply,
         };
         let crashed = || InvokeError::Crashed {
             function: host.spec.label.clone(),
         };
         host.queue.send(pending).await.map_err(|_| crashed())?;
-        outcome.await.map_err(|_| crashed())?
+        let raw = outcome.await.map_err(|_| crashed())??;
+        serde_json::from_slice(&raw).map_err(|e| InvokeError::NotJson {
+            function: logical_id.to_string(),
+            detail: e.to_string(),
+        })
     }
 
     /// Stops every process and waits for them to exit.
@@ -410,28 +404,23 @@ async fn next(State(state): State<ApiState>) -> Response {
             watchdog.replace.notify_one();
         }
     });
+    // Lambda's X-Ray header with active tracing: root, parent segment, sampled.
+    let trace_id = format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=1",
+        deadline_ms / 1000,
+        &uuid::Uuid::new_v4().simple().to_string()[..24],
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    );
     let mut headers = HeaderMap::new();
-    let header = |v: &str| v.parse().expect("header value");
-    headers.insert("Lambda-Runtime-Aws-Request-Id", header(&request_id));
-    headers.insert(
-        "Lambda-Runtime-Deadline-Ms",
-        header(&deadline_ms.to_string()),
-    );
-    headers.insert(
-        "Lambda-Runtime-Invoked-Function-Arn",
-        header(&host.spec.arn),
-    );
-    headers.insert(
-        "Lambda-Runtime-Trace-Id",
-        // Lambda's X-Ray header with active tracing: root, parent segment, sampled.
-        header(&format!(
-            "Root=1-{:08x}-{};Parent={};Sampled=1",
-            deadline_ms / 1000,
-            &uuid::Uuid::new_v4().simple().to_string()[..24],
-            &uuid::Uuid::new_v4().simple().to_string()[..16]
-        )),
-    );
-    headers.insert("Content-Type", header("application/json"));
+    for (name, value) in [
+        ("Lambda-Runtime-Aws-Request-Id", request_id.as_str()),
+        ("Lambda-Runtime-Deadline-Ms", &deadline_ms.to_string()),
+        ("Lambda-Runtime-Invoked-Function-Arn", &host.spec.arn),
+        ("Lambda-Runtime-Trace-Id", &trace_id),
+        ("Content-Type", "application/json"),
+    ] {
+        headers.insert(name, value.parse().expect("header value"));
+    }
     (StatusCode::OK, headers, pending.payload).into_response()
 }
 

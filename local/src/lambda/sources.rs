@@ -21,9 +21,9 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use serde_json::{Value, json};
 
 use crate::cloudformation::provision::{ProvisionError, Stack};
-use crate::cloudformation::template::TemplateError;
+use crate::cloudformation::template::{TemplateError, items};
 use crate::cloudwatch::LogSink;
-use crate::emulator::{ACCOUNT_ID, REGION};
+use crate::emulator::{ACCOUNT_ID, REGION, sdk_error};
 use crate::lambda::pipes::PipeRunner;
 use crate::lambda::runtime::Functions;
 use crate::lambda::streams::StreamReader;
@@ -117,7 +117,7 @@ impl EventSources {
         functions: &Arc<Functions>,
         log: &Arc<dyn LogSink>,
     ) -> Result<(), SourceError> {
-        let Some(function_id) = function_named(stack, &raw["FunctionName"]) else {
+        let Some(function_id) = stack.template.invoked_function(&raw["FunctionName"]) else {
             return Err(SourceError::Config(format!(
                 "{mapping_id}: FunctionName names no function of the template"
             )));
@@ -189,7 +189,7 @@ impl EventSources {
         // EventBridge's default State is ENABLED (AWS::Events::Rule State).
         let state = props["State"].as_str().unwrap_or("ENABLED");
         for target in raw["Targets"].as_array().into_iter().flatten() {
-            let Some(function_id) = function_named(stack, &target["Arn"]) else {
+            let Some(function_id) = stack.template.invoked_function(&target["Arn"]) else {
                 continue;
             };
             let Some(spec) = functions.spec(&function_id) else {
@@ -219,11 +219,6 @@ impl EventSources {
         }
         Ok(())
     }
-}
-
-/// The `AWS::Lambda::Function` a `FunctionName` or target `Arn` refers to (through its alias).
-fn function_named(stack: &Stack, value: &Value) -> Option<String> {
-    stack.template.invoked_function(value)
 }
 
 /// `rate(5 minutes)` -> 5 minutes.
@@ -300,7 +295,7 @@ impl SqsMapping {
                     "mapping {} -> {} is not usable: {}",
                     self.queue_id,
                     self.function_id,
-                    aws_sdk_sqs::error::DisplayErrorContext(err)
+                    sdk_error(err)
                 ),
             );
             return;
@@ -337,7 +332,7 @@ impl SqsMapping {
                     &format!(
                         "receiving from {} failed: {}",
                         self.queue_id,
-                        aws_sdk_sqs::error::DisplayErrorContext(err)
+                        sdk_error(err)
                     ),
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -359,10 +354,8 @@ impl SqsMapping {
         let event = serde_json::to_value(&event).expect("SQS events serialise");
         match functions.invoke(&self.function_id, &event).await {
             Ok(response) if self.report_failures => Some(
-                response["batchItemFailures"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                items(&response["batchItemFailures"])
+                    .iter()
                     .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
                     .collect(),
             ),
@@ -428,7 +421,7 @@ impl SqsMapping {
                 &format!(
                     "deleting processed messages from {} failed: {}",
                     self.queue_id,
-                    aws_sdk_sqs::error::DisplayErrorContext(err)
+                    sdk_error(err)
                 ),
             );
         }
@@ -532,10 +525,8 @@ impl StreamMapping {
                 .invoke(&self.function_id, &json!({"Records": records}))
                 .await;
             let first_failed = match &outcome {
-                Ok(response) if self.report_failures => response["batchItemFailures"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                Ok(response) if self.report_failures => items(&response["batchItemFailures"])
+                    .iter()
                     .filter_map(|f| f["itemIdentifier"].as_str())
                     .filter_map(|sequence| {
                         records.iter().position(|r| {

@@ -9,7 +9,7 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use serde_json::json;
 
-use crate::emulator::REGION;
+use crate::emulator::{REGION, sdk_error};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -54,14 +54,13 @@ impl StreamReader {
 
     /// Every record that arrived since the last poll, in shard order.
     pub async fn poll(&mut self) -> Result<Vec<EventRecord>, StreamError> {
-        let call = |e: &dyn std::fmt::Display| StreamError::Call(e.to_string());
         let description = self
             .client
             .describe_stream()
             .stream_arn(&self.stream_arn)
             .send()
             .await
-            .map_err(|e| call(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
+            .map_err(|e| StreamError::Call(sdk_error(e)))?;
         let shards = description
             .stream_description
             .and_then(|d| d.shards)
@@ -81,7 +80,7 @@ impl StreamReader {
                 .shard_iterator_type(self.start.clone())
                 .send()
                 .await
-                .map_err(|e| call(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
+                .map_err(|e| StreamError::Call(sdk_error(e)))?;
             self.iterators.insert(shard_id, iterator.shard_iterator);
         }
         let mut records = Vec::new();
@@ -103,9 +102,7 @@ impl StreamReader {
             {
                 Ok(out) => out,
                 Err(e) => {
-                    failure = Some(call(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(
-                        e,
-                    )));
+                    failure = Some(StreamError::Call(sdk_error(e)));
                     continue;
                 }
             };

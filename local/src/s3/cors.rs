@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aws_errors::AwsError;
+use crate::cloudformation::template::{items, whole_number};
 use crate::gate::audit::refused;
 use crate::gate::control::{ControlError, parse};
 use crate::iam::actions::call_of;
@@ -46,27 +47,19 @@ pub struct BucketCorsRecord {
 
 /// The rules of an `AWS::S3::Bucket`'s `CorsConfiguration` (resolved properties).
 pub fn rules_of(properties: &Value) -> Vec<CorsRule> {
+    // Lists only: a rule's field written as one string is not CloudFormation's shape.
     let strings = |rule: &Value, field: &str| -> Vec<String> {
-        rule[field]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
+        let names = items(&rule[field]).iter().filter_map(Value::as_str);
+        names.map(str::to_string).collect()
     };
-    properties["CorsConfiguration"]["CorsRules"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    items(&properties["CorsConfiguration"]["CorsRules"])
+        .iter()
         .map(|rule| CorsRule {
             allowed_methods: strings(rule, "AllowedMethods"),
             allowed_origins: strings(rule, "AllowedOrigins"),
             allowed_headers: strings(rule, "AllowedHeaders"),
             exposed_headers: strings(rule, "ExposedHeaders"),
-            max_age: rule["MaxAge"]
-                .as_u64()
-                .or_else(|| rule["MaxAge"].as_str()?.parse().ok()),
+            max_age: whole_number(&rule["MaxAge"]),
         })
         .collect()
 }
@@ -144,34 +137,27 @@ impl CorsRule {
     }
 }
 
-/// Why S3 refuses a preflight: status, error code, message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: &'static str,
-}
-
-/// S3's answer to `OPTIONS` on an object of a bucket with `rules`.
+/// S3's answer to `OPTIONS` on an object of a bucket with `rules`, or its refusal.
 pub fn preflight(
     rules: &[CorsRule],
     origin: Option<&str>,
     method: Option<&str>,
     request_headers: Option<&str>,
-) -> Result<Vec<(String, String)>, Refusal> {
+) -> Result<Vec<(String, String)>, AwsError> {
+    let forbidden =
+        |message| AwsError::new("s3", StatusCode::FORBIDDEN, "AccessForbidden", message);
     let (Some(origin), Some(method)) = (origin, method) else {
-        return Err(Refusal {
-            status: 400,
-            code: "BadRequest",
-            message: "Insufficient information. Origin request header needed.",
-        });
+        return Err(AwsError::new(
+            "s3",
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Insufficient information. Origin request header needed.",
+        ));
     };
     if rules.is_empty() {
-        return Err(Refusal {
-            status: 403,
-            code: "AccessForbidden",
-            message: "CORSResponse: CORS is not enabled for this bucket.",
-        });
+        return Err(forbidden(
+            "CORSResponse: CORS is not enabled for this bucket.",
+        ));
     }
     // No Access-Control-Request-Headers: no headers requested.
     let headers: Vec<String> = request_headers
@@ -184,11 +170,7 @@ pub fn preflight(
         .iter()
         .find(|rule| rule.matches(origin, method, &headers))
         .map(|rule| rule.headers(origin, &headers))
-        .ok_or(Refusal {
-            status: 403,
-            code: "AccessForbidden",
-            message: "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
-        })
+        .ok_or_else(|| forbidden("CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."))
 }
 
 /// The CORS headers of an actual request with an `Origin` (none when no rule matches; S3 still
@@ -260,8 +242,7 @@ pub async fn answer_preflight(
         }
         Err(refusal) => {
             refused(&format!("S3 CORS preflight refused: {}", refusal.message));
-            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
-            AwsError::new("s3", status, refusal.code, refusal.message).into_response()
+            refusal.into_response()
         }
     }
 }
@@ -371,8 +352,8 @@ mod tests {
         ] {
             let refused = preflight(&rules, Some(origin), Some(method), headers).unwrap_err();
             assert_eq!(
-                (refused.status, refused.code),
-                (403, "AccessForbidden"),
+                (refused.status, refused.code.as_str()),
+                (StatusCode::FORBIDDEN, "AccessForbidden"),
                 "{origin} {method}"
             );
         }
@@ -386,7 +367,7 @@ mod tests {
             preflight(&rules, None, Some("PUT"), None)
                 .unwrap_err()
                 .status,
-            400
+            StatusCode::BAD_REQUEST
         );
         assert!(actual(&rules, "https://evil.example", "PUT").is_empty());
         assert!(!actual(&rules, "https://app.example.com", "PUT").is_empty());

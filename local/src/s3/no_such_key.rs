@@ -50,17 +50,13 @@ pub async fn hide_missing_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn call(operation: &str, object: &str) -> Call {
-        Call {
-            service: "s3".into(),
-            operation: operation.into(),
-            checks: vec![("s3:GetObject".into(), object.into())],
-            context: BTreeMap::new(),
-            task_token: None,
-            shard_iterator: None,
-        }
+        Call::new(
+            "s3",
+            operation,
+            vec![("s3:GetObject".into(), object.into())],
+        )
     }
 
     #[test]

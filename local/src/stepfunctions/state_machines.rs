@@ -3,11 +3,13 @@
 //! for one (`sqs:sendMessage.waitForTaskToken`) are its role's, and the task tokens it sends
 //! are its own.
 
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use serde_json::Value;
 use std::sync::Arc;
 
 use crate::gate::control::{ControlError, parse};
@@ -48,14 +50,22 @@ pub async fn register(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The `QueueUrl` of an SQS call in either protocol (JSON or the query form).
-pub fn queue_url_of(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|b| b["QueueUrl"].as_str().map(str::to_string))
-        .or_else(|| {
-            url::form_urlencoded::parse(body)
-                .find(|(k, _)| k == "QueueUrl")
-                .map(|(_, v)| v.into_owned())
-        })
+/// An SQS call's `QueueUrl` and, when it sends one, its `MessageBody` (JSON or the query form).
+pub fn sent_message(body: &[u8]) -> Option<(String, Option<Value>)> {
+    let (url, text) = match serde_json::from_slice::<Value>(body) {
+        Ok(sent) => (
+            sent["QueueUrl"].as_str()?.to_string(),
+            sent["MessageBody"].as_str().map(str::to_string),
+        ),
+        Err(_) => {
+            let mut form: HashMap<String, String> =
+                url::form_urlencoded::parse(body).into_owned().collect();
+            (form.remove("QueueUrl")?, form.remove("MessageBody"))
+        }
+    };
+    // A message that is not JSON carries no token fields.
+    Some((
+        url,
+        text.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)),
+    ))
 }

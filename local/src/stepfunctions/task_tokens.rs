@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::state_machines::StateMachines;
+use super::state_machines::{StateMachines, sent_message};
 use crate::aws_errors::AwsError;
 use crate::faults::AnsweredByGate;
 use crate::gate::body::{buffered, read_response};
@@ -114,7 +114,7 @@ impl TaskTokens {
         if (call.service.as_str(), call.operation.as_str()) != ("sqs", "SendMessage") {
             return;
         }
-        let Some((url, message)) = sent_message(body) else {
+        let Some((url, Some(message))) = sent_message(body) else {
             return;
         };
         let tokens = self
@@ -166,26 +166,6 @@ impl TaskTokens {
             .ok()?;
         Some(described.status().as_str().to_string())
     }
-}
-
-/// An SQS `SendMessage`'s queue URL and message body (JSON or the query form).
-fn sent_message(body: &[u8]) -> Option<(String, Value)> {
-    let (url, text) = match serde_json::from_slice::<Value>(body) {
-        Ok(sent) => (
-            sent["QueueUrl"].as_str()?.to_string(),
-            sent["MessageBody"].as_str()?.to_string(),
-        ),
-        Err(_) => {
-            let form: HashMap<String, String> =
-                url::form_urlencoded::parse(body).into_owned().collect();
-            (
-                form.get("QueueUrl")?.clone(),
-                form.get("MessageBody")?.clone(),
-            )
-        }
-    };
-    // A message that is not JSON carries no token fields.
-    Some((url, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 fn task_timed_out() -> AwsError {
@@ -285,17 +265,12 @@ pub async fn track(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn answer(token: &str) -> Call {
-        Call {
-            service: "states".into(),
-            operation: "SendTaskSuccess".into(),
-            checks: vec![("states:SendTaskSuccess".into(), "arn:sm".into())],
-            context: BTreeMap::new(),
-            task_token: Some(token.into()),
-            shard_iterator: None,
-        }
+        let checks = vec![("states:SendTaskSuccess".into(), "arn:sm".into())];
+        let mut call = Call::new("states", "SendTaskSuccess", checks);
+        call.task_token = Some(token.into());
+        call
     }
 
     #[test]
@@ -342,12 +317,12 @@ mod tests {
         let json = br#"{"QueueUrl":"http://q/1/a","MessageBody":"{\"taskToken\":\"t\"}"}"#;
         let (url, message) = sent_message(json).unwrap();
         assert_eq!(
-            (url.as_str(), message["taskToken"].as_str()),
+            (url.as_str(), message.unwrap()["taskToken"].as_str()),
             ("http://q/1/a", Some("t"))
         );
         let form = b"QueueUrl=http%3A%2F%2Fq%2F1%2Fa&MessageBody=plain";
         let (url, message) = sent_message(form).unwrap();
-        assert_eq!((url.as_str(), message), ("http://q/1/a", Value::Null));
+        assert_eq!((url.as_str(), message), ("http://q/1/a", Some(Value::Null)));
         assert!(is_invalid_token(
             StatusCode::BAD_REQUEST,
             br#"{"__type":"com.amazonaws.swf.service.v2.model#InvalidToken"}"#

@@ -20,15 +20,15 @@ pub(super) fn dynamodb(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
         return match op.as_str() {
             "DescribeStream" | "GetShardIterator" => {
                 let stream = str_field("StreamArn").ok_or_else(|| unmapped(s, "no StreamArn"))?;
-                Ok(call(s, &op, vec![(action, stream)]))
+                Ok(Call::new(s, &op, vec![(action, stream)]))
             }
             "GetRecords" => {
-                let mut c = call(s, &op, vec![(action, SHARD_ITERATOR_RESOURCE.into())]);
+                let mut c = Call::new(s, &op, vec![(action, SHARD_ITERATOR_RESOURCE.into())]);
                 c.shard_iterator = str_field("ShardIterator");
                 Ok(c)
             }
             // ListStreams is not scoped to a resource.
-            "ListStreams" => Ok(call(s, &op, vec![(action, "*".into())])),
+            "ListStreams" => Ok(Call::new(s, &op, vec![(action, "*".into())])),
             other => Err(unmapped(s, format!("streams operation {other}"))),
         };
     }
@@ -76,5 +76,5 @@ pub(super) fn dynamodb(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
         "ListTables" => vec![("dynamodb:ListTables".into(), "*".into())],
         other => return Err(unmapped(s, format!("operation {other}"))),
     };
-    Ok(call(s, &op, checks))
+    Ok(Call::new(s, &op, checks))
 }

@@ -48,6 +48,18 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call with no condition context, task token or shard iterator.
+    pub fn new(service: &str, operation: &str, checks: Vec<(String, String)>) -> Self {
+        Self {
+            service: service.into(),
+            operation: operation.into(),
+            checks,
+            context: BTreeMap::new(),
+            task_token: None,
+            shard_iterator: None,
+        }
+    }
+
     /// Names `resource` where a check holds `placeholder` ([`TASK_TOKEN_RESOURCE`],
     /// [`SHARD_ITERATOR_RESOURCE`]), once the gate knows what the token or iterator names.
     pub fn resolve_placeholder(&mut self, placeholder: &str, resource: &str) {
@@ -130,7 +142,7 @@ fn target(headers: &http::HeaderMap) -> Option<(String, String)> {
     Some((prefix.to_string(), op.to_string()))
 }
 
-fn secure_transport() -> BTreeMap<String, Vec<String>> {
+pub(crate) fn secure_transport() -> BTreeMap<String, Vec<String>> {
     // The gate stands in for AWS's TLS endpoint: every request arrived over HTTPS.
     BTreeMap::from([("aws:SecureTransport".to_string(), vec!["true".to_string()])])
 }
@@ -175,17 +187,6 @@ fn json_body(service: &str, body: &[u8]) -> Result<Value, Unmapped> {
     serde_json::from_slice(body).map_err(|e| unmapped(service, format!("body is not JSON: {e}")))
 }
 
-fn call(service: &str, operation: &str, checks: Vec<(String, String)>) -> Call {
-    Call {
-        service: service.into(),
-        operation: operation.into(),
-        checks,
-        context: BTreeMap::new(),
-        task_token: None,
-        shard_iterator: None,
-    }
-}
-
 fn decode(raw: &str) -> String {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()
@@ -221,7 +222,6 @@ pub async fn name_the_call(
     }
 }
 
-/// The call [`name_the_call`] named.
 pub fn call_of(request: &axum::extract::Request) -> &Call {
     request
         .extensions()
@@ -233,140 +233,113 @@ pub fn call_of(request: &axum::extract::Request) -> &Call {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
-        let mut map = http::HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                http::HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
+    /// `derive` for `"SERVICE METHOD PATH[?QUERY]"` with `"name: value"` headers and a body.
+    fn derive_line(line: &str, headers: &[&str], body: &str) -> Result<Call, Unmapped> {
+        let [service, method, target] = line.splitn(3, ' ').collect::<Vec<_>>()[..] else {
+            panic!("{line}: SERVICE METHOD PATH");
+        };
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let headers: http::HeaderMap = headers
+            .iter()
+            .map(|h| h.split_once(": ").expect("name: value"))
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                )
+            })
+            .collect();
+        let request = HttpRequest {
+            method,
+            path,
+            query: &query,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        derive(service, &request)
     }
 
-    fn derive_one(service: &str, method: &str, path: &str, h: &[(&str, &str)], body: &str) -> Call {
-        let headers = headers(h);
-        derive(
-            service,
-            &HttpRequest {
-                method,
-                path,
-                query: &[],
-                headers: &headers,
-                body: body.as_bytes(),
-            },
-        )
-        .unwrap()
+    /// The (action, resource) pairs a request maps to.
+    fn checks(line: &str, headers: &[&str], body: &str) -> Vec<(String, String)> {
+        derive_line(line, headers, body).unwrap().checks
     }
+
+    fn pair(action: &str, resource: &str) -> (String, String) {
+        (action.to_string(), resource.to_string())
+    }
+
+    const DYNAMODB: &str = "dynamodb POST /";
 
     #[test]
     fn dynamodb_indexes_batches_and_transactions() {
-        let q = derive_one(
-            "dynamodb",
-            "POST",
-            "/",
-            &[("x-amz-target", "DynamoDB_20120810.Query")],
-            r#"{"TableName":"T","IndexName":"EmailIndex"}"#,
-        );
+        let target = |op: &str| format!("x-amz-target: DynamoDB_20120810.{op}");
+        let query = r#"{"TableName":"T","IndexName":"EmailIndex"}"#;
+        let q = derive_line(DYNAMODB, &[&target("Query")], query).unwrap();
+        let index = table_arn("T") + "/index/EmailIndex";
+        assert_eq!(q.checks, [pair("dynamodb:Query", &index)]);
+        assert_eq!(q.context["aws:SecureTransport"], ["true"]);
+        let batch = r#"{"RequestItems":{"A":{},"B":{}}}"#;
+        assert_eq!(checks(DYNAMODB, &[&target("BatchGetItem")], batch).len(), 2);
+        let transaction =
+            r#"{"TransactItems":[{"Put":{"TableName":"A"}},{"Delete":{"TableName":"B"}}]}"#;
         assert_eq!(
-            q.checks,
-            [(
-                "dynamodb:Query".to_string(),
-                table_arn("T") + "/index/EmailIndex"
-            )]
-        );
-        let b = derive_one(
-            "dynamodb",
-            "POST",
-            "/",
-            &[("x-amz-target", "DynamoDB_20120810.BatchGetItem")],
-            r#"{"RequestItems":{"A":{},"B":{}}}"#,
-        );
-        assert_eq!(b.checks.len(), 2);
-        let t = derive_one(
-            "dynamodb",
-            "POST",
-            "/",
-            &[("x-amz-target", "DynamoDB_20120810.TransactWriteItems")],
-            r#"{"TransactItems":[{"Put":{"TableName":"A"}},{"Delete":{"TableName":"B"}}]}"#,
-        );
-        assert_eq!(
-            t.checks,
+            checks(DYNAMODB, &[&target("TransactWriteItems")], transaction),
             [
-                ("dynamodb:PutItem".to_string(), table_arn("A")),
-                ("dynamodb:DeleteItem".to_string(), table_arn("B")),
+                pair("dynamodb:PutItem", &table_arn("A")),
+                pair("dynamodb:DeleteItem", &table_arn("B"))
             ]
         );
-        assert_eq!(q.context["aws:SecureTransport"], ["true"]);
     }
 
     #[test]
     fn s3_objects_and_buckets_path_and_virtual_style() {
-        let get = derive_one(
-            "s3",
-            "GET",
-            "/b/uploads/a%20b.jpg",
-            &[("host", "127.0.0.1:4566")],
-            "",
-        );
-        assert_eq!(
-            get.checks,
-            [(
-                "s3:GetObject".to_string(),
-                "arn:aws:s3:::b/uploads/a b.jpg".to_string()
-            )]
-        );
-        let head = derive_one("s3", "HEAD", "/k", &[("host", "b.s3.amazonaws.com")], "");
-        assert_eq!(
-            head.checks,
-            [("s3:GetObject".to_string(), "arn:aws:s3:::b/k".to_string())]
-        );
-        let list = derive_one("s3", "GET", "/b", &[("host", "127.0.0.1:1")], "");
-        assert_eq!(
-            list.checks,
-            [("s3:ListBucket".to_string(), "arn:aws:s3:::b".to_string())]
-        );
+        for (line, host, expected) in [
+            (
+                "s3 GET /b/uploads/a%20b.jpg",
+                "host: 127.0.0.1:4566",
+                pair("s3:GetObject", "arn:aws:s3:::b/uploads/a b.jpg"),
+            ),
+            (
+                "s3 HEAD /k",
+                "host: b.s3.amazonaws.com",
+                pair("s3:GetObject", "arn:aws:s3:::b/k"),
+            ),
+            (
+                "s3 GET /b",
+                "host: 127.0.0.1:1",
+                pair("s3:ListBucket", "arn:aws:s3:::b"),
+            ),
+        ] {
+            assert_eq!(checks(line, &[host], ""), [expected], "{line}");
+        }
     }
 
     #[test]
     fn queues_by_url_sns_by_topic_ses_by_identities() {
-        let send = derive_one(
-            "sqs",
-            "POST",
-            "/",
-            &[("x-amz-target", "AmazonSQS.SendMessageBatch")],
-            r#"{"QueueUrl":"http://127.0.0.1:1/123456789012/q1"}"#,
-        );
+        let send = r#"{"QueueUrl":"http://127.0.0.1:1/123456789012/q1"}"#;
         assert_eq!(
-            send.checks,
-            [(
-                "sqs:SendMessage".to_string(),
-                "arn:aws:sqs:us-east-1:123456789012:q1".to_string()
+            checks(
+                "sqs POST /",
+                &["x-amz-target: AmazonSQS.SendMessageBatch"],
+                send
+            ),
+            [pair(
+                "sqs:SendMessage",
+                "arn:aws:sqs:us-east-1:123456789012:q1"
             )]
         );
-        let publish = derive_one(
-            "sns",
-            "POST",
-            "/",
-            &[],
-            "Action=Publish&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At",
-        );
+        let publish = "Action=Publish&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At";
         assert_eq!(
-            publish.checks,
-            [(
-                "sns:Publish".to_string(),
-                "arn:aws:sns:us-east-1:1:t".to_string()
-            )]
+            checks("sns POST /", &[], publish),
+            [pair("sns:Publish", "arn:aws:sns:us-east-1:1:t")]
         );
-        let mail = derive_one(
-            "ses",
-            "POST",
-            "/v2/email/outbound-emails",
-            &[],
-            r#"{"FromEmailAddress":"Approvals <a@x.com>","Destination":{"ToAddresses":["m@y.com"]}}"#,
-        );
+        let mail = r#"{"FromEmailAddress":"Approvals <a@x.com>","Destination":{"ToAddresses":["m@y.com"]}}"#;
+        let identities = checks("ses POST /v2/email/outbound-emails", &[], mail);
         assert_eq!(
-            mail.checks.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(),
+            identities.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(),
             [
                 "arn:aws:ses:us-east-1:123456789012:identity/a@x.com",
                 "arn:aws:ses:us-east-1:123456789012:identity/m@y.com",
@@ -376,110 +349,51 @@ mod tests {
 
     #[test]
     fn unknown_operations_are_unmapped_not_allowed() {
-        let h = headers(&[("x-amz-target", "DynamoDB_20120810.DeleteTable")]);
-        let r = HttpRequest {
-            method: "POST",
-            path: "/",
-            query: &[],
-            headers: &h,
-            body: br#"{"TableName":"T"}"#,
-        };
-        assert!(derive("dynamodb", &r).is_err());
-        assert!(derive("iam", &r).is_err());
+        let delete = ["x-amz-target: DynamoDB_20120810.DeleteTable"];
+        assert!(derive_line(DYNAMODB, &delete, r#"{"TableName":"T"}"#).is_err());
+        assert!(derive_line("iam POST /", &delete, r#"{"TableName":"T"}"#).is_err());
     }
 
     #[test]
     fn requests_the_emulator_could_read_otherwise_are_refused() {
-        let sqs = [("x-amz-target", "AmazonSQS.SendMessage")];
-        let ip = [("host", "127.0.0.1:1")];
-        let cases: [Case; 10] = [
+        let sqs: &[&str] = &["x-amz-target: AmazonSQS.SendMessage"];
+        let ip: &[&str] = &["host: 127.0.0.1:1"];
+        let queue = r#"{"QueueUrl":"http://h/123456789012/q"}"#;
+        for (line, headers, body, maps) in [
             // SNS: a TargetArn beside the TopicArn, a parameter twice, body and query both.
             (
-                "sns",
-                "POST",
-                "/",
-                &[],
-                &[],
+                "sns POST /",
+                &[][..],
                 "Action=Publish&TopicArn=a&TargetArn=b",
                 false,
             ),
             (
-                "sns",
-                "POST",
-                "/",
-                &[],
+                "sns POST /",
                 &[],
                 "Action=Publish&TopicArn=a&TopicArn=b",
                 false,
             ),
             (
-                "sns",
-                "POST",
-                "/",
-                &[("Action", "GetTopicAttributes")],
+                "sns POST /?Action=GetTopicAttributes",
                 &[],
                 "Action=Subscribe&TopicArn=a",
                 false,
             ),
             // SQS: the queue from the path, or a QueueName standing for one.
-            (
-                "sqs",
-                "POST",
-                "/123456789012/secret",
-                &[],
-                &sqs,
-                r#"{"QueueUrl":"http://h/123456789012/q"}"#,
-                false,
-            ),
-            ("sqs", "POST", "/", &[], &sqs, r#"{"QueueName":"q"}"#, false),
+            ("sqs POST /123456789012/secret", sqs, queue, false),
+            ("sqs POST /", sqs, r#"{"QueueName":"q"}"#, false),
             // S3: subresources are other operations; the SDK's x-id is not one.
-            ("s3", "PUT", "/b", &[("encryption", "")], &ip, "", false),
-            ("s3", "DELETE", "/b/k", &[("uploadId", "1")], &ip, "", false),
-            ("s3", "GET", "/b/k", &[("x-id", "GetObject")], &ip, "", true),
+            ("s3 PUT /b?encryption=", ip, "", false),
+            ("s3 DELETE /b/k?uploadId=1", ip, "", false),
+            ("s3 GET /b/k?x-id=GetObject", ip, "", true),
             // DynamoDB: another service's target under DynamoDB's scope.
-            ("dynamodb", "POST", "/", &[], &sqs, "{}", false),
-            (
-                "sqs",
-                "POST",
-                "/",
-                &[],
-                &sqs,
-                r#"{"QueueUrl":"http://h/123456789012/q"}"#,
-                true,
-            ),
-        ];
-        assert_mapped(&cases);
-    }
-
-    /// (service, method, path, query, headers, body, whether it maps to an action)
-    type Case<'a> = (
-        &'a str,
-        &'a str,
-        &'a str,
-        &'a [(&'a str, &'a str)],
-        &'a [(&'a str, &'a str)],
-        &'a str,
-        bool,
-    );
-
-    fn assert_mapped(cases: &[Case<'_>]) {
-        for &(service, method, path, query, h, body, ok) in cases {
-            let headers = headers(h);
-            let query: Vec<(String, String)> = query
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let request = HttpRequest {
-                method,
-                path,
-                query: &query,
-                headers: &headers,
-                body: body.as_bytes(),
-            };
+            ("dynamodb POST /", sqs, "{}", false),
+            ("sqs POST /", sqs, queue, true),
+        ] {
             assert_eq!(
-                derive(service, &request).is_ok(),
-                ok,
-                "{service} {method} {path} {body}"
+                derive_line(line, headers, body).is_ok(),
+                maps,
+                "{line} {body}"
             );
         }
     }

@@ -8,7 +8,7 @@ pub(super) fn s3(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let (bucket, key) = s3_bucket_and_key(request);
     if bucket.is_empty() {
         return match request.method {
-            "GET" => Ok(call(
+            "GET" => Ok(Call::new(
                 s,
                 "ListBuckets",
                 vec![("s3:ListAllMyBuckets".into(), "*".into())],
@@ -102,11 +102,11 @@ fn s3_bucket_call(request: &HttpRequest<'_>, bucket_arn: String) -> Result<Call,
             } else {
                 "ListObjectsV2"
             };
-            let mut c = call("s3", op, vec![("s3:ListBucket".to_string(), bucket_arn)]);
+            let mut c = Call::new("s3", op, vec![("s3:ListBucket".to_string(), bucket_arn)]);
             c.context.insert("s3:prefix".to_string(), vec![prefix]);
             Ok(c)
         }
-        "PUT" => Ok(call(
+        "PUT" => Ok(Call::new(
             "s3",
             "CreateBucket",
             vec![("s3:CreateBucket".to_string(), bucket_arn)],
@@ -141,5 +141,5 @@ fn s3_object_call(request: &HttpRequest<'_>, object_arn: String) -> Result<Call,
         ),
         other => return Err(unmapped("s3", format!("{other} on an object"))),
     };
-    Ok(call("s3", op, checks))
+    Ok(Call::new("s3", op, checks))
 }

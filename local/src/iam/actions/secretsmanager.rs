@@ -13,7 +13,7 @@ pub(super) fn secretsmanager(request: &HttpRequest<'_>) -> Result<Call, Unmapped
         .filter(|id| id.starts_with("arn:aws:secretsmanager:"))
         .ok_or_else(|| unmapped(s, format!("{op} without a SecretId ARN")))?;
     match op.as_str() {
-        "GetSecretValue" | "DescribeSecret" => Ok(call(
+        "GetSecretValue" | "DescribeSecret" => Ok(Call::new(
             s,
             &op,
             vec![(format!("secretsmanager:{op}"), secret.to_string())],

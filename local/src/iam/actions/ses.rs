@@ -32,7 +32,7 @@ pub(super) fn ses(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
                 }
             }
             checks.dedup();
-            let mut c = call(s, "SendEmail", checks);
+            let mut c = Call::new(s, "SendEmail", checks);
             c.context.insert(
                 "ses:FromAddress".into(),
                 vec![bare_address(from).to_string()],

@@ -17,10 +17,10 @@ pub(super) fn sns(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let topic = params.get("TopicArn").cloned();
     match (op.as_str(), topic) {
         ("Publish" | "PublishBatch", Some(topic)) => {
-            Ok(call(s, &op, vec![("sns:Publish".into(), topic)]))
+            Ok(Call::new(s, &op, vec![("sns:Publish".into(), topic)]))
         }
         ("Subscribe" | "GetTopicAttributes", Some(topic)) => {
-            Ok(call(s, &op, vec![(format!("sns:{op}"), topic)]))
+            Ok(Call::new(s, &op, vec![(format!("sns:{op}"), topic)]))
         }
         (other, _) => Err(unmapped(s, format!("operation {other}"))),
     }

@@ -43,7 +43,10 @@ pub(super) fn sqs(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
         "GetQueueUrl" => "sqs:GetQueueUrl",
         "PurgeQueue" => "sqs:PurgeQueue",
         "StartMessageMoveTask" => "sqs:StartMessageMoveTask",
-        "ListQueues" => return Ok(call(s, &op, vec![("sqs:ListQueues".into(), "*".into())])),
+        "ListQueues" => {
+            let checks = vec![("sqs:ListQueues".into(), "*".into())];
+            return Ok(Call::new(s, &op, checks));
+        }
         other => return Err(unmapped(s, format!("operation {other}"))),
     };
     let arn = match (url, name) {
@@ -53,5 +56,5 @@ pub(super) fn sqs(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
         }
         _ => return Err(unmapped(s, format!("{op} without a QueueUrl"))),
     };
-    Ok(call(s, &op, vec![(action.into(), arn)]))
+    Ok(Call::new(s, &op, vec![(action.into(), arn)]))
 }

@@ -16,14 +16,14 @@ pub(super) fn states(request: &HttpRequest<'_>) -> Result<Call, Unmapped> {
     let action = format!("states:{op}");
     match op.as_str() {
         "StartExecution" | "DescribeStateMachine" | "ListExecutions" => {
-            Ok(call(s, &op, vec![(action, field("stateMachineArn")?)]))
+            Ok(Call::new(s, &op, vec![(action, field("stateMachineArn")?)]))
         }
         "DescribeExecution" | "StopExecution" | "GetExecutionHistory" => {
-            Ok(call(s, &op, vec![(action, field("executionArn")?)]))
+            Ok(Call::new(s, &op, vec![(action, field("executionArn")?)]))
         }
-        "GetActivityTask" => Ok(call(s, &op, vec![(action, field("activityArn")?)])),
+        "GetActivityTask" => Ok(Call::new(s, &op, vec![(action, field("activityArn")?)])),
         "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => {
-            let mut c = call(s, &op, vec![(action, TASK_TOKEN_RESOURCE.into())]);
+            let mut c = Call::new(s, &op, vec![(action, TASK_TOKEN_RESOURCE.into())]);
             c.task_token = Some(field("taskToken")?);
             Ok(c)
         }
