@@ -37,6 +37,7 @@ help:
 	@echo "make chaos      every system under 20% injected AWS faults for 2 min; nothing may be lost"
 	@echo "make redrive QUEUE=<DLQ> [STACK=name]  a DLQ's messages back to their source queue"
 	@echo "make e2e-aws STACK=name|ENV=dev  the end-to-end tests against a deployed stack"
+	@echo "make token      an ID token for curl against the running make dev (Authorization header)"
 	@echo "make web-publish STACK=name|ENV=dev  the web app (web/ + config.json) to a deployed stack's CloudFront"
 	@echo "make browser-deps  Chromium (Debian) + playwright-core for the browser tests (part of make test)"
 	@echo "make fuzz-smoke the same, 20 examples per operation (part of make test)"
@@ -161,6 +162,12 @@ redrive: $(SAM_VENV)/.installed gate-bin
 	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=PhotoUploadDLQ [STACK=my-stack]" >&2; exit 2; }
 	target/debug/local-stack redrive --queue $(QUEUE) \
 	  $(if $(STACK),--stack $(STACK),--state-file $(STATE_DIR)/dev.json)
+
+# An ID token for curl against the running `make dev` (a new person of its user pool, signed in):
+#   curl -H "Authorization: $(make -s token)" -H 'x-api-key: local-dev-api-key' .../items
+.PHONY: token
+token: gate-bin
+	@target/debug/local-stack token --state-file $(STATE_DIR)/dev.json
 
 # --- build and run -----------------------------------------------------------------------------
 # --- benchmarks (numbers go to docs/benchmarks.md; never timed tests) --------------------------

@@ -1,5 +1,6 @@
-// The REST API as the pages use it: one base URL and key (from config.json), JSON in and out,
-// and every failure as an ApiError carrying the API's own error message.
+// The REST API as the pages use it: one base URL and key (from config.json), the signed-in
+// person's ID token, JSON in and out, and every failure as an ApiError carrying the API's own
+// error message. A 401 means the session ended: the app returns to the sign-in page.
 
 export class ApiError extends Error {
   constructor(status, code, message, retryAfter) {
@@ -10,13 +11,18 @@ export class ApiError extends Error {
   }
 }
 
-export function api(config) {
+export function api(config, auth) {
   async function call(method, path, { body, query, headers = {} } = {}) {
+    const session = await auth.session();
+    if (!session) {
+      auth.expired();
+      throw new ApiError(401, 'signed_out', 'Sign in to continue.');
+    }
     const url = new URL(config.apiUrl.replace(/\/$/, '') + path);
     for (const [name, value] of Object.entries(query || {})) {
       if (value !== undefined && value !== null && value !== '') url.searchParams.set(name, value);
     }
-    const init = { method, headers: { 'x-api-key': config.apiKey, ...headers } };
+    const init = { method, headers: { 'x-api-key': config.apiKey, authorization: session.idToken, ...headers } };
     if (body !== undefined) {
       init.headers['content-type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -34,6 +40,10 @@ export function api(config) {
       data = text ? JSON.parse(text) : null;
     } catch {
       data = null;
+    }
+    if (response.status === 401) {
+      auth.expired();
+      throw new ApiError(401, 'signed_out', 'Your session ended: sign in again.');
     }
     if (!response.ok) {
       const error = data && data.error ? data.error : {};

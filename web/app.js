@@ -1,6 +1,9 @@
-// The single-page app: reads config.json (API URL, WebSocket URL, API key; written by `make dev`
-// or, after `sam deploy`, by `make web-publish`), then renders the page the hash names.
+// The single-page app: reads config.json (API URL, WebSocket URL, API key, the user pool and its
+// endpoint; written by `make dev` or, after `sam deploy`, by `make web-publish`), then renders
+// the page the hash names for a signed-in person, and the sign-in page for anyone else.
 import { api } from './api.js';
+import { auth as signInWith } from './auth.js';
+import signIn from './pages/sign-in.js';
 import { h } from './dom.js';
 import photos from './pages/photos.js';
 import chat from './pages/chat.js';
@@ -16,6 +19,21 @@ async function loadConfig() {
   const response = await fetch('config.json', { cache: 'no-store' });
   if (!response.ok) throw new Error(`config.json: ${response.status}`);
   return response.json();
+}
+
+const account = document.getElementById('account');
+const nav = document.querySelector('nav');
+
+// The header's signed-in name and sign-out button, or nothing (and no page links) when signed out.
+function showAccount(auth, session) {
+  nav.hidden = !session;
+  if (!session) {
+    account.replaceChildren();
+    return;
+  }
+  const out = h('button', { type: 'button', class: 'secondary', testid: 'auth-signout' }, 'Sign out');
+  out.addEventListener('click', () => auth.signOut());
+  account.replaceChildren(h('span', { testid: 'auth-user' }, session.name), out);
 }
 
 function render(config, client) {
@@ -34,10 +52,33 @@ function render(config, client) {
 }
 
 loadConfig().then(
-  (config) => {
-    const client = api(config);
-    window.addEventListener('hashchange', () => render(config, client));
-    render(config, client);
+  async (config) => {
+    const auth = signInWith(config);
+    const client = api(config, auth);
+    let signedIn = false;
+    const show = (notice = '') => {
+      const session = auth.current();
+      showAccount(auth, session);
+      if (session) {
+        render(config, client);
+        return;
+      }
+      if (leave) leave();
+      leave = null;
+      main.replaceChildren();
+      signIn(main, { auth, signedIn: () => show(), notice });
+      document.title = 'Sign in · serverless-rust-kit';
+    };
+    auth.onChange((session) => {
+      // Signing in renders the page itself; a session that ends (sign-out, a refused refresh,
+      // a 401) goes back to the sign-in page.
+      if (signedIn && !session) show('You are signed out.');
+      signedIn = Boolean(session);
+      showAccount(auth, session);
+    });
+    window.addEventListener('hashchange', () => show());
+    await auth.session();
+    show();
   },
   (error) => {
     main.replaceChildren(

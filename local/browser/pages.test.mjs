@@ -2,11 +2,16 @@
 // (/usr/bin/chromium) driven by playwright-core. local/tests/browser.rs starts the local stack,
 // writes the fixtures and runs this with:
 //   WEB_URL, API_URL, API_KEY   the stack (the app reads the same from its config.json)
+//   PERSON_EMAIL, PERSON_PASSWORD, PERSON_NAME, ID_TOKEN
+//                               a confirmed person of the user pool, who signs in to each page
+//                               (ID_TOKEN: the same person's token for direct API calls)
+//   COGNITO_ENDPOINT            where the page signs in (config.json's cognitoEndpoint)
 //   FIXTURES                    photo-1.jpg, photo-2.png, not-a-photo.jpg
 //   SCREENSHOTS                 where each page's screenshot goes
 // Every test fails on a console error or an uncaught exception in the page; the only messages
 // allowed are the browser's own reports of the thumbnail route's documented answers while a
-// page polls it (404 pending, 422 failed).
+// page polls it (404 pending, 422 failed), and of Cognito's 400 where the sign-up test enters a
+// wrong code and a wrong password on purpose.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -21,6 +26,9 @@ const env = (name) => {
 const WEB_URL = env('WEB_URL');
 const API_URL = env('API_URL').replace(/\/$/, '');
 const API_KEY = env('API_KEY');
+const PERSON = { email: env('PERSON_EMAIL'), password: env('PERSON_PASSWORD'), name: env('PERSON_NAME') };
+const ID_TOKEN = env('ID_TOKEN');
+const COGNITO_ENDPOINT = env('COGNITO_ENDPOINT');
 const FIXTURES = env('FIXTURES');
 const SCREENSHOTS = env('SCREENSHOTS');
 mkdirSync(SCREENSHOTS, { recursive: true });
@@ -36,6 +44,7 @@ const browser = await chromium.launch({
 after(() => browser.close());
 
 const EXPECTED = /Failed to load resource: the server responded with a status of (404|422) .*/;
+const REFUSED = /Failed to load resource: the server responded with a status of 400 .*/;
 
 async function open(hash, options = {}) {
   const context = await browser.newContext({ viewport: options.viewport || { width: 1100, height: 900 } });
@@ -46,11 +55,23 @@ async function open(hash, options = {}) {
     if (message.type() !== 'error') return;
     const where = message.location().url || '';
     if (EXPECTED.test(message.text()) && where.includes('/thumbnails/')) return;
+    // Cognito's 400 for a wrong code or password, where a test provokes one (the page words it).
+    if (options.cognitoRefusals && REFUSED.test(message.text()) && where.startsWith(COGNITO_ENDPOINT)) return;
     errors.push(`${message.text()} (${where})`);
   });
   await page.goto(WEB_URL + hash);
+  if (options.signIn !== false) await signIn(page, PERSON);
   await page.getByRole('heading', { level: 2 }).waitFor();
   return { context, page, errors };
+}
+
+// Every page starts at the sign-in form; signed in, the header names the person.
+async function signIn(page, person) {
+  await page.getByRole('heading', { level: 2, name: 'Sign in' }).waitFor();
+  await byTestId(page, 'auth-email').fill(person.email);
+  await byTestId(page, 'auth-password').fill(person.password);
+  await byTestId(page, 'auth-signin').click();
+  await byTestId(page, 'auth-user').getByText(person.name, { exact: true }).waitFor();
 }
 
 async function shot(page, name) {
@@ -61,10 +82,12 @@ async function shot(page, name) {
 
 const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-async function rest(method, path, body) {
+async function rest(method, path, body, token = ID_TOKEN) {
+  const headers = { 'x-api-key': API_KEY, 'content-type': 'application/json' };
+  if (token) headers.authorization = token;
   const response = await fetch(API_URL + path, {
     method,
-    headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -80,6 +103,49 @@ async function eventually(what, check, ms = 30_000) {
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
 }
+
+test('sign-up: a new person confirms with the e-mailed code, signs in, and signs out', async () => {
+  const { context, page, errors } = await open('#/items', { signIn: false, cognitoRefusals: true });
+  const person = { email: `zoe-${Date.now()}@example.com`, password: 'correct horse battery staple', name: 'Zoë Ørsted 🎉' };
+  await byTestId(page, 'auth-to-signup').click();
+  await byTestId(page, 'auth-name').fill(person.name);
+  await byTestId(page, 'auth-email').fill(person.email);
+  await byTestId(page, 'auth-password').fill('too short');
+  await byTestId(page, 'auth-signup').click();
+  // The browser's own check (minlength) stops it; past it, Cognito's refusal in the page's words.
+  assert.equal(await byTestId(page, 'auth-password').evaluate((input) => input.validity.valid), false);
+  await byTestId(page, 'auth-password').fill(person.password);
+  await byTestId(page, 'auth-signup').click();
+  await byTestId(page, 'auth-code').waitFor();
+  const code = await eventually('the confirmation code', async () => {
+    const response = await fetch(`${API_URL}/_local/mail?to=${encodeURIComponent(person.email)}`);
+    const mail = await response.json();
+    return (mail.messages?.at(-1)?.body || '').match(/\b\d{6}\b/)?.[0];
+  });
+  await byTestId(page, 'auth-code').fill(code === '000000' ? '000001' : '000000');
+  await byTestId(page, 'auth-confirm').click();
+  await byTestId(page, 'auth-error').getByText('That code is not the one we sent').waitFor();
+  await byTestId(page, 'auth-code').fill(code);
+  await byTestId(page, 'auth-confirm').click();
+  await page.getByText('Your account is confirmed: sign in.').waitFor();
+  await byTestId(page, 'auth-email').fill(person.email);
+  await byTestId(page, 'auth-password').fill('not my password at all');
+  await byTestId(page, 'auth-signin').click();
+  await byTestId(page, 'auth-error').getByText('Wrong e-mail address or password.').waitFor();
+  await signIn(page, person);
+  await page.getByRole('heading', { level: 2, name: 'Items' }).waitFor();
+  await shot(page, 'signed-in');
+
+  await byTestId(page, 'auth-signout').click();
+  await page.getByRole('heading', { level: 2, name: 'Sign in' }).waitFor();
+  await page.getByText('You are signed out.').waitFor();
+  await shot(page, 'sign-in');
+  assert.equal(await byTestId(page, 'auth-user').count(), 0);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'no token left in the tab');
+  assert.equal((await rest('GET', '/items', undefined, null)).status, 401, 'the API refuses a caller with no token');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
 
 test('photos: two uploads become two 200 px thumbnails; a text file named .jpg shows why it failed', async () => {
   const { context, page, errors } = await open('#/photos');

@@ -103,8 +103,9 @@ impl IntoResponse for AwsError {
         let (content_type, body) = match self.service.as_str() {
             "s3" => ("application/xml", self.s3_xml()),
             "sns" => ("application/xml", self.sns_xml()),
-            // SES v2 speaks REST-JSON; the others the JSON 1.0 protocol.
+            // SES v2 speaks REST-JSON, Cognito user pools JSON 1.1; the others JSON 1.0.
             "ses" => ("application/json", self.json_body()),
+            "cognito-idp" => ("application/x-amz-json-1.1", self.json_body()),
             _ => ("application/x-amz-json-1.0", self.json_body()),
         };
         let mut response = (self.status, body).into_response();

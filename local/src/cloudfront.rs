@@ -4,7 +4,8 @@
 //! writes from a deployed stack's outputs, here pointing at the local gateway and emulator), and
 //! the template's `AWS::CloudFront::ResponseHeadersPolicy` on every answer.
 //! The CSP's AWS origins (`https://*.execute-api.{region}.amazonaws.com`, `wss://…`,
-//! `https://*.s3.{region}.amazonaws.com`) become the local gateway's and the emulator's, so a
+//! `https://*.s3.{region}.amazonaws.com`, `https://cognito-idp.{region}.amazonaws.com`) become
+//! the local gateway's and the emulator's, so a
 //! browser here runs under the deployed policy: a source the template forgot is refused locally
 //! too.
 //!
@@ -125,6 +126,7 @@ pub fn security_headers(
 pub fn localize_csp(csp: &str, origins: &LocalOrigins) -> String {
     let api = format!("*.execute-api.{REGION}.amazonaws.com");
     let s3 = format!("*.s3.{REGION}.amazonaws.com");
+    let cognito = format!("cognito-idp.{REGION}.amazonaws.com");
     let gateway_ws = origins.gateway.replacen("http://", "ws://", 1);
     csp.split(';')
         .map(|directive| {
@@ -133,7 +135,9 @@ pub fn localize_csp(csp: &str, origins: &LocalOrigins) -> String {
                 .map(|source| match source.split_once("://") {
                     Some(("https", host)) if host == api => origins.gateway.clone(),
                     Some(("wss", host)) if host == api => gateway_ws.clone(),
-                    Some(("https", host)) if host == s3 => origins.emulator.clone(),
+                    Some(("https", host)) if host == s3 || host == cognito => {
+                        origins.emulator.clone()
+                    }
                     _ => source.to_string(),
                 })
                 .collect::<Vec<_>>()
@@ -249,12 +253,12 @@ mod tests {
         let csp = format!(
             "default-src 'none'; connect-src 'self' https://*.execute-api.{REGION}.amazonaws.com \
              wss://*.execute-api.{REGION}.amazonaws.com https://*.s3.{REGION}.amazonaws.com \
-             https://example.com; img-src 'self' https://*.execute-api.eu-west-1.amazonaws.com"
+             https://cognito-idp.{REGION}.amazonaws.com https://example.com; img-src 'self' https://*.execute-api.eu-west-1.amazonaws.com"
         );
         assert_eq!(
             localize_csp(&csp, &origins()),
             "default-src 'none'; connect-src 'self' http://127.0.0.1:3000 ws://127.0.0.1:3000 \
-             http://127.0.0.1:5000 https://example.com; img-src 'self' \
+             http://127.0.0.1:5000 http://127.0.0.1:5000 https://example.com; img-src 'self' \
              https://*.execute-api.eu-west-1.amazonaws.com"
         );
     }

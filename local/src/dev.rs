@@ -68,6 +68,10 @@ pub struct DevStack {
     /// WebSocket API logical id -> `ws://` URL clients connect to.
     pub websocket_urls: BTreeMap<String, String>,
     pub api_key: String,
+    /// The AWS endpoint (the gate), where people sign in as at `cognito-idp.{region}`.
+    pub aws_endpoint: String,
+    /// The web app's client of the user pool, and the pool (`None`: the template has none).
+    pub web_app_client: Option<WebAppClient>,
     pub functions: Arc<Functions>,
     /// What CloudWatch extracted from the functions' EMF lines (`GET /_local/metrics`).
     pub metrics: Arc<MetricStore>,
@@ -130,7 +134,7 @@ impl DevStack {
             rest,
             websockets: crate::apigateway::apis::websocket_apis(&stack)?,
             authority,
-            emulator: endpoint,
+            emulator: endpoint.clone(),
             api_ids: routing.api_ids,
             queues: queue_urls(&stack),
             sqs: aws_sdk_sqs::Client::new(&stack.sdk),
@@ -148,6 +152,8 @@ impl DevStack {
             web_url: format!("{web_origin}/"),
             websocket_urls: routing.websocket_urls,
             api_key: options.api_key,
+            web_app_client: web_app_client(&stack)?,
+            aws_endpoint: endpoint,
             functions,
             metrics,
             stack,
@@ -429,6 +435,30 @@ async fn bind(port: u16) -> Result<tokio::net::TcpListener, DevError> {
         .map_err(|source| DevError::Port { port, source })
 }
 
+/// A user pool app client of the stack.
+#[derive(Debug, Clone)]
+pub struct WebAppClient {
+    pub client_id: String,
+    pub pool_id: String,
+}
+
+/// The web app's client of the user pool: the template's one `AWS::Cognito::UserPoolClient`.
+fn web_app_client(stack: &Stack) -> Result<Option<WebAppClient>, TemplateError> {
+    let Some((id, resource)) = stack
+        .template
+        .resources_of_kind("AWS::Cognito::UserPoolClient")
+        .next()
+    else {
+        return Ok(None);
+    };
+    Ok(Some(WebAppClient {
+        client_id: stack.reference(id)?,
+        pool_id: stack
+            .resolver
+            .resolve_string(&resource.properties["UserPoolId"])?,
+    }))
+}
+
 /// The web app as the template deploys it: its response headers policy, and the config.json
 /// `make web-publish` would write, pointing at this stack.
 fn web_app(
@@ -455,10 +485,15 @@ fn web_app(
         gateway: origin(gateway_url),
         emulator: origin(endpoint),
     };
+    let client = web_app_client(stack)?;
     let config = json!({
         "apiUrl": gateway_url,
         "websocketUrl": routing.websocket_urls.values().next(),
         "apiKey": api_key,
+        // Cognito's endpoint is the gate, as `https://cognito-idp.{region}.amazonaws.com/` is.
+        "cognitoEndpoint": endpoint,
+        "userPoolId": client.as_ref().map(|c| &c.pool_id),
+        "userPoolClientId": client.as_ref().map(|c| &c.client_id),
         // Local only: where the approval e-mails land (a deployed stack sends them with SES).
         "localMailbox": format!("{gateway_url}/_local/mail"),
     });

@@ -6,7 +6,8 @@
 //!   functions, and provisioning in the emulator;
 //! - [`gate`]: the proxy in front of the emulator, wiring the rooms below into one pipeline;
 //! - [`iam`]: every principal's credentials, policy evaluation, authorisation;
-//! - [`s3`], [`stepfunctions`], [`dynamodb_streams`]: where moto is looser than those services;
+//! - [`s3`], [`stepfunctions`], [`dynamodb_streams`], [`cognito`]: where moto is looser than
+//!   those services;
 //! - [`faults`]: throttling, errors, cut connections and latency the gate injects on demand;
 //! - [`lambda`]: functions as Lambda processes, event-source mappings, pipes;
 //! - [`apigateway`]: REST and WebSocket APIs and `@connections`;
@@ -25,6 +26,7 @@ pub mod aws_errors;
 pub mod cloudformation;
 pub mod cloudfront;
 pub mod cloudwatch;
+pub mod cognito;
 pub mod dev;
 pub mod dynamodb_streams;
 pub mod emulator;

@@ -14,12 +14,20 @@ pub fn chat_url(websocket: &str, ticket: &str) -> String {
     format!("{websocket}?ticket={ticket}")
 }
 
+/// Where a person signs in: the user pools API's endpoint (the gate, locally) and the web app's
+/// client of the pool.
+pub struct SignIn<'a> {
+    pub endpoint: &'a str,
+    pub client_id: &'a str,
+}
+
 /// The tour as a bash script (comments say what each step shows).
 pub fn script(
     web: &str,
     url: &str,
     key: &str,
     websocket: &str,
+    sign_in: &SignIn,
     now: time::OffsetDateTime,
 ) -> String {
     let starts_at = (now + time::Duration::days(7))
@@ -28,7 +36,14 @@ pub fn script(
         .expect("a UTC date has an RFC 3339 form");
     let json =
         |field: &str| format!("python3 -c 'import json,sys; print(json.load(sys.stdin){field})'");
-    let curl = format!("curl -sS --fail-with-body -H 'x-api-key: {key}'");
+    let curl =
+        format!("curl -sS --fail-with-body -H 'x-api-key: {key}' -H \"authorization: $token\"");
+    let (cognito, client) = (sign_in.endpoint, sign_in.client_id);
+    let user = |password: &str| {
+        format!(
+            r#"{{\"ClientId\":\"{client}\",\"Username\":\"$email\",\"Password\":\"{password}\",\"UserAttributes\":[{{\"Name\":\"name\",\"Value\":\"Ann\"}}]}}"#
+        )
+    };
     let post = format!("{curl} -H 'content-type: application/json'");
     let ann = chat_url(websocket, "$ann");
     let bob = chat_url(websocket, "$bob");
@@ -36,6 +51,15 @@ pub fn script(
     format!(
         r#"# Web app: {web}  (open it in a browser: Photos, Chat, Approvals, Items, Appointments; the
 #    steps below do the same from a shell)
+
+# 0. Sign up with the user pool (the code comes to the local mailbox), confirm, sign in: every
+#    call below carries the ID token (Authorization) beside the API key.
+email="ann-$RANDOM@example.com"; password='correct horse battery staple'
+cognito() {{ curl -sS --fail-with-body -H 'content-type: application/x-amz-json-1.1' -H "x-amz-target: AWSCognitoIdentityProviderService.$1" {cognito} -d "$2"; }}
+cognito SignUp "{sign_up}"; echo
+code=$(curl -sS --fail-with-body "{url}/_local/mail?to=$email" | python3 -c 'import json,re,sys; print(re.search(r"\b\d{{6}}\b", json.load(sys.stdin)["messages"][-1]["body"])[0])')
+cognito ConfirmSignUp "{{\"ClientId\":\"{client}\",\"Username\":\"$email\",\"ConfirmationCode\":\"$code\"}}"; echo
+token=$(cognito InitiateAuth "{{\"ClientId\":\"{client}\",\"AuthFlow\":\"USER_PASSWORD_AUTH\",\"AuthParameters\":{{\"USERNAME\":\"$email\",\"PASSWORD\":\"$password\"}}}}" | {id_token})
 
 # 1. Items: create one, then list them.
 {post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
@@ -73,6 +97,8 @@ sleep 3; curl -sS --fail-with-body {url}/_local/queues/AppointmentQueue; echo
 # 6. The business metrics the functions wrote (what CloudWatch extracts from their logs).
 curl -sS --fail-with-body {url}/_local/metrics | python3 -c 'import json,sys; [print(m["metric"], m["dimensions"].get("Function", ""), m["sum"]) for m in json.load(sys.stdin)["metrics"]]'
 "#,
+        sign_up = user("$password"),
+        id_token = json(r#"["AuthenticationResult"]["IdToken"]"#),
         upload_url = json(r#"["upload_url"]"#),
         signed_headers = "python3 -c 'import json,sys; [print(f\"-H\\n{k}: {v}\") for k, v in json.load(sys.stdin)[\"headers\"].items()]'",
         photo_id = json(r#"["key"].split("/")[1]"#),
@@ -91,11 +117,18 @@ mod tests {
             "http://127.0.0.1:3000",
             "k",
             "ws://127.0.0.1:3000/_ws/Chat",
+            &SignIn {
+                endpoint: "http://127.0.0.1:5000",
+                client_id: "c1",
+            },
             now,
         );
         assert!(text.contains("# Web app: http://127.0.0.1:3001/"));
         assert!(text.contains("http://127.0.0.1:3000/items"));
         assert!(text.contains("x-api-key: k"));
+        assert!(text.contains(r#"-H "authorization: $token""#));
+        assert!(text.contains(r#"\"ClientId\":\"c1\""#));
+        assert!(text.contains("AWSCognitoIdentityProviderService.$1\" http://127.0.0.1:5000 "));
         assert!(
             text.contains(r#""startsAt":"2026-12-08T10:00:00Z""#),
             "{text}"

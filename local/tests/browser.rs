@@ -49,6 +49,9 @@ fn every_page_works_in_chromium() {
     if local.skip_on_aws("the pages' tests create approvals that e-mail a made-up manager") {
         return;
     }
+    let person = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(local.person("Ann Lee"));
     let output = root.parent().expect("workspace").join("target/browser");
     let fixtures = output.join("fixtures");
     write_fixtures(&fixtures);
@@ -58,6 +61,14 @@ fn every_page_works_in_chromium() {
         .env("WEB_URL", &local.web)
         .env("API_URL", &local.url)
         .env("API_KEY", &local.api_key)
+        .env("PERSON_EMAIL", &person.email)
+        .env("PERSON_PASSWORD", &person.password)
+        .env("PERSON_NAME", &person.name)
+        .env("ID_TOKEN", &person.id_token)
+        .env(
+            "COGNITO_ENDPOINT",
+            std::env::var("AWS_ENDPOINT_URL").expect("the gate"),
+        )
         .env("FIXTURES", &fixtures)
         .env("SCREENSHOTS", output.join("screenshots"))
         .env("CHROMIUM", chromium())

@@ -38,6 +38,8 @@ type Shared<T> = Arc<Mutex<T>>;
 struct Client {
     url: String,
     key: String,
+    /// A signed-in person's ID token (the REST API's authorizer).
+    token: String,
     http: reqwest::Client,
 }
 
@@ -59,6 +61,7 @@ impl Client {
             .http
             .request(method, format!("{}{path}", self.url))
             .header("x-api-key", &self.key)
+            .header("authorization", &self.token)
             .timeout(Duration::from_secs(40))
             .json(body);
         if let Some(key) = idem {
@@ -227,6 +230,7 @@ async fn every_system_keeps_its_promises_under_faults() {
     let client = Arc::new(Client {
         url: local.url.clone(),
         key: local.api_key.clone(),
+        token: local.person("Chaos Tester").await.id_token,
         http: http(),
     });
     // Two live chat connections in one room, before the faults start.
@@ -475,6 +479,7 @@ async fn join_room(
             .http
             .post(format!("{}/rooms/{room}/tickets", client.url))
             .header("x-api-key", &client.key)
+            .header("authorization", &client.token)
             .json(&serde_json::json!({ "user": user }))
             .send()
             .await
@@ -908,6 +913,7 @@ async fn a_dead_lettered_upload_is_thumbnailed_after_a_redrive() {
     let client = Client {
         url: local.url.clone(),
         key: local.api_key.clone(),
+        token: local.person("Chaos Tester").await.id_token,
         http: http(),
     };
     let jpeg = photo();

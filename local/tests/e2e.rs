@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod support;
 
-use support::{Local, http, photo, sdk};
+use support::{Local, Person, http, photo, sdk};
 
 /// The stack of this test binary, started on first use.
 fn local() -> &'static Local {
@@ -23,12 +23,24 @@ fn local() -> &'static Local {
     LOCAL.get_or_init(|| Local::start("e2e", &["--sqs-visibility-cap", "1"]))
 }
 
-/// A call to the REST API with the key; returns status and JSON body (or `null`).
-async fn call(method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+/// The person this binary's REST calls are made as: signed in once, on first use.
+async fn ann() -> &'static Person {
+    static ANN: tokio::sync::OnceCell<Person> = tokio::sync::OnceCell::const_new();
+    ANN.get_or_init(|| local().person("Ann Lee")).await
+}
+
+/// A REST request as the web app sends it: the API key and Ann's ID token.
+async fn rest(method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
     let local = local();
-    let mut request = http()
+    http()
         .request(method, format!("{}{path}", local.url))
-        .header("x-api-key", &local.api_key);
+        .header("x-api-key", &local.api_key)
+        .header("authorization", &ann().await.id_token)
+}
+
+/// A call to the REST API with the key, signed in; returns status and JSON body (or `null`).
+async fn call(method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = rest(method, path).await;
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -76,9 +88,8 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
     .expect("tap");
     // One correlation id, from the request to the backup and the notice.
     let correlation = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-    let response = http()
-        .post(format!("{}/items", local.url))
-        .header("x-api-key", &local.api_key)
+    let response = rest(reqwest::Method::POST, "/items")
+        .await
         .header("x-correlation-id", &correlation)
         .json(&json!({"name": "Lamp", "email": "e2e@example.com"}))
         .send()
@@ -120,19 +131,32 @@ async fn items_api_with_key_cors_and_the_stream_backup() {
     grows("ColdStart", 0.0).await;
 }
 
-/// API Gateway's own answers (no key, unknown route, CORS preflight), and malformed input as
-/// the function's 4xx, passed through.
+/// API Gateway's own answers (no token, no key, unknown route, CORS preflight), and malformed
+/// input as the function's 4xx, passed through.
 async fn assert_gateway_answers(local: &Local, id: &str) {
-    let no_key = http()
+    // The authorizer runs first: with neither token nor key, 401; signed in without the key, 403.
+    let anonymous = http()
         .get(format!("{}/items", local.url))
         .send()
         .await
         .unwrap();
-    assert_eq!(no_key.status(), 403);
+    assert_eq!(anonymous.status(), 401);
     assert_eq!(
-        no_key.headers()["access-control-allow-origin"],
+        anonymous.headers()["access-control-allow-origin"],
         local.cors_allow_origin.as_str()
     );
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        json!({"code": "UNAUTHORIZED", "message": "Unauthorized"})
+    );
+    let no_key = http()
+        .get(format!("{}/items", local.url))
+        .header("authorization", &ann().await.id_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 403);
     let body: Value = no_key.json().await.unwrap();
     assert_eq!(body["error"]["code"], "INVALID_API_KEY");
     let (status, body) = call(reqwest::Method::GET, "/no-such-route", None).await;
@@ -157,9 +181,8 @@ async fn assert_gateway_answers(local: &Local, id: &str) {
             .unwrap()
             .contains("PUT")
     );
-    let bad = http()
-        .post(format!("{}/items", local.url))
-        .header("x-api-key", &local.api_key)
+    let bad = rest(reqwest::Method::POST, "/items")
+        .await
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -825,11 +848,18 @@ async fn tour_runs_as_printed() {
     if local.skip_on_aws("the tour is what `make dev` prints for the local stack") {
         return;
     }
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the gate");
+    let client_id = local.resource("WebAppClient");
+    let sign_in = local_stack::tour::SignIn {
+        endpoint: &endpoint,
+        client_id: &client_id,
+    };
     let script = local_stack::tour::script(
         &local.web,
         &local.url,
         &local.api_key,
         &local.websocket,
+        &sign_in,
         time::OffsetDateTime::now_utc(),
     );
     // Step 3's clients: connected before the script posts to the room.
@@ -876,10 +906,8 @@ async fn tour_runs_as_printed() {
 /// gateway response (REQUEST_TOO_LARGE falls back to DEFAULT_4XX): the JSON error shape.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_body_gets_the_gateway_response_shape() {
-    let local = local();
-    let response = http()
-        .post(format!("{}/items", local.url))
-        .header("x-api-key", &local.api_key)
+    let response = rest(reqwest::Method::POST, "/items")
+        .await
         .header("content-type", "application/json")
         .body(vec![b' '; 10 * 1024 * 1024 + 1])
         .send()
@@ -888,4 +916,301 @@ async fn an_oversized_body_gets_the_gateway_response_shape() {
     assert_eq!(response.status().as_u16(), 413);
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "REQUEST_TOO_LARGE", "{body}");
+}
+
+/// The six-digit code of the newest mail to `to`, once it arrived.
+async fn mailed_code(to: &str) -> String {
+    let url = format!("{}/_local/mail?to={to}", local().url);
+    eventually("the mailed code", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let mail: Value = http().get(url).send().await.ok()?.json().await.ok()?;
+            let body = mail["messages"].as_array()?.last()?["body"]
+                .as_str()?
+                .to_string();
+            let digits = body.split(|c: char| !c.is_ascii_digit());
+            digits
+                .into_iter()
+                .find(|d| d.len() == 6)
+                .map(str::to_string)
+        }
+    })
+    .await
+}
+
+/// `InitiateAuth` for a confirmed person: refused for a wrong password, a flow the client does
+/// not allow and an unknown user (answered alike); with the password, an ID token naming them.
+async fn signs_in_only_as_cognito_allows(client: &str, email: &str) {
+    let password = |password: &str| {
+        json!({"ClientId": client, "AuthFlow": "USER_PASSWORD_AUTH",
+            "AuthParameters": {"USERNAME": email, "PASSWORD": password}})
+    };
+    for (case, body, refusal) in [
+        (
+            "a wrong password",
+            password("wrong horse battery"),
+            "NotAuthorizedException",
+        ),
+        (
+            "SRP, which the client does not allow",
+            {
+                let mut srp = password("x");
+                srp["AuthFlow"] = json!("USER_SRP_AUTH");
+                srp
+            },
+            "InvalidParameterException",
+        ),
+        (
+            "an unknown user, answered as a wrong password",
+            {
+                let mut unknown = password("correct horse battery");
+                unknown["AuthParameters"]["USERNAME"] = json!("nobody@example.com");
+                unknown
+            },
+            "NotAuthorizedException",
+        ),
+    ] {
+        let (status, refused) = support::cognito("InitiateAuth", body).await;
+        assert_eq!(
+            (status, &refused["__type"]),
+            (400, &json!(refusal)),
+            "{case}: {refused}"
+        );
+    }
+    let (status, signed_in) =
+        support::cognito("InitiateAuth", password("correct horse battery")).await;
+    assert_eq!(status, 200, "{signed_in}");
+    let id_token = signed_in["AuthenticationResult"]["IdToken"]
+        .as_str()
+        .unwrap();
+    let claims = support::claims(id_token);
+    assert_eq!(claims["email"], json!(email));
+    assert_eq!(claims["name"], "Ann Lee");
+    assert_eq!(claims["aud"], json!(client));
+    assert!(claims["email_verified"] == json!(true) || claims["email_verified"] == "true");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_signs_up_with_the_mailed_code_and_signs_in() {
+    let local = local();
+    if local.skip_on_aws("the confirmation code is read from the local mailbox") {
+        return;
+    }
+    let client = local.resource("WebAppClient");
+    let email = format!(
+        "ann-{}@example.com",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let sign_up = |password: &str| {
+        json!({"ClientId": client, "Username": email, "Password": password, "UserAttributes": [
+            {"Name": "email", "Value": email}, {"Name": "name", "Value": "Ann Lee"}]})
+    };
+    let (status, weak) = support::cognito("SignUp", sign_up("too short")).await;
+    assert_eq!(
+        (status, &weak["__type"]),
+        (400, &json!("InvalidPasswordException"))
+    );
+    let (status, signed_up) = support::cognito("SignUp", sign_up("correct horse battery")).await;
+    assert_eq!(
+        (status, &signed_up["UserConfirmed"]),
+        (200, &json!(false)),
+        "{signed_up}"
+    );
+    assert_eq!(signed_up["CodeDeliveryDetails"]["DeliveryMedium"], "EMAIL");
+    let code = mailed_code(&email).await;
+
+    let password = |password: &str| {
+        json!({"ClientId": client, "AuthFlow": "USER_PASSWORD_AUTH",
+            "AuthParameters": {"USERNAME": email, "PASSWORD": password}})
+    };
+    let (_, early) = support::cognito("InitiateAuth", password("correct horse battery")).await;
+    assert_eq!(early["__type"], "UserNotConfirmedException", "{early}");
+    let confirm =
+        |code: &str| json!({"ClientId": client, "Username": email, "ConfirmationCode": code});
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, mismatch) = support::cognito("ConfirmSignUp", confirm(wrong)).await;
+    assert_eq!(
+        (status, &mismatch["__type"]),
+        (400, &json!("CodeMismatchException"))
+    );
+    let (status, confirmed) = support::cognito("ConfirmSignUp", confirm(&code)).await;
+    assert_eq!(status, 200, "{confirmed}");
+
+    signs_in_only_as_cognito_allows(&client, &email).await;
+
+    // Without AWS credentials, nothing but the public operations: not the admin ones.
+    let pool = local.resource("UserPool");
+    let delete = json!({"UserPoolId": pool, "Username": email});
+    let (status, denied) = support::cognito("AdminDeleteUser", delete).await;
+    assert!(status == 400 || status == 403, "{status} {denied}");
+    let (status, _) = support::cognito("InitiateAuth", password("correct horse battery")).await;
+    assert_eq!(status, 200, "the person is still there");
+}
+
+/// The routes docs/openapi.yaml says need a signed-in person (the contract test holds the
+/// document to the template), with every path parameter filled in.
+fn signed_in_routes() -> Vec<(reqwest::Method, String)> {
+    let path = local_stack::workspace::project_root().join("docs/openapi.yaml");
+    let doc: Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let needs_person = |security: &Value| {
+        security
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("person").is_some()))
+    };
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if !["get", "put", "post", "delete", "patch"].contains(&method.as_str())
+                || !needs_person(operation.get("security").unwrap_or(&doc["security"]))
+            {
+                continue;
+            }
+            let filled: Vec<String> = path
+                .split('/')
+                .map(|s| {
+                    if s.starts_with('{') {
+                        "x1".into()
+                    } else {
+                        s.to_string()
+                    }
+                })
+                .collect();
+            let method = method.to_ascii_uppercase().parse().unwrap();
+            routes.push((method, filled.join("/")));
+        }
+    }
+    routes
+}
+
+/// An ID token for Ann from another app client of the pool, and one from another pool: both
+/// signed by the emulator's key, so only the audience and issuer checks can refuse them.
+async fn tokens_from_elsewhere(local: &Local, ann: &Person) -> (String, String) {
+    use aws_sdk_cognitoidentityprovider::types::{
+        AttributeType, AuthFlowType, ExplicitAuthFlowsType, MessageActionType,
+    };
+    let idp = aws_sdk_cognitoidentityprovider::Client::new(&sdk().await);
+    let token = async |pool: &str, email: &str, password: &str| {
+        let client = idp
+            .create_user_pool_client()
+            .user_pool_id(pool)
+            .client_name(format!("{}-elsewhere", local.prefix))
+            .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
+            .send()
+            .await
+            .expect("another client");
+        let client = client.user_pool_client.unwrap().client_id.unwrap();
+        let signed_in = idp
+            .admin_initiate_auth()
+            .user_pool_id(pool)
+            .client_id(&client)
+            .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+            .auth_parameters("USERNAME", email)
+            .auth_parameters("PASSWORD", password)
+            .send()
+            .await
+            .expect("signed in through the other client");
+        // The token outlives its client (and pool): only the claims are checked.
+        idp.delete_user_pool_client()
+            .user_pool_id(pool)
+            .client_id(&client)
+            .send()
+            .await
+            .expect("the other client deleted");
+        signed_in.authentication_result.unwrap().id_token.unwrap()
+    };
+    let other_client = token(&local.resource("UserPool"), &ann.email, &ann.password).await;
+    let pool = idp
+        .create_user_pool()
+        .pool_name(format!("{}-elsewhere", local.prefix))
+        .send()
+        .await
+        .expect("another pool");
+    let pool = pool.user_pool.unwrap().id.unwrap();
+    let password = "Elsewhere-1-password";
+    idp.admin_create_user()
+        .user_pool_id(&pool)
+        .username(&ann.email)
+        .message_action(MessageActionType::Suppress)
+        .user_attributes(
+            AttributeType::builder()
+                .name("email")
+                .value(&ann.email)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("Ann in the other pool");
+    idp.admin_set_user_password()
+        .user_pool_id(&pool)
+        .username(&ann.email)
+        .password(password)
+        .permanent(true)
+        .send()
+        .await
+        .expect("her password there");
+    let other_pool = token(&pool, &ann.email, password).await;
+    idp.delete_user_pool()
+        .user_pool_id(&pool)
+        .send()
+        .await
+        .expect("the other pool deleted");
+    (other_client, other_pool)
+}
+
+/// Every route behind the authorizer answers 401 (`UNAUTHORIZED`, the template's error shape)
+/// to a request with the API key but no valid ID token, before any function runs: none, a
+/// tampered one, one claiming `alg: none`, an access token, one issued to another app client
+/// of the pool, one from another pool, and one behind a `Bearer ` prefix. Expiry is checked by
+/// the authorizer's unit tests (the emulator's tokens live an hour).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_signed_in_route_refuses_a_missing_or_false_token() {
+    use base64::Engine;
+    let local = local();
+    let ann = ann().await;
+    let base64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = ann.id_token.split('.').collect();
+    let mut claims = support::claims(&ann.id_token);
+    claims["email"] = json!("someone-else@example.com");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64url.encode(claims.to_string()),
+        parts[2]
+    );
+    let none = base64url.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let (other_client, other_pool) = tokens_from_elsewhere(local, ann).await;
+    let cases = [
+        ("no token", None),
+        ("a tampered token", Some(tampered)),
+        ("alg none", Some(format!("{none}.{}.", parts[1]))),
+        ("an access token", Some(ann.access_token.clone())),
+        ("another client's token", Some(other_client)),
+        ("another pool's token", Some(other_pool)),
+        ("a Bearer prefix", Some(format!("Bearer {}", ann.id_token))),
+    ];
+    let routes = signed_in_routes();
+    assert!(routes.len() >= 10, "{routes:?}");
+    for (method, path) in routes {
+        for (case, token) in &cases {
+            let mut request = http()
+                .request(method.clone(), format!("{}{path}", local.url))
+                .header("x-api-key", &local.api_key)
+                .json(&json!({}));
+            if let Some(token) = token {
+                request = request.header("authorization", token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (401, &json!("UNAUTHORIZED")),
+                "{method} {path} with {case}: {body}"
+            );
+        }
+    }
+    // The real token passes the authorizer (whatever the function then answers to `x1`).
+    let (status, _) = call(reqwest::Method::GET, "/items/x1", None).await;
+    assert_ne!(status, 401);
 }

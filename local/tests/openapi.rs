@@ -1,15 +1,16 @@
 //! docs/openapi.yaml describes exactly the REST routes template.yaml deploys: every route of the
 //! template is in the document and every operation of the document is a route, with the same
-//! API key requirement. No emulator needed.
+//! API key and sign-in requirements. No emulator needed.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use local_stack::apigateway::apis::rest_apis;
-use local_stack::cloudformation::provision::Stack;
 use local_stack::cloudformation::template::Template;
 use local_stack::workspace::project_root;
 use serde_json::Value;
+
+mod unprovisioned;
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
 
@@ -19,20 +20,43 @@ fn document() -> Value {
     serde_norway::from_str(&text).expect("valid YAML")
 }
 
-/// (path, METHOD, api key required) for every operation of the document.
-fn documented() -> BTreeSet<(String, String, bool)> {
+/// What an operation requires: the API key, a signed-in person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Requires {
+    api_key: bool,
+    person: bool,
+}
+
+/// What a `security` list requires: every scheme it names, as API Gateway applies them.
+fn requires(security: &Value) -> Requires {
+    let named = |scheme: &str| {
+        security
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|requirement| requirement.get(scheme).is_some())
+    };
+    Requires {
+        api_key: named("apiKey"),
+        person: named("person"),
+    }
+}
+
+/// (path, METHOD, what it requires) for every operation of the document.
+fn documented() -> BTreeSet<(String, String, Requires)> {
     let doc = document();
-    let default_secured = doc["security"].as_array().is_some_and(|s| !s.is_empty());
     let mut out = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in METHODS {
             let Some(operation) = item.get(method) else {
                 continue;
             };
-            let secured = operation["security"]
-                .as_array()
-                .map_or(default_secured, |s| !s.is_empty());
-            out.insert((path.clone(), method.to_ascii_uppercase(), secured));
+            let security = operation.get("security").unwrap_or(&doc["security"]);
+            out.insert((
+                path.clone(),
+                method.to_ascii_uppercase(),
+                requires(security),
+            ));
         }
     }
     out
@@ -40,12 +64,7 @@ fn documented() -> BTreeSet<(String, String, bool)> {
 
 fn deployed() -> Vec<local_stack::apigateway::apis::RestApi> {
     let template = Arc::new(Template::load_project().expect("template"));
-    let stack = Stack::new(
-        template,
-        aws_config::SdkConfig::builder().build(),
-        "contract",
-    );
-    rest_apis(&stack).expect("routes resolve")
+    rest_apis(&unprovisioned::stack(template, "contract")).expect("routes resolve")
 }
 
 #[test]
@@ -67,10 +86,14 @@ fn every_template_route_is_documented_and_every_operation_is_a_route() {
             route.method,
             route.path
         );
-        for (path, method, secured) in matches {
+        let deployed = Requires {
+            api_key: route.api_key_required,
+            person: route.authorizer.is_some(),
+        };
+        for (path, method, documented) in matches {
             assert_eq!(
-                *secured, route.api_key_required,
-                "{method} {path}: the document and the template disagree on the API key"
+                *documented, deployed,
+                "{method} {path}: the document and the template disagree on the key or sign-in"
             );
         }
     }

@@ -7,6 +7,8 @@ use local_stack::cloudformation::template::{Physical, Resolver, Template};
 use serde_json::Value;
 use std::collections::HashMap;
 
+mod unprovisioned;
+
 fn transformed(parameters: &[(&str, &str)]) -> Template {
     let parameters: Vec<(String, String)> = parameters
         .iter()
@@ -182,13 +184,9 @@ fn the_stack_id_resolves_like_cloudformations() {
 }
 
 #[test]
-fn the_api_key_is_in_a_usage_plan_of_the_rest_stage() {
+fn the_api_key_and_a_signed_in_person_guard_every_route_but_the_links() {
     let template = std::sync::Arc::new(transformed(&[]));
-    let stack = local_stack::cloudformation::provision::Stack::new(
-        template,
-        aws_config::SdkConfig::builder().build(),
-        "Kit-Stack",
-    );
+    let stack = unprovisioned::stack(template, "Kit-Stack");
     let apis = local_stack::apigateway::apis::rest_apis(&stack).unwrap();
     assert_eq!(apis.len(), 1);
     assert_eq!(
@@ -217,6 +215,32 @@ fn the_api_key_is_in_a_usage_plan_of_the_rest_stage() {
         ],
         "only the links people open from emails and messages go without the key"
     );
+    // The same links, and only they, go without a signed-in person; every other route takes
+    // ID tokens of the web app's client of the stack's pool.
+    let mut open = Vec::new();
+    for route in &apis[0].routes {
+        match &route.authorizer {
+            None => open.push(format!("{} {}", route.method, route.path)),
+            Some(authorizer) => assert_eq!(
+                (
+                    authorizer.issuers.as_slice(),
+                    authorizer.audience.as_deref()
+                ),
+                (
+                    [
+                        "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_unprovisioned"
+                            .to_string()
+                    ]
+                    .as_slice(),
+                    Some("^WebAppClient$")
+                ),
+                "{} {}",
+                route.method,
+                route.path
+            ),
+        }
+    }
+    assert_eq!(open, keyless, "only the e-mail links go without sign-in");
 }
 
 /// The dimension value an alarm's metric (or any metric of its metric math) is scoped to.

@@ -34,8 +34,10 @@ def main() -> int:
             "websockets": {"ChatWebSocketApi": "wss://def.execute-api.us-east-1.amazonaws.com/prod"},
             "api_key": "the-key",
             "cors_allow_origin": "*",
+            "region": "eu-west-1",
             "outputs": {"WebAppBucketName": "web-bucket", "WebAppDistributionId": distribution["Id"],
-                        "WebAppUrl": "https://d111.cloudfront.net"},
+                        "WebAppUrl": "https://d111.cloudfront.net", "UserPoolId": "eu-west-1_pool",
+                        "UserPoolClientId": "client1"},
         }
         result = web_publish.publish(state)
         head = lambda key: s3.head_object(Bucket="web-bucket", Key=key)  # noqa: E731
@@ -49,7 +51,9 @@ def main() -> int:
             "every file revalidates": all(head(k)["CacheControl"] == "no-cache" for k in keys),
             "modules are javascript": head("pages/chat.js")["ContentType"].startswith("text/javascript"),
             "config from the stack": config == {"apiUrl": state["gateway"], "websocketUrl": state["websockets"]["ChatWebSocketApi"],
-                                                "apiKey": "the-key"},
+                                                "apiKey": "the-key",
+                                                "cognitoEndpoint": "https://cognito-idp.eu-west-1.amazonaws.com/",
+                                                "userPoolId": "eu-west-1_pool", "userPoolClientId": "client1"},
             "invalidated": bool(result["invalidation"]),
             "served types only": all(pathlib.Path(k).suffix in web_publish.SERVED for k in keys),
         }

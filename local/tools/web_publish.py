@@ -1,6 +1,7 @@
 """Publishes the web app to a deployed stack (`make web-publish STACK=... | ENV=...`): every file
 of web/ to the stack's WebAppBucket with its content type and cache policy, a config.json written
-from the stack's outputs (API URL, WebSocket URL, API key), stale objects removed, and one
+from the stack's outputs (API URL, WebSocket URL, API key, the user pool, its app client and
+the regional Cognito endpoint), stale objects removed, and one
 CloudFront invalidation. Default credentials and region, as the AWS CLI.
 
 The files are uploaded as the local stack serves them (local/src/web.rs): the same extensions,
@@ -29,6 +30,9 @@ def app_config(state: dict) -> dict:
         "apiUrl": state["gateway"],
         "websocketUrl": state["websockets"]["ChatWebSocketApi"],
         "apiKey": state["api_key"],
+        "cognitoEndpoint": f"https://cognito-idp.{state['region']}.amazonaws.com/",
+        "userPoolId": state["outputs"]["UserPoolId"],
+        "userPoolClientId": state["outputs"]["UserPoolClientId"],
     }
 
 

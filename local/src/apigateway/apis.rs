@@ -1,6 +1,7 @@
 //! The template's APIs as routing tables, read from what the SAM transform generated: REST
 //! routes from each `AWS::ApiGateway::RestApi`'s OpenAPI `Body` (`x-amazon-apigateway-integration`
-//! URIs name the functions, per-method `security` the API key, the CORS `OPTIONS` methods' mock
+//! URIs name the functions, per-method `security` the API key and the Cognito user pool
+//! authorizer (`components.securitySchemes`), the CORS `OPTIONS` methods' mock
 //! responses the preflight headers, `x-amazon-apigateway-gateway-responses` the error shapes),
 //! stages from `AWS::ApiGateway::Stage`/`Deployment`; WebSocket routes from `ApiGatewayV2`
 //! routes and integrations. The local gateway serves exactly these.
@@ -9,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use crate::apigateway::rest::cognito_authorizer::CognitoAuthorizer;
 use crate::cloudformation::provision::Stack;
 use crate::cloudformation::template::{TemplateError, items};
 
@@ -48,6 +50,8 @@ pub struct RestRoute {
     pub method: String,
     pub function: String,
     pub api_key_required: bool,
+    /// The method's Cognito user pool authorizer, checked before its API key.
+    pub authorizer: Option<CognitoAuthorizer>,
 }
 
 /// How specific a route's match is: literal segments, not greedy, exact method.
@@ -164,6 +168,11 @@ type Operations = (Vec<RestRoute>, Vec<(String, Cors)>);
 /// The OpenAPI body's operations: Lambda proxy routes, and the CORS `OPTIONS` mocks.
 fn operations(stack: &Stack, api_id: &str, body: &Value) -> Result<Operations, TemplateError> {
     let api_security = body.get("security");
+    let schemes = stack.resolver.resolve(
+        body.pointer("/components/securitySchemes")
+            .or_else(|| body.get("securityDefinitions"))
+            .unwrap_or(&Value::Null),
+    )?;
     let mut routes = Vec::new();
     let mut preflights = Vec::new();
     for (path, methods) in body["paths"].as_object().into_iter().flatten() {
@@ -182,11 +191,17 @@ fn operations(stack: &Stack, api_id: &str, body: &Value) -> Result<Operations, T
                                 "{api_id} {method} {path}: the integration names no function of the template"
                             ))
                         })?;
+                    let security = operation.get("security").or(api_security);
+                    let (api_key_required, authorizer) =
+                        requirements(security, &schemes).map_err(|why| {
+                            TemplateError::Unsupported(format!("{api_id} {method} {path}: {why}"))
+                        })?;
                     routes.push(RestRoute {
                         path: path.clone(),
                         method,
                         function,
-                        api_key_required: requires_key(operation.get("security").or(api_security)),
+                        api_key_required,
+                        authorizer,
                     });
                 }
                 Some("mock") if method == "OPTIONS" => {
@@ -203,11 +218,32 @@ fn operations(stack: &Stack, api_id: &str, body: &Value) -> Result<Operations, T
     Ok((routes, preflights))
 }
 
-/// Whether an OpenAPI `security` requirement names the API key.
-fn requires_key(security: Option<&Value>) -> bool {
-    security
-        .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|req| req.get("api_key").is_some()))
+/// What a method's OpenAPI `security` requires: the API key (SAM's `api_key` scheme), a Cognito
+/// user pool authorizer of the resolved `schemes`; API Gateway applies every scheme named (a
+/// keyed method with an authorizer needs both). Any other kind of authorizer is not served.
+fn requirements(
+    security: Option<&Value>,
+    schemes: &Value,
+) -> Result<(bool, Option<CognitoAuthorizer>), String> {
+    let mut api_key_required = false;
+    let mut authorizer = None;
+    let named = security
+        .map(items)
+        .unwrap_or_default() // no security: an open method
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|requirement| requirement.keys());
+    for name in named {
+        if name == "api_key" {
+            api_key_required = true;
+            continue;
+        }
+        let cognito = CognitoAuthorizer::of(name, &schemes[name.as_str()]).ok_or_else(|| {
+            format!("security scheme {name} is neither the API key nor a Cognito user pool authorizer: not served locally")
+        })?;
+        authorizer = Some(cognito);
+    }
+    Ok((api_key_required, authorizer))
 }
 
 /// The headers a CORS mock integration answers a preflight with.
@@ -435,6 +471,7 @@ mod tests {
                     method: method.to_string(),
                     function: format!("{method} {path}"),
                     api_key_required: true,
+                    authorizer: None,
                 })
                 .collect(),
         }
@@ -491,5 +528,54 @@ mod tests {
     fn quoted_literals_lose_their_quotes() {
         assert_eq!(unquote("'GET,POST'"), "GET,POST");
         assert_eq!(unquote("*"), "*");
+    }
+
+    /// SAM's output for `DefaultAuthorizer` with an API key (resolved).
+    fn schemes() -> Value {
+        serde_json::json!({
+            "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
+            "People": {"type": "apiKey", "name": "Authorization", "in": "header",
+                "x-amazon-apigateway-authtype": "cognito_user_pools",
+                "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools",
+                    "providerARNs": ["arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_abc"],
+                    "identityValidationExpression": "^client1$"}},
+            "Custom": {"type": "apiKey", "name": "Authorization", "in": "header",
+                "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "token"}},
+        })
+    }
+
+    #[test]
+    fn a_methods_security_names_its_authorizer_and_key() {
+        let both = serde_json::json!([{"People": []}, {"api_key": []}]);
+        let (key, authorizer) = requirements(Some(&both), &schemes()).unwrap();
+        let authorizer = authorizer.expect("the Cognito authorizer");
+        assert!(key);
+        assert_eq!(
+            (authorizer.name.as_str(), authorizer.header.as_str()),
+            ("People", "Authorization")
+        );
+        assert_eq!(
+            authorizer.issuers,
+            ["https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc"]
+        );
+        assert_eq!(authorizer.audience.as_deref(), Some("^client1$"));
+
+        let open = serde_json::json!([]);
+        assert_eq!(requirements(Some(&open), &schemes()), Ok((false, None)));
+        assert_eq!(requirements(None, &schemes()), Ok((false, None)));
+        let keyed = serde_json::json!([{"api_key": []}]);
+        assert_eq!(requirements(Some(&keyed), &schemes()), Ok((true, None)));
+    }
+
+    #[test]
+    fn an_authorizer_the_local_gateway_cannot_run_is_refused_not_skipped() {
+        for security in [
+            serde_json::json!([{"Custom": []}]),
+            serde_json::json!([{"Undeclared": []}]),
+        ] {
+            let refused = requirements(Some(&security), &schemes()).unwrap_err();
+            assert!(refused.contains("not served locally"), "{refused}");
+        }
     }
 }

@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::apigateway::apis::{GatewayResponse, RestApi, WebSocketApi};
+use crate::apigateway::rest::cognito_authorizer::KeySets;
 use crate::cloudformation::template::items;
 use crate::cloudwatch::LogSink;
 use crate::emulator::{ACCOUNT_ID, sdk_error};
@@ -72,15 +73,19 @@ struct Shared {
     /// Open WebSocket connections by API logical id, then connection id.
     connections: Mutex<HashMap<String, HashMap<String, Arc<Connection>>>>,
     http: reqwest::Client,
+    /// The user pools' published keys, for the REST APIs' Cognito authorizers.
+    key_sets: KeySets,
 }
 
 type AppState = Arc<Shared>;
 
 pub fn router(gateway: Gateway) -> Router {
+    let http = reqwest::Client::new();
     let shared = Arc::new(Shared {
+        key_sets: KeySets::new(&gateway.emulator, http.clone()),
         gateway,
         connections: Mutex::new(HashMap::new()),
-        http: reqwest::Client::new(),
+        http,
     });
     Router::new()
         .route("/_local/mail", get(mailbox))
@@ -289,11 +294,25 @@ async fn rest(State(shared): State<AppState>, request: Request) -> Response {
                 );
             }
         };
+    // The authorizer runs before the API key is checked (a request with neither is 401).
+    let mut claims = None;
+    if let Some(authorizer) = &route.authorizer {
+        match authorizer.authorize(&parts.headers, &shared.key_sets).await {
+            Ok(verified) => claims = Some(verified),
+            Err(refusal) => {
+                let status = StatusCode::UNAUTHORIZED;
+                return gateway_response(api, "UNAUTHORIZED", status, refusal.message());
+            }
+        }
+    }
     let sent_key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
     if route.api_key_required && (sent_key.is_none() || sent_key != gateway.api_key.as_deref()) {
         return gateway_response(api, "INVALID_API_KEY", StatusCode::FORBIDDEN, "Forbidden");
     }
-    let event = gateway.proxy_event(api, route, path_parameters, &parts, &body);
+    let mut event = gateway.proxy_event(api, route, path_parameters, &parts, &body);
+    if let Some(claims) = claims {
+        event["requestContext"]["authorizer"] = json!({"claims": claims});
+    }
     gateway.integrate(api, route, &parts, &event).await
 }
 

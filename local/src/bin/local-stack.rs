@@ -13,7 +13,10 @@
 //! - `local-stack iam-report --audit FILE`: the least-privilege report from the gate's audit;
 //! - `local-stack transform [--parameter Name=Value]...`: the transformed template (JSON);
 //! - `local-stack redrive --queue DLQ (--state-file FILE | --stack NAME)`: a DLQ's messages back
-//!   to their source queue, in the running `make dev` stack or a deployed one.
+//!   to their source queue, in the running `make dev` stack or a deployed one;
+//! - `local-stack token --state-file FILE [--name NAME]`: a new person of the running stack's user
+//!   pool (`local_stack::cognito::people`), signed in; prints their ID token for curl's
+//!   `Authorization` header.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -35,8 +38,9 @@ async fn main() -> ExitCode {
         Some("iam-report") => iam_report(&args),
         Some("transform") => transform(&args),
         Some("redrive") => redrive(&args).await,
+        Some("token") => token(&args).await,
         _ => Err(
-            "usage: local-stack dev|provision|gate|iam-report|transform [options] (see the crate docs)"
+            "usage: local-stack dev|provision|gate|iam-report|transform|redrive|token [options] (see the crate docs)"
                 .into(),
         ),
     };
@@ -113,14 +117,8 @@ async fn redrive(args: &[String]) -> Result<(), Error> {
             (sqs, dlq_url, source_url)
         }
         (None, Some(state_file)) => {
-            let state: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(&state_file)
-                    .map_err(|e| format!("{state_file}: {e} (is `make dev` running?)"))?,
-            )?;
-            let endpoint = state["emulator"]
-                .as_str()
-                .ok_or("the state file names no emulator")?;
-            let sqs = aws_sdk_sqs::Client::new(&emulator::sdk_config(endpoint).await);
+            let (state, endpoint) = running_stack(&state_file)?;
+            let sqs = aws_sdk_sqs::Client::new(&emulator::sdk_config(&endpoint).await);
             (
                 sqs,
                 redrive::local_queue_url(&state, &dlq)?,
@@ -135,6 +133,46 @@ async fn redrive(args: &[String]) -> Result<(), Error> {
         }
         redrive::Moved::Messages(n) => println!("{dlq} -> {source}: {n} messages moved"),
     }
+    Ok(())
+}
+
+/// The state file of the running `make dev` stack, and its emulator's endpoint.
+fn running_stack(state_file: &str) -> Result<(serde_json::Value, String), Error> {
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(state_file)
+            .map_err(|e| format!("{state_file}: {e} (is `make dev` running?)"))?,
+    )?;
+    let endpoint = state["emulator"]
+        .as_str()
+        .ok_or("the state file names no emulator")?
+        .to_string();
+    Ok((state, endpoint))
+}
+
+async fn token(args: &[String]) -> Result<(), Error> {
+    let state_file = flag(args, "--state-file").ok_or("--state-file FILE is required")?;
+    let (state, endpoint) = running_stack(&state_file)?;
+    // The template's one user pool client, and the pool it belongs to.
+    let template = Template::load_project()?;
+    let (client_id, pool_id) = template
+        .resources_of_kind("AWS::Cognito::UserPoolClient")
+        .next()
+        .and_then(|(id, client)| {
+            let pool = client.properties["UserPoolId"]["Ref"].as_str()?;
+            let reference = |id: &str| state["resources"][id]["ref"].as_str();
+            Some((reference(id)?, reference(pool)?))
+        })
+        .ok_or("the running stack has no user pool client")?;
+    let name = flag(args, "--name").unwrap_or_else(|| "Curl User".into());
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let email = format!("curl-{}@example.com", &id[..8]);
+    let pool = local_stack::cognito::people::Pool { pool_id, client_id };
+    let sdk = emulator::sdk_config(&endpoint).await;
+    let person = pool
+        .person(&sdk, &email, &name, &format!("pw-{id}"))
+        .await?;
+    eprintln!("signed in as {name} <{email}>; the ID token is good for an hour:");
+    println!("{}", person.id_token);
     Ok(())
 }
 
@@ -232,9 +270,17 @@ fn print_tour(stack: &DevStack, took: std::time::Duration) {
          tests run exactly this script):\n",
         took.as_secs_f64()
     );
+    let Some(client) = &stack.web_app_client else {
+        return; // no user pool, no tour: every route needs a signed-in person
+    };
+    let sign_in = local_stack::tour::SignIn {
+        endpoint: &stack.aws_endpoint,
+        client_id: &client.client_id,
+    };
+    let now = time::OffsetDateTime::now_utc();
     println!(
         "{}",
-        local_stack::tour::script(web, url, key, &ws, time::OffsetDateTime::now_utc())
+        local_stack::tour::script(web, url, key, &ws, &sign_in, now)
     );
 }
 

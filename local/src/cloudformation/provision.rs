@@ -7,6 +7,8 @@
 //! IAM roles, bucket and queue policies and state machines are registered with the IAM gate
 //! ([`crate::iam`]), so every principal acts with exactly the permissions the template gives it.
 
+mod cognito;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -577,6 +579,9 @@ impl Stack {
             "AWS::StepFunctions::Activity" => self.create_activity(id).await,
             "AWS::SecretsManager::Secret" => self.create_secret(id, &props).await,
             "AWS::StepFunctions::StateMachine" => self.create_state_machine(id, &props).await,
+            "AWS::Cognito::UserPool" => self.create_user_pool(id, &props).await,
+            "AWS::Cognito::UserPoolClient" => self.create_user_pool_client(id, &props).await,
+            "AWS::Cognito::UserPoolGroup" => self.create_user_pool_group(id, &props).await,
             // Not emulated (functions log to stdout locally); named and ARN'd as CloudFormation does.
             "AWS::Logs::LogGroup" => Ok(self.log_group(id, &props)),
             "AWS::IAM::Role" => self.create_role(id, &props).await,

@@ -9,23 +9,29 @@
 //!
 //! 1. [`body::buffer`]: the body read once (the action and resource are in it);
 //! 2. [`crate::s3::cors::answer_preflight`]: S3 answers a preflight from the bucket's rules;
-//! 3. [`crate::iam::sigv4::identify_caller`]: the signer from the SigV4 scope, or refused;
-//! 4. [`crate::s3::presigned_urls::refuse_mismatched`]: signed headers present, not expired;
-//! 5. [`crate::iam::sigv4::pass_deployer`]: the deployer goes straight to the emulator;
-//! 6. [`crate::iam::actions::name_the_call`]: the IAM action(s), resources, condition keys;
-//! 7. [`crate::iam::principals::resolve_role`]: the role acting;
-//! 8. [`crate::stepfunctions::task_tokens::resolve_issuer`],
-//!    [`crate::stepfunctions::task_tokens::learn_sent_tokens`] and
-//!    [`crate::dynamodb_streams::shard_iterators::resolve_stream`]: what a token or iterator
-//!    names, and the tokens a state machine's message carries;
-//! 9. [`crate::iam::authorization::authorize`]: every check allowed, or AccessDenied;
-//! 10. [`crate::faults::inject`]: throttling, errors, cuts and latency, when on;
-//! 11. [`crate::stepfunctions::task_tokens::track`] and
+//! 3. [`crate::cognito::public_operations::branch`]: Cognito's operations for people without
+//!    AWS credentials (sign-up, sign-in, ...) and a pool's keys take their own road, through
+//!    [`crate::cognito::confirmation_codes::send_and_check`] and
+//!    [`crate::cognito::app_clients::enforce_sign_in_rules`] to the emulator, without IAM;
+//! 4. [`crate::cognito::pool_policies::absent_flags_are_false`]: a pool's password-policy
+//!    flags as Cognito reads them (absent is `false`);
+//! 5. [`crate::iam::sigv4::identify_caller`]: the signer from the SigV4 scope, or refused;
+//! 6. [`crate::s3::presigned_urls::refuse_mismatched`]: signed headers present, not expired;
+//! 7. [`crate::iam::sigv4::pass_deployer`]: the deployer goes straight to the emulator;
+//! 8. [`crate::iam::actions::name_the_call`]: the IAM action(s), resources, condition keys;
+//! 9. [`crate::iam::principals::resolve_role`]: the role acting;
+//! 10. [`crate::stepfunctions::task_tokens::resolve_issuer`],
+//!     [`crate::stepfunctions::task_tokens::learn_sent_tokens`] and
+//!     [`crate::dynamodb_streams::shard_iterators::resolve_stream`]: what a token or iterator
+//!     names, and the tokens a state machine's message carries;
+//! 11. [`crate::iam::authorization::authorize`]: every check allowed, or AccessDenied;
+//! 12. [`crate::faults::inject`]: throttling, errors, cuts and latency, when on;
+//! 13. [`crate::stepfunctions::task_tokens::track`] and
 //!     [`crate::dynamodb_streams::shard_iterators::learn`]: what answers reveal (inside the
 //!     faults, so a call applied but whose answer is lost is still learned from);
-//! 12. [`crate::s3::no_such_key::hide_missing_keys`] and
+//! 14. [`crate::s3::no_such_key::hide_missing_keys`] and
 //!     [`crate::s3::cors::response_headers`]: S3's answers corrected;
-//! 13. [`proxy::to_emulator`].
+//! 15. [`proxy::to_emulator`].
 //!
 //! Beside the pipeline, [`control`] routes (`/_local/iam/*`) let the deployer register each
 //! room's configuration, and the emulator's own API (`/moto-api/*`) passes for the deployer.
@@ -45,6 +51,10 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{any, post};
 use tower::ServiceBuilder;
 
+use crate::cognito::app_clients::{self, AppClients};
+use crate::cognito::confirmation_codes::{self, ConfirmationCodes};
+use crate::cognito::pool_policies;
+use crate::cognito::public_operations::{self, PublicRoad};
 use crate::dynamodb_streams::shard_iterators::{self, ShardIterators};
 use crate::faults::{self, FaultInjection};
 use crate::iam::authorization::{self, Authorization};
@@ -68,6 +78,8 @@ struct Rooms {
     task_tokens: Arc<TaskTokens>,
     shard_iterators: Arc<ShardIterators>,
     faults: Arc<FaultInjection>,
+    app_clients: Arc<AppClients>,
+    confirmation_codes: Arc<ConfirmationCodes>,
 }
 
 impl Rooms {
@@ -76,7 +88,10 @@ impl Rooms {
         let state_machines = Arc::new(StateMachines::default());
         let principals = Arc::new(Principals::new(state_machines.clone(), audit.clone()));
         let proxy = Proxy::new(emulator);
+        let app_clients = Arc::new(AppClients::default());
         Self {
+            confirmation_codes: Arc::new(ConfirmationCodes::new(app_clients.clone(), emulator)),
+            app_clients,
             bucket_cors: Arc::default(),
             task_tokens: Arc::new(TaskTokens::new(state_machines.clone(), proxy.emulator())),
             authorization: Arc::new(Authorization {
@@ -97,6 +112,11 @@ impl Rooms {
         let (iterators, authz) = (&self.shard_iterators, &self.authorization);
         let layers = ServiceBuilder::new()
             .layer(from_fn_with_state(buckets.clone(), cors::answer_preflight))
+            .layer(from_fn_with_state(
+                self.cognito(),
+                public_operations::branch,
+            ))
+            .layer(from_fn(pool_policies::absent_flags_are_false))
             .layer(from_fn_with_state(emulator.clone(), sigv4::identify_caller))
             .layer(from_fn(presigned_urls::refuse_mismatched))
             .layer(from_fn_with_state(emulator.clone(), sigv4::pass_deployer))
@@ -135,6 +155,27 @@ impl Rooms {
             .layer(layers)
     }
 
+    /// Cognito's road for people without AWS credentials: codes, sign-in rules, the emulator.
+    fn cognito(&self) -> PublicRoad {
+        let layers = ServiceBuilder::new()
+            .layer(from_fn_with_state(
+                self.confirmation_codes.clone(),
+                confirmation_codes::send_and_check,
+            ))
+            .layer(from_fn_with_state(
+                self.app_clients.clone(),
+                app_clients::enforce_sign_in_rules,
+            ));
+        let road = Router::new()
+            .fallback(proxy::to_emulator)
+            .with_state(self.proxy.clone())
+            .layer(layers);
+        PublicRoad {
+            road,
+            clients: self.app_clients.clone(),
+        }
+    }
+
     /// `/_local/iam/*`: each room's registration route, beside its state.
     fn control(&self) -> Router {
         Router::new()
@@ -150,6 +191,8 @@ impl Rooms {
             .with_state(self.state_machines.clone())
             .route("/authorize", post(authorization::answer_question))
             .with_state(self.authorization.clone())
+            .route("/cognito-app-clients", post(app_clients::register))
+            .with_state(self.app_clients.clone())
             .route("/faults", post(faults::switch))
             .route("/faults-summary", post(faults::summary))
             .with_state(self.faults.clone())

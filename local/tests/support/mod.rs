@@ -263,3 +263,91 @@ pub fn photo() -> Vec<u8> {
         .expect("encodes");
     out.into_inner()
 }
+
+/// A user pools API call as the web app makes it: unsigned JSON to Cognito's endpoint (the
+/// gate, locally); the status and the JSON answer.
+pub async fn cognito(operation: &str, body: Value) -> (u16, Value) {
+    // AWS_ENDPOINT_URL overrides every service's endpoint, as in the SDKs (the local gate, or the
+    // rehearsal of a deployed run); otherwise the region's.
+    let endpoint = match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => {
+            let region = sdk().await.region().map(ToString::to_string);
+            format!(
+                "https://cognito-idp.{}.amazonaws.com/",
+                region.expect("a region")
+            )
+        }
+    };
+    let response = http()
+        .post(endpoint)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "x-amz-target",
+            format!("{}{operation}", local_stack::cognito::TARGET_PREFIX),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("Cognito answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A confirmed person of the stack's user pool, signed in as the web app signs in.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    /// The ID token the REST API's authorizer takes (`Authorization` header).
+    pub id_token: String,
+    pub access_token: String,
+    /// The `sub` claim: the person's lasting id.
+    pub sub: String,
+}
+
+impl Local {
+    /// A new person named `name` (a fresh address), made by the deployer and signed in
+    /// ([`local_stack::cognito::people`]); suites that test sign-up itself go through the mailed
+    /// code instead.
+    pub async fn person(&self, name: &str) -> Person {
+        let email = format!(
+            "{}-{}@example.com",
+            name.split_whitespace().next().unwrap_or("p").to_lowercase(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+        let (pool_id, client_id) = (self.resource("UserPool"), self.resource("WebAppClient"));
+        let pool = local_stack::cognito::people::Pool {
+            pool_id: &pool_id,
+            client_id: &client_id,
+        };
+        let signed_in = pool
+            .person(&sdk().await, &email, name, &password)
+            .await
+            .unwrap_or_else(|e| panic!("{name} signs in: {e}"));
+        Person {
+            sub: claims(&signed_in.id_token)["sub"]
+                .as_str()
+                .expect("sub")
+                .to_string(),
+            email: signed_in.email,
+            name: signed_in.name,
+            password: signed_in.password,
+            id_token: signed_in.id_token,
+            access_token: signed_in.access_token,
+        }
+    }
+}
+
+/// A JWT's claims, read without checking it (the gateway checks; tests only look).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
