@@ -31,16 +31,31 @@ async fn ann() -> &'static Person {
 
 /// A REST request as the web app sends it: the API key and Ann's ID token.
 async fn rest(method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    rest_as(ann().await, method, path)
+}
+
+/// A REST request as `person` makes it from the web app.
+fn rest_as(person: &Person, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
     let local = local();
     http()
         .request(method, format!("{}{path}", local.url))
         .header("x-api-key", &local.api_key)
-        .header("authorization", &ann().await.id_token)
+        .header("authorization", &person.id_token)
 }
 
 /// A call to the REST API with the key, signed in; returns status and JSON body (or `null`).
 async fn call(method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = rest(method, path).await;
+    call_as(ann().await, method, path, body).await
+}
+
+/// [`call`] as `person`.
+async fn call_as(
+    person: &Person,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = rest_as(person, method, path);
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -1213,4 +1228,39 @@ async fn every_signed_in_route_refuses_a_missing_or_false_token() {
     // The real token passes the authorizer (whatever the function then answers to `x1`).
     let (status, _) = call(reqwest::Method::GET, "/items/x1", None).await;
     assert_ne!(status, 401);
+}
+
+/// Two signed-in people through the gateway: Bob gets exactly a missing item's answers on Ann's,
+/// her item is unchanged afterwards, and neither's listing shows the other's rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_persons_items_are_theirs_alone() {
+    use reqwest::Method;
+    let (ann, bob) = (ann().await, &local().person("Bob Kim").await);
+    let body = json!({"name": "Ann's desk", "email": "desk@example.com"});
+    let (status, anns) = call_as(ann, Method::POST, "/items", Some(body)).await;
+    assert_eq!(status, 201, "{anns}");
+    let id = anns["id"].as_str().unwrap();
+    let missing = uuid::Uuid::new_v4();
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some(json!({"name": "Bob's now"}))),
+        (Method::DELETE, None),
+    ] {
+        let theirs = call_as(bob, method.clone(), &format!("/items/{id}"), body.clone()).await;
+        let nothing = call_as(bob, method.clone(), &format!("/items/{missing}"), body).await;
+        assert_eq!(theirs, nothing, "{method}");
+        assert_eq!(theirs.0, 404, "{method}");
+    }
+    let (status, still) = call_as(ann, Method::GET, &format!("/items/{id}"), None).await;
+    assert_eq!(
+        (status, &still),
+        (200, &anns),
+        "Ann's item is as she left it"
+    );
+    assert_eq!(anns["owner"], json!(support::claims(&ann.id_token)["sub"]));
+
+    let (_, bobs) = call_as(bob, Method::GET, "/items", None).await;
+    assert!(!bobs.to_string().contains(id), "{bobs}");
+    let (_, hers) = call_as(ann, Method::GET, "/items", None).await;
+    assert!(hers.to_string().contains(id), "{hers}");
 }

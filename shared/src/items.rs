@@ -3,14 +3,21 @@
 //!
 //! Table design (template.yaml `ItemsTable`):
 //! - primary key `id` (UUID);
+//! - [`OWNER_INDEX`]: `owner` (HASH) + `created_at` (RANGE), a person's items newest first;
 //! - [`STATUS_INDEX`]: `status` (HASH) + `created_at` (RANGE), listing by status newest first;
 //! - [`EMAIL_INDEX`]: `email` (HASH), lookup by email.
+//!
+//! Every item belongs to the person who created it (`owner`: their `sub`). Each operation names
+//! the caller, and someone else's item answers exactly as a missing one does (404), so an id
+//! tells nobody whether it exists. The status and e-mail listings read their index and keep the
+//! caller's rows (a filter: a page may come back short, its cursor still leads on).
 //!
 //! A test checks these names against template.yaml so the two cannot drift.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,6 +29,9 @@ use crate::timestamp;
 use crate::validate;
 
 pub const KEY_ATTR: &str = "id";
+pub const OWNER_ATTR: &str = "owner";
+pub const OWNER_INDEX: &str = "OwnerIndex";
+pub const OWNER_INDEX_KEYS: (&str, &str) = (OWNER_ATTR, "created_at");
 pub const STATUS_INDEX: &str = "CreatedAtIndex";
 pub const STATUS_INDEX_KEYS: (&str, &str) = ("status", "created_at");
 pub const EMAIL_INDEX: &str = "EmailIndex";
@@ -66,6 +76,9 @@ impl ItemStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub id: String,
+    /// The `sub` of the person who created it (empty for an item from before owners: nobody's).
+    #[serde(default)]
+    pub owner: String,
     pub name: String,
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,10 +224,15 @@ pub fn idempotency_key(raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_string())
 }
 
-/// The id for a new item: derived from the idempotency key when there is one, random otherwise.
-pub fn new_item_id(idempotency_key: Option<&str>) -> String {
+/// The id for a new item: derived from the owner and the idempotency key when there is one (two
+/// people using the same key make two items, and neither learns of the other's), random
+/// otherwise.
+pub fn new_item_id(owner: &str, idempotency_key: Option<&str>) -> String {
     match idempotency_key {
-        Some(key) => uuid::Uuid::new_v5(&IDEMPOTENT_ID_NAMESPACE, key.as_bytes()).to_string(),
+        Some(key) => {
+            let name = format!("{owner}\n{key}");
+            uuid::Uuid::new_v5(&IDEMPOTENT_ID_NAMESPACE, name.as_bytes()).to_string()
+        }
         None => uuid::Uuid::new_v4().to_string(),
     }
 }
@@ -235,8 +253,10 @@ pub enum Listing {
 }
 
 impl Listing {
-    fn scope(&self) -> String {
-        match self {
+    /// What a cursor of this listing belongs to: the listing and its owner, so nobody can page
+    /// on with another person's cursor.
+    fn scope(&self, owner: &str) -> String {
+        let listing = match self {
             Self::All => "items".into(),
             Self::ByStatus { status, from, to } => format!(
                 "items/status/{}/{}/{}",
@@ -245,13 +265,14 @@ impl Listing {
                 to.as_deref().unwrap_or("")
             ),
             Self::ByEmail { email } => format!("items/email/{email}"),
-        }
+        };
+        format!("{owner}/{listing}")
     }
 
     /// The attributes DynamoDB puts in `LastEvaluatedKey` for this listing.
     fn key_attrs(&self) -> &'static [&'static str] {
         match self {
-            Self::All => &[KEY_ATTR],
+            Self::All => &[KEY_ATTR, OWNER_INDEX_KEYS.0, OWNER_INDEX_KEYS.1],
             Self::ByStatus { .. } => &[KEY_ATTR, STATUS_INDEX_KEYS.0, STATUS_INDEX_KEYS.1],
             Self::ByEmail { .. } => &[KEY_ATTR, EMAIL_INDEX_KEY],
         }
@@ -275,13 +296,15 @@ impl ListParams {
 
 #[derive(Debug, Clone)]
 pub struct ListRequest {
+    /// Whose items (the caller's `sub`).
+    pub owner: String,
     pub listing: Listing,
     pub limit: usize,
     pub start_key: Option<HashMap<String, AttributeValue>>,
 }
 
 impl ListRequest {
-    pub fn parse(params: &ListParams) -> Result<Self, ApiError> {
+    pub fn parse(params: &ListParams, owner: &str) -> Result<Self, ApiError> {
         let limit = validate::limit(params.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
         let bound = |name: &str, raw: &Option<String>| -> Result<Option<String>, ApiError> {
             raw.as_deref()
@@ -329,9 +352,10 @@ impl ListRequest {
         let start_key = params
             .cursor
             .as_deref()
-            .map(|c| cursor::decode(&listing.scope(), c, listing.key_attrs()))
+            .map(|c| cursor::decode(&listing.scope(owner), c, listing.key_attrs()))
             .transpose()?;
         Ok(Self {
+            owner: owner.to_string(),
             listing,
             limit,
             start_key,
@@ -383,6 +407,9 @@ pub struct ItemsRepo {
     table: String,
 }
 
+/// The condition of a change: the item exists and is the caller's (`:owner`).
+const OWNED: &str = "attribute_exists(#id) AND #owner = :owner";
+
 fn decode_item(attrs: HashMap<String, AttributeValue>) -> Result<Item, ItemsError> {
     serde_dynamo::from_item(attrs).map_err(|e| ItemsError::Corrupt(e.to_string()))
 }
@@ -399,6 +426,7 @@ impl ItemsRepo {
     /// hits the condition and gets the stored item back (or 422 when the body differs).
     pub async fn create(
         &self,
+        owner: &str,
         new: NewItem,
         idempotency_key: Option<&str>,
         correlation_id: &str,
@@ -406,7 +434,8 @@ impl ItemsRepo {
         let now = timestamp::now();
         let fingerprint = idempotency_key.map(|_| new.fingerprint());
         let item = Item {
-            id: new_item_id(idempotency_key),
+            id: new_item_id(owner, idempotency_key),
+            owner: owner.to_string(),
             name: new.name,
             email: new.email,
             description: new.description,
@@ -473,16 +502,19 @@ impl ItemsRepo {
             .transpose()
     }
 
-    pub async fn get(&self, id: &str) -> Result<Item, ItemsError> {
+    /// `owner`'s item `id`; someone else's is [`ItemsError::NotFound`], as a missing one.
+    pub async fn get(&self, owner: &str, id: &str) -> Result<Item, ItemsError> {
         self.get_stored(id)
             .await?
             .map(|s| s.item)
+            .filter(|item| item.owner == owner)
             .ok_or(ItemsError::NotFound)
     }
 
     /// Updates only the patched fields; "missing" is decided by the condition, not a prior read.
     pub async fn update(
         &self,
+        owner: &str,
         id: &str,
         patch: ItemPatch,
         correlation_id: &str,
@@ -491,12 +523,16 @@ impl ItemsRepo {
         let mut removes = Vec::new();
         let mut names = HashMap::from([
             ("#id".to_string(), KEY_ATTR.to_string()),
+            ("#owner".to_string(), OWNER_ATTR.to_string()),
             ("#updated_at".to_string(), "updated_at".to_string()),
         ]);
-        let mut values = HashMap::from([(
-            ":updated_at".to_string(),
-            AttributeValue::S(timestamp::now()),
-        )]);
+        let mut values = HashMap::from([
+            (
+                ":updated_at".to_string(),
+                AttributeValue::S(timestamp::now()),
+            ),
+            (":owner".to_string(), AttributeValue::S(owner.to_string())),
+        ]);
         let mut set = |field: &str, value: String| {
             sets.push(format!("#{field} = :{field}"));
             names.insert(format!("#{field}"), field.to_string());
@@ -530,27 +566,30 @@ impl ItemsRepo {
             .table_name(&self.table)
             .key(KEY_ATTR, AttributeValue::S(id.to_string()))
             .update_expression(expression)
-            .condition_expression("attribute_exists(#id)")
+            .condition_expression(OWNED)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        // The condition is the item's existence: it failing means there is no such item.
+        // The condition is the item's existence and owner: failing, there is no such item of
+        // the caller's.
         match dynamo::unless_condition_failed(out)? {
             Some(out) => decode_item(out.attributes.unwrap_or_default()),
             None => Err(ItemsError::NotFound),
         }
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), ItemsError> {
+    pub async fn delete(&self, owner: &str, id: &str) -> Result<(), ItemsError> {
         let out = self
             .db
             .delete_item()
             .table_name(&self.table)
             .key(KEY_ATTR, AttributeValue::S(id.to_string()))
-            .condition_expression("attribute_exists(#id)")
+            .condition_expression(OWNED)
             .expression_attribute_names("#id", KEY_ATTR)
+            .expression_attribute_names("#owner", OWNER_ATTR)
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
             .send()
             .await;
         match dynamo::unless_condition_failed(out)? {
@@ -559,93 +598,94 @@ impl ItemsRepo {
         }
     }
 
-    /// A page of items: a Scan for the plain listing, an index Query for the filtered ones.
+    /// A page of the owner's items: their index newest first, or the status or e-mail index
+    /// with their rows kept.
     pub async fn list(&self, request: &ListRequest) -> Result<Page<Item>, ItemsError> {
         let limit = i32::try_from(request.limit).unwrap_or(i32::MAX);
-        let (items, last_key) = match &request.listing {
-            Listing::All => {
-                let out = self
-                    .db
-                    .scan()
-                    .table_name(&self.table)
-                    .limit(limit)
-                    .set_exclusive_start_key(request.start_key.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
-            }
+        let owner = AttributeValue::S(request.owner.clone());
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_names("#owner", OWNER_ATTR)
+            .expression_attribute_values(":owner", owner)
+            .limit(limit)
+            .set_exclusive_start_key(request.start_key.clone());
+        let query = match &request.listing {
+            Listing::All => query
+                .index_name(OWNER_INDEX)
+                .key_condition_expression("#owner = :owner")
+                .scan_index_forward(false),
             Listing::ByStatus { status, from, to } => {
                 let (status_attr, created_attr) = STATUS_INDEX_KEYS;
-                let mut condition = "#status = :status".to_string();
-                let mut query = self
-                    .db
-                    .query()
-                    .table_name(&self.table)
+                let (range, query) = created_range(query, created_attr, from, to);
+                query
                     .index_name(STATUS_INDEX)
+                    .key_condition_expression(format!("#status = :status{range}"))
+                    .filter_expression("#owner = :owner")
                     .expression_attribute_names("#status", status_attr)
                     .expression_attribute_values(
                         ":status",
                         AttributeValue::S(status.as_str().into()),
-                    );
-                match (from, to) {
-                    (Some(f), Some(t)) => {
-                        condition.push_str(" AND #created BETWEEN :from AND :to");
-                        query = query
-                            .expression_attribute_values(":from", AttributeValue::S(f.clone()))
-                            .expression_attribute_values(":to", AttributeValue::S(t.clone()));
-                    }
-                    (Some(f), None) => {
-                        condition.push_str(" AND #created >= :from");
-                        query = query
-                            .expression_attribute_values(":from", AttributeValue::S(f.clone()));
-                    }
-                    (None, Some(t)) => {
-                        condition.push_str(" AND #created <= :to");
-                        query =
-                            query.expression_attribute_values(":to", AttributeValue::S(t.clone()));
-                    }
-                    (None, None) => {}
-                }
-                if from.is_some() || to.is_some() {
-                    query = query.expression_attribute_names("#created", created_attr);
-                }
-                let out = query
-                    .key_condition_expression(condition)
+                    )
                     .scan_index_forward(false)
-                    .limit(limit)
-                    .set_exclusive_start_key(request.start_key.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
             }
-            Listing::ByEmail { email } => {
-                let out = self
-                    .db
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(EMAIL_INDEX)
-                    .key_condition_expression("#email = :email")
-                    .expression_attribute_names("#email", EMAIL_INDEX_KEY)
-                    .expression_attribute_values(":email", AttributeValue::S(email.clone()))
-                    .limit(limit)
-                    .set_exclusive_start_key(request.start_key.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
-            }
+            Listing::ByEmail { email } => query
+                .index_name(EMAIL_INDEX)
+                .key_condition_expression("#email = :email")
+                .filter_expression("#owner = :owner")
+                .expression_attribute_names("#email", EMAIL_INDEX_KEY)
+                .expression_attribute_values(":email", AttributeValue::S(email.clone())),
         };
-        let items = items
+        let out = query
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+        let items = out
+            .items
+            .unwrap_or_default()
             .into_iter()
             .map(decode_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = last_key
+        let scope = request.listing.scope(&request.owner);
+        let next_cursor = out
+            .last_evaluated_key
             .filter(|k| !k.is_empty())
-            .and_then(|k| cursor::encode(&request.listing.scope(), &k));
+            .and_then(|k| cursor::encode(&scope, &k));
         Ok(Page { items, next_cursor })
     }
+}
+
+/// The `created_at` bounds of a status listing: the key condition's tail and the query with
+/// their values.
+fn created_range(
+    query: QueryFluentBuilder,
+    created_attr: &str,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> (&'static str, QueryFluentBuilder) {
+    let value = |v: &String| AttributeValue::S(v.clone());
+    let (range, query) = match (from, to) {
+        (Some(f), Some(t)) => (
+            " AND #created BETWEEN :from AND :to",
+            query
+                .expression_attribute_values(":from", value(f))
+                .expression_attribute_values(":to", value(t)),
+        ),
+        (Some(f), None) => (
+            " AND #created >= :from",
+            query.expression_attribute_values(":from", value(f)),
+        ),
+        (None, Some(t)) => (
+            " AND #created <= :to",
+            query.expression_attribute_values(":to", value(t)),
+        ),
+        (None, None) => return ("", query),
+    };
+    (
+        range,
+        query.expression_attribute_names("#created", created_attr),
+    )
 }
 
 /// A change the items stream carries, decoded from its images.
@@ -819,9 +859,11 @@ mod tests {
 
     #[test]
     fn idempotent_ids_are_stable_and_distinct() {
-        assert_eq!(new_item_id(Some("k1")), new_item_id(Some("k1")));
-        assert_ne!(new_item_id(Some("k1")), new_item_id(Some("k2")));
-        assert_ne!(new_item_id(None), new_item_id(None));
+        assert_eq!(new_item_id("a", Some("k1")), new_item_id("a", Some("k1")));
+        assert_ne!(new_item_id("a", Some("k1")), new_item_id("a", Some("k2")));
+        // Two people's same key: two items, neither meeting the other's.
+        assert_ne!(new_item_id("a", Some("k1")), new_item_id("b", Some("k1")));
+        assert_ne!(new_item_id("a", None), new_item_id("a", None));
         assert!(idempotency_key("").is_err());
         assert!(idempotency_key("has space").is_err());
         assert!(idempotency_key(&"k".repeat(256)).is_err());
@@ -830,13 +872,13 @@ mod tests {
     #[test]
     fn listing_selection_and_validation() {
         assert_eq!(
-            ListRequest::parse(&params(&[])).unwrap().listing,
+            ListRequest::parse(&params(&[]), "a").unwrap().listing,
             Listing::All
         );
-        let by_status = ListRequest::parse(&params(&[
-            ("status", "active"),
-            ("from", "2026-01-01T00:00:00Z"),
-        ]))
+        let by_status = ListRequest::parse(
+            &params(&[("status", "active"), ("from", "2026-01-01T00:00:00Z")]),
+            "a",
+        )
         .unwrap();
         assert_eq!(
             by_status.listing,
@@ -860,7 +902,7 @@ mod tests {
             params(&[("cursor", "bogus")]),
         ] {
             assert_eq!(
-                ListRequest::parse(&bad).unwrap_err().status,
+                ListRequest::parse(&bad, "a").unwrap_err().status,
                 http::StatusCode::BAD_REQUEST,
                 "{bad:?}"
             );
@@ -877,19 +919,27 @@ mod tests {
             &Listing::ByEmail {
                 email: "a@b.co".into(),
             }
-            .scope(),
+            .scope("a"),
             &key,
         )
         .unwrap();
-        assert!(ListRequest::parse(&params(&[("email", "a@b.co"), ("cursor", &cursor)])).is_ok());
-        assert!(ListRequest::parse(&params(&[("email", "c@d.co"), ("cursor", &cursor)])).is_err());
-        assert!(ListRequest::parse(&params(&[("cursor", &cursor)])).is_err());
+        assert!(
+            ListRequest::parse(&params(&[("email", "a@b.co"), ("cursor", &cursor)]), "a").is_ok()
+        );
+        assert!(
+            ListRequest::parse(&params(&[("email", "c@d.co"), ("cursor", &cursor)]), "a").is_err()
+        );
+        assert!(ListRequest::parse(&params(&[("cursor", &cursor)]), "a").is_err());
+        // Another person's cursor, for the same listing: refused, not paged on.
+        let theirs = params(&[("email", "a@b.co"), ("cursor", &cursor)]);
+        assert!(ListRequest::parse(&theirs, "b").is_err());
     }
 
     #[test]
     fn backup_key_is_dated_by_creation() {
         let item = Item {
             id: "abc".into(),
+            owner: "u1".into(),
             name: "n".into(),
             email: "a@b.co".into(),
             description: None,

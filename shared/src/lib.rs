@@ -14,6 +14,7 @@ pub mod dynamo;
 pub mod error;
 pub mod items;
 pub mod logging;
+pub mod person;
 pub mod photos;
 pub mod rest;
 pub mod sdk;

@@ -39,6 +39,58 @@ pub async fn stack() -> Stack {
     Stack::isolated(template(), sdk().await)
 }
 
+/// A signed-in person as API Gateway's Cognito authorizer hands them to a function
+/// (`requestContext.authorizer.claims`, every value a string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub sub: String,
+    pub email: String,
+    pub name: String,
+    /// `cognito:groups` as the authorizer passes it (`"staff"`), if any.
+    pub groups: Option<String>,
+}
+
+impl Person {
+    /// A person of their own (a fresh `sub`), with a verified address.
+    pub fn new(name: &str, email: &str) -> Self {
+        Self {
+            sub: uuid::Uuid::new_v4().to_string(),
+            email: email.to_string(),
+            name: name.to_string(),
+            groups: None,
+        }
+    }
+
+    pub fn in_group(mut self, group: &str) -> Self {
+        self.groups = Some(group.to_string());
+        self
+    }
+
+    pub fn claims(&self) -> Value {
+        let mut claims = json!({
+            "sub": self.sub, "cognito:username": self.sub, "email": self.email,
+            "email_verified": "true", "name": self.name, "token_use": "id",
+            "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_tests",
+            "aud": "tests-client", "auth_time": "1795273200",
+            "iat": "Sat Nov 21 15:00:00 UTC 2026", "exp": "Sat Nov 21 16:00:00 UTC 2026",
+        });
+        if let Some(groups) = &self.groups {
+            claims["cognito:groups"] = json!(groups);
+        }
+        claims
+    }
+}
+
+/// The person every [`Rest`] request is made as unless it says otherwise.
+pub fn ann() -> Person {
+    Person {
+        sub: "0d6c2a4e-1f3b-4c5d-8e9f-a0b1c2d3e4f5".into(),
+        email: "ann@example.com".into(),
+        name: "Ann Lee".into(),
+        groups: None,
+    }
+}
+
 /// Builds API Gateway REST (v1 proxy) events, and `lambda_http` requests from them.
 #[derive(Debug, Clone)]
 pub struct Rest {
@@ -48,6 +100,8 @@ pub struct Rest {
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    /// Who the authorizer verified (`None`: a route without one).
+    person: Option<Person>,
 }
 
 impl Rest {
@@ -59,7 +113,18 @@ impl Rest {
             query: Vec::new(),
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: None,
+            person: Some(ann()),
         }
+    }
+    /// Made as `person` (the default is [`ann`]).
+    pub fn as_person(mut self, person: &Person) -> Self {
+        self.person = Some(person.clone());
+        self
+    }
+    /// Made with no verified person (a route without the authorizer).
+    pub fn anonymous(mut self) -> Self {
+        self.person = None;
+        self
     }
     pub fn get(path: &str) -> Self {
         Self::new("GET", path)
@@ -144,6 +209,7 @@ impl Rest {
                 "apiId": "localapi",
                 "requestId": uuid::Uuid::new_v4().to_string(),
                 "identity": { "sourceIp": "127.0.0.1", "userAgent": "integration-tests" },
+                "authorizer": self.person.as_ref().map(|p| json!({"claims": p.claims()})),
                 "requestTimeEpoch": 0
             },
             "body": self.body,

@@ -4,7 +4,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use integration_tests::{Rest, assert_error, drain, fixture, parts, stack, subscribe_queue};
+use integration_tests::{
+    Person, Rest, assert_error, drain, fixture, parts, stack, subscribe_queue,
+};
 use items_api::App;
 use local_stack::cloudformation::provision::Stack;
 use local_stack::lambda::streams::StreamReader;
@@ -26,7 +28,12 @@ async fn items_app() -> (App, Stack) {
 }
 
 async fn create(app: &App, body: Value) -> Value {
-    let response = app.handle(Rest::post("/items").json(body).request()).await;
+    create_as(app, &integration_tests::ann(), body).await
+}
+
+async fn create_as(app: &App, person: &Person, body: Value) -> Value {
+    let request = Rest::post("/items").as_person(person).json(body);
+    let response = app.handle(request.request()).await;
     let (status, body) = parts(&response);
     assert_eq!(status, 201, "{body}");
     body
@@ -296,6 +303,141 @@ async fn delete_is_conditional() {
     );
 }
 
+/// Bob on Ann's item: every route answers exactly as for an item that does not exist, and Ann's
+/// item is unchanged afterwards; no listing of Bob's shows it, and Ann's cursor does not page
+/// on for him.
+#[tokio::test]
+async fn someone_elses_item_answers_as_a_missing_one_and_stays_as_it_was() {
+    let (app, _stack) = items_app().await;
+    let bob = Person::new("Bob", "bob@example.com");
+    let anns = create(
+        &app,
+        json!({"name": "Ann's lamp", "email": "shared@example.com"}),
+    )
+    .await;
+    let id = anns["id"].as_str().unwrap();
+    let missing = uuid::Uuid::new_v4().to_string();
+    let as_bob = |method: &str, id: &str| {
+        let request = by_id(method, id).as_person(&bob);
+        match method {
+            "PUT" => request.json(json!({"name": "Bob's now"})),
+            _ => request,
+        }
+    };
+    for method in ["GET", "PUT", "DELETE"] {
+        let theirs = parts(&app.handle(as_bob(method, id).request()).await);
+        let nothing = parts(&app.handle(as_bob(method, &missing).request()).await);
+        assert_eq!(theirs, nothing, "{method}: Ann's item looks missing to Bob");
+        assert_eq!(theirs.0, 404, "{method}");
+    }
+    let (status, still) = parts(&app.handle(by_id("GET", id).request()).await);
+    assert_eq!((status, &still), (200, &anns), "Ann's item is unchanged");
+
+    let bobs = create_as(
+        &app,
+        &bob,
+        json!({"name": "Bob's", "email": "shared@example.com"}),
+    )
+    .await;
+    for query in [
+        vec![],
+        vec![("status", "active")],
+        vec![("email", "shared@example.com")],
+    ] {
+        let listing = |person: &Person| {
+            let mut request = Rest::get("/items").as_person(person);
+            for (key, value) in &query {
+                request = request.query(key, value);
+            }
+            request.request()
+        };
+        let (status, page) = parts(&app.handle(listing(&bob)).await);
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [bobs["id"].as_str().unwrap()],
+            "{query:?}: only Bob's own"
+        );
+        let (_, page) = parts(&app.handle(listing(&integration_tests::ann())).await);
+        let ids: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [id], "{query:?}: only Ann's own");
+    }
+    assert_eq!(anns["owner"], integration_tests::ann().sub);
+
+    // Ann's cursor, for the same listing, does not page on for Bob.
+    create(
+        &app,
+        json!({"name": "Ann's second", "email": "a2@example.com"}),
+    )
+    .await;
+    let (_, first) = parts(
+        &app.handle(Rest::get("/items").query("limit", "1").request())
+            .await,
+    );
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let request = Rest::get("/items")
+        .query("limit", "1")
+        .query("cursor", cursor)
+        .as_person(&bob);
+    assert_error(
+        &app.handle(request.request()).await,
+        400,
+        "validation_error",
+    );
+}
+
+/// Two people using the same Idempotency-Key make two items; neither replays the other's.
+#[tokio::test]
+async fn one_idempotency_key_of_two_people_makes_two_items() {
+    let (app, _stack) = items_app().await;
+    let bob = Person::new("Bob", "bob@example.com");
+    let body = json!({"name": "Same", "email": "s@example.com"});
+    let post = |person: &Person| {
+        Rest::post("/items")
+            .as_person(person)
+            .header("Idempotency-Key", "shared-key-1")
+            .json(body.clone())
+            .request()
+    };
+    let (status, anns) = parts(&app.handle(post(&integration_tests::ann())).await);
+    assert_eq!(status, 201, "{anns}");
+    let response = app.handle(post(&bob)).await;
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    let (status, bobs) = parts(&response);
+    assert_eq!(status, 201, "{bobs}");
+    assert_ne!(anns["id"], bobs["id"]);
+    assert_eq!(bobs["owner"], bob.sub.as_str());
+}
+
+/// A request that reaches the function with no verified person (its route lost the authorizer)
+/// is refused, whatever it asks.
+#[tokio::test]
+async fn no_verified_person_no_items() {
+    let (app, _stack) = items_app().await;
+    for request in [
+        Rest::get("/items"),
+        Rest::post("/items").json(json!({"name": "x", "email": "x@example.com"})),
+        by_id("GET", &uuid::Uuid::new_v4().to_string()),
+    ] {
+        assert_error(
+            &app.handle(request.anonymous().request()).await,
+            401,
+            "unauthorized",
+        );
+    }
+}
+
 #[tokio::test]
 async fn listing_pages_through_every_item_with_opaque_cursors() {
     let (app, _stack) = items_app().await;
@@ -313,6 +455,7 @@ async fn listing_pages_through_every_item_with_opaque_cursors() {
         );
     }
     let mut seen = BTreeSet::new();
+    let mut created = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
@@ -329,6 +472,7 @@ async fn listing_pages_through_every_item_with_opaque_cursors() {
                 seen.insert(item["id"].as_str().unwrap().to_string()),
                 "no item twice"
             );
+            created.push(item["created_at"].as_str().unwrap().to_string());
         }
         pages += 1;
         match page.get("next_cursor").and_then(Value::as_str) {
@@ -339,6 +483,10 @@ async fn listing_pages_through_every_item_with_opaque_cursors() {
     }
     assert_eq!(seen, expected);
     assert!(pages >= 3);
+    assert!(
+        created.windows(2).all(|w| w[0] >= w[1]),
+        "newest first across pages: {created:?}"
+    );
 
     for (key, value) in [
         ("limit", "0"),
@@ -741,6 +889,10 @@ fn template_declares_the_indexes_the_domain_queries() {
         })
         .collect();
     use shared::items::*;
+    assert_eq!(
+        indexes[OWNER_INDEX],
+        vec![(OWNER_INDEX_KEYS.0, "HASH"), (OWNER_INDEX_KEYS.1, "RANGE")]
+    );
     assert_eq!(
         indexes[STATUS_INDEX],
         vec![

@@ -2,12 +2,14 @@
 //!
 //! Routes (template.yaml `ItemsApiFunction` events):
 //! `POST /items`, `GET /items`, `GET|PUT|DELETE /items/{id}`. Everything else is a JSON 404/405.
+//! Each route works on the signed-in person's items only ([`shared::person`]).
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::config::{self, ConfigError, EnvSource};
 use shared::items::{CreateItemRequest, ItemsRepo, ListParams, ListRequest, UpdateItemRequest};
+use shared::person::Person;
 use shared::rest::{self, Responder};
 use shared::telemetry::metric;
 use shared::validate;
@@ -42,19 +44,23 @@ impl App {
 
     async fn route(&self, req: &Request, route: &rest::Route) -> Result<Response<Body>, ApiError> {
         let (method, segments) = (route.method.clone(), route.segments());
+        let owner = &Person::of(req)?.sub;
         match segments.as_slice() {
             ["items"] => match method {
-                Method::POST => self.create(req).await,
-                Method::GET => self.list(req).await,
+                Method::POST => self.create(req, owner).await,
+                Method::GET => self.list(req, owner).await,
                 _ => Err(ApiError::method_not_allowed("GET, POST, OPTIONS")),
             },
             ["items", id] => {
                 let id = validate::uuid("id", id)?;
                 match method {
-                    Method::GET => Ok(rest::json(StatusCode::OK, &self.items.get(&id).await?)),
-                    Method::PUT => self.update(req, &id).await,
+                    Method::GET => {
+                        let item = self.items.get(owner, &id).await?;
+                        Ok(rest::json(StatusCode::OK, &item))
+                    }
+                    Method::PUT => self.update(req, owner, &id).await,
                     Method::DELETE => {
-                        self.items.delete(&id).await?;
+                        self.items.delete(owner, &id).await?;
                         metrics::counter!(metric::ITEMS_DELETED).increment(1);
                         Ok(rest::no_content())
                     }
@@ -65,13 +71,16 @@ impl App {
         }
     }
 
-    async fn create(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+    async fn create(&self, req: &Request, owner: &str) -> Result<Response<Body>, ApiError> {
         let key = rest::header_str(req, "idempotency-key")?
             .map(shared::items::idempotency_key)
             .transpose()?;
         let new = rest::parse_json::<CreateItemRequest>(req)?.validate()?;
         let correlation = shared::correlation::of_request(req);
-        let created = self.items.create(new, key.as_deref(), &correlation).await?;
+        let created = self
+            .items
+            .create(owner, new, key.as_deref(), &correlation)
+            .await?;
         tracing::info!(item_id = %created.item.id, correlation_id = %correlation, replayed = created.replayed, "item created");
         let mut response = rest::json(StatusCode::CREATED, &created.item);
         if !created.replayed {
@@ -86,10 +95,15 @@ impl App {
         Ok(shared::correlation::on_response(response, &correlation))
     }
 
-    async fn update(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    async fn update(
+        &self,
+        req: &Request,
+        owner: &str,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let patch = rest::parse_json::<UpdateItemRequest>(req)?.validate()?;
         let correlation = shared::correlation::of_request(req);
-        let updated = self.items.update(id, patch, &correlation).await?;
+        let updated = self.items.update(owner, id, patch, &correlation).await?;
         metrics::counter!(metric::ITEMS_UPDATED).increment(1);
         Ok(shared::correlation::on_response(
             rest::json(StatusCode::OK, &updated),
@@ -97,7 +111,7 @@ impl App {
         ))
     }
 
-    async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+    async fn list(&self, req: &Request, owner: &str) -> Result<Response<Body>, ApiError> {
         rest::reject_unknown_query_params(req, &ListParams::NAMES)?;
         let params = ListParams {
             limit: rest::query_param(req, "limit")?,
@@ -107,7 +121,10 @@ impl App {
             from: rest::query_param(req, "from")?,
             to: rest::query_param(req, "to")?,
         };
-        let page = self.items.list(&ListRequest::parse(&params)?).await?;
+        let page = self
+            .items
+            .list(&ListRequest::parse(&params, owner)?)
+            .await?;
         Ok(rest::json(StatusCode::OK, &page))
     }
 }
