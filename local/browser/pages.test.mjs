@@ -6,6 +6,7 @@
 //                               a confirmed person of the user pool, who signs in to each page
 //                               (ID_TOKEN: the same person's token for direct API calls)
 //   COGNITO_ENDPOINT            where the page signs in (config.json's cognitoEndpoint)
+//   PEOPLE                      more confirmed people, {name: {email, password}} (the chat's)
 //   FIXTURES                    photo-1.jpg, photo-2.png, not-a-photo.jpg
 //   SCREENSHOTS                 where each page's screenshot goes
 // Every test fails on a console error or an uncaught exception in the page; the only messages
@@ -29,6 +30,7 @@ const API_KEY = env('API_KEY');
 const PERSON = { email: env('PERSON_EMAIL'), password: env('PERSON_PASSWORD'), name: env('PERSON_NAME') };
 const ID_TOKEN = env('ID_TOKEN');
 const COGNITO_ENDPOINT = env('COGNITO_ENDPOINT');
+const PEOPLE = JSON.parse(env('PEOPLE'));
 const FIXTURES = env('FIXTURES');
 const SCREENSHOTS = env('SCREENSHOTS');
 mkdirSync(SCREENSHOTS, { recursive: true });
@@ -60,7 +62,7 @@ async function open(hash, options = {}) {
     errors.push(`${message.text()} (${where})`);
   });
   await page.goto(WEB_URL + hash);
-  if (options.signIn !== false) await signIn(page, PERSON);
+  if (options.signIn !== false) await signIn(page, options.as || PERSON);
   await page.getByRole('heading', { level: 2 }).waitFor();
   return { context, page, errors };
 }
@@ -172,13 +174,16 @@ test('photos: two uploads become two 200 px thumbnails; a text file named .jpg s
 test('chat: two people in one room in Korean and emoji, history paged back on scroll, a third room hears nothing', async () => {
   const room = '서울 모임 ☕';
   // Older history than one page, so scrolling up has something to fetch.
+  // Ann's, posted with her token (the name is the token's, never the body's).
   for (let i = 0; i < 25; i += 1) {
-    const posted = await rest('POST', `/rooms/${encodeURIComponent(room)}/messages`, { user: 'Archive', text: `older ${i}` });
+    const posted = await rest('POST', `/rooms/${encodeURIComponent(room)}/messages`, { text: `older ${i}` });
     assert.equal(posted.status, 201, JSON.stringify(posted.body));
   }
+  const someoneElse = await rest('POST', `/rooms/${encodeURIComponent(room)}/messages`, { user: '김민수', text: 'not Ann' });
+  assert.equal(someoneElse.status, 403, 'nobody posts under another person\'s name');
   const join = async (name, where) => {
-    const session = await open('#/chat', { viewport: { width: 390, height: 844 } });
-    await byTestId(session.page, 'chat-name').fill(name);
+    const as = name === PERSON.name ? PERSON : { name, ...PEOPLE[name] };
+    const session = await open('#/chat', { viewport: { width: 390, height: 844 }, as });
     await byTestId(session.page, 'chat-room').fill(where);
     await byTestId(session.page, 'chat-join').click();
     await session.page.getByText(`You are in ${where} as ${name}.`).waitFor();
@@ -189,11 +194,11 @@ test('chat: two people in one room in Korean and emoji, history paged back on sc
   await eventually('first history page', async () => (await messages.count()) === 20);
   await minsu.page.locator('.log').evaluate((log) => { log.scrollTop = 0; });
   await eventually('older history on scroll', async () => (await messages.count()) === 25);
-  assert.equal(await messages.first().locator('.who').textContent(), 'Archive');
+  assert.equal(await messages.first().locator('.who').textContent(), PERSON.name);
   assert.match(await messages.first().textContent(), /older 0/);
 
   const zoe = await join('Zoë 🎉', room);
-  const elsewhere = await join('Ann', 'elsewhere');
+  const elsewhere = await join(PERSON.name, 'elsewhere');
 
   const said = '안녕하세요 👋🏽 — welcome, Zoë!';
   await byTestId(minsu.page, 'chat-text').fill(said);
@@ -220,7 +225,7 @@ test('chat: two people in one room in Korean and emoji, history paged back on sc
 
   await new Promise((resolve) => setTimeout(resolve, 1000));
   assert.equal(await byTestId(elsewhere.page, 'chat-message').count(), 0, 'another room hears nothing');
-  assert.deepEqual(await byTestId(elsewhere.page, 'chat-member').allTextContents(), ['Ann']);
+  assert.deepEqual(await byTestId(elsewhere.page, 'chat-member').allTextContents(), [PERSON.name]);
 
   await shot(minsu.page, 'chat');
   for (const session of [minsu, zoe, elsewhere]) {

@@ -39,12 +39,11 @@ pub fn script(
     let curl =
         format!("curl -sS --fail-with-body -H 'x-api-key: {key}' -H \"authorization: $token\"");
     let (cognito, client) = (sign_in.endpoint, sign_in.client_id);
-    let user = |password: &str| {
-        format!(
-            r#"{{\"ClientId\":\"{client}\",\"Username\":\"$email\",\"Password\":\"{password}\",\"UserAttributes\":[{{\"Name\":\"name\",\"Value\":\"Ann\"}}]}}"#
-        )
-    };
+    let sign_up = format!(
+        r#"{{\"ClientId\":\"{client}\",\"Username\":\"$email\",\"Password\":\"$password\",\"UserAttributes\":[{{\"Name\":\"name\",\"Value\":\"$1\"}}]}}"#
+    );
     let post = format!("{curl} -H 'content-type: application/json'");
+    let post_as_bob = post.replace("$token", "$bob_token");
     let ann = chat_url(websocket, "$ann");
     let bob = chat_url(websocket, "$bob");
     let ticket_of = json(r#"["ticket"]"#);
@@ -52,14 +51,18 @@ pub fn script(
         r#"# Web app: {web}  (open it in a browser: Photos, Chat, Approvals, Items, Appointments; the
 #    steps below do the same from a shell)
 
-# 0. Sign up with the user pool (the code comes to the local mailbox), confirm, sign in: every
-#    call below carries the ID token (Authorization) beside the API key.
-email="ann-$RANDOM@example.com"; password='correct horse battery staple'
+# 0. Ann and Bob sign up with the user pool (each code comes to the local mailbox), confirm and
+#    sign in: every call below carries Ann's ID token (Authorization) beside the API key, and
+#    Bob's where he acts.
 cognito() {{ curl -sS --fail-with-body -H 'content-type: application/x-amz-json-1.1' -H "x-amz-target: AWSCognitoIdentityProviderService.$1" {cognito} -d "$2"; }}
-cognito SignUp "{sign_up}"; echo
-code=$(curl -sS --fail-with-body "{url}/_local/mail?to=$email" | python3 -c 'import json,re,sys; print(re.search(r"\b\d{{6}}\b", json.load(sys.stdin)["messages"][-1]["body"])[0])')
-cognito ConfirmSignUp "{{\"ClientId\":\"{client}\",\"Username\":\"$email\",\"ConfirmationCode\":\"$code\"}}"; echo
-token=$(cognito InitiateAuth "{{\"ClientId\":\"{client}\",\"AuthFlow\":\"USER_PASSWORD_AUTH\",\"AuthParameters\":{{\"USERNAME\":\"$email\",\"PASSWORD\":\"$password\"}}}}" | {id_token})
+sign_up() {{  # NAME -> a new person's ID token
+  local email="${{1,,}}-$RANDOM@example.com" password='correct horse battery staple' code
+  cognito SignUp "{sign_up}" >/dev/null
+  code=$(curl -sS --fail-with-body "{url}/_local/mail?to=$email" | python3 -c 'import json,re,sys; print(re.search(r"\b\d{{6}}\b", json.load(sys.stdin)["messages"][-1]["body"])[0])')
+  cognito ConfirmSignUp "{{\"ClientId\":\"{client}\",\"Username\":\"$email\",\"ConfirmationCode\":\"$code\"}}" >/dev/null
+  cognito InitiateAuth "{{\"ClientId\":\"{client}\",\"AuthFlow\":\"USER_PASSWORD_AUTH\",\"AuthParameters\":{{\"USERNAME\":\"$email\",\"PASSWORD\":\"$password\"}}}}" | {id_token}
+}}
+token=$(sign_up Ann); bob_token=$(sign_up Bob); echo "signed in: Ann and Bob"
 
 # 1. Items: create one, then list them.
 {post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
@@ -74,14 +77,15 @@ photo=$({photo_id} <<<"$ticket")
 for _ in $(seq 30); do curl -sSfL {url}/thumbnails/$photo -o thumbnail.jpg 2>/dev/null && break; sleep 1; done
 ls -l thumbnail.jpg
 
-# 3. Chat: a ticket per person (API key; valid for a minute), two WebSocket clients in one room
-#    with them (websocat, or npx wscat -c), then send this frame from one:  {CHAT_FRAME}
-ann=$({post} -X POST {url}/rooms/{CHAT_ROOM}/tickets -d '{{"user":"ann"}}' | {ticket_of})
-bob=$({post} -X POST {url}/rooms/{CHAT_ROOM}/tickets -d '{{"user":"bob"}}' | {ticket_of})
+# 3. Chat: a ticket each for Ann and Bob (under their own names; valid for a minute), two
+#    WebSocket clients in one room with them (websocat, or npx wscat -c), then send this frame
+#    from one:  {CHAT_FRAME}
+ann=$({post} -X POST {url}/rooms/{CHAT_ROOM}/tickets -d '{{}}' | {ticket_of})
+bob=$({post_as_bob} -X POST {url}/rooms/{CHAT_ROOM}/tickets -d '{{}}' | {ticket_of})
 echo "websocat \"{ann}\""
 echo "websocat \"{bob}\""
 #    A REST post reaches the same room; the history has both.
-{post} -X POST {url}/rooms/{CHAT_ROOM}/messages -d '{{"user":"ann","text":"hello from curl"}}'; echo
+{post} -X POST {url}/rooms/{CHAT_ROOM}/messages -d '{{"text":"hello from curl"}}'; echo
 {curl} {url}/rooms/{CHAT_ROOM}/messages; echo
 
 # 4. Approval: ask a manager; the email (in the local mailbox) links to a page with the buttons.
@@ -97,7 +101,6 @@ sleep 3; curl -sS --fail-with-body {url}/_local/queues/AppointmentQueue; echo
 # 6. The business metrics the functions wrote (what CloudWatch extracts from their logs).
 curl -sS --fail-with-body {url}/_local/metrics | python3 -c 'import json,sys; [print(m["metric"], m["dimensions"].get("Function", ""), m["sum"]) for m in json.load(sys.stdin)["metrics"]]'
 "#,
-        sign_up = user("$password"),
         id_token = json(r#"["AuthenticationResult"]["IdToken"]"#),
         upload_url = json(r#"["upload_url"]"#),
         signed_headers = "python3 -c 'import json,sys; [print(f\"-H\\n{k}: {v}\") for k, v in json.load(sys.stdin)[\"headers\"].items()]'",
@@ -135,5 +138,7 @@ mod tests {
         );
         assert!(text.contains("ws://127.0.0.1:3000/_ws/Chat?ticket=$ann"));
         assert!(text.contains("/rooms/lobby/tickets"));
+        // Bob's ticket is his own: asked with his token.
+        assert!(text.contains(r#"-H "authorization: $bob_token""#));
     }
 }

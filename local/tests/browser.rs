@@ -49,9 +49,17 @@ fn every_page_works_in_chromium() {
     if local.skip_on_aws("the pages' tests create approvals that e-mail a made-up manager") {
         return;
     }
-    let person = tokio::runtime::Runtime::new()
-        .expect("a runtime")
-        .block_on(local.person("Ann Lee"));
+    // Ann signs in to every page; the chat's people speak under their own names.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let person = runtime.block_on(local.person("Ann Lee"));
+    let mut people = serde_json::Map::new();
+    for name in ["김민수", "Zoë 🎉"] {
+        let other = runtime.block_on(local.person(name));
+        people.insert(
+            name.into(),
+            serde_json::json!({"email": other.email, "password": other.password}),
+        );
+    }
     let output = root.parent().expect("workspace").join("target/browser");
     let fixtures = output.join("fixtures");
     write_fixtures(&fixtures);
@@ -65,6 +73,7 @@ fn every_page_works_in_chromium() {
         .env("PERSON_PASSWORD", &person.password)
         .env("PERSON_NAME", &person.name)
         .env("ID_TOKEN", &person.id_token)
+        .env("PEOPLE", serde_json::Value::Object(people).to_string())
         .env(
             "COGNITO_ENDPOINT",
             std::env::var("AWS_ENDPOINT_URL").expect("the gate"),

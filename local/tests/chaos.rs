@@ -374,7 +374,7 @@ async fn drive_chat(run: Arc<Run>, accepted: Arc<Accepted>) {
     let mut i = 0;
     while Instant::now() < run.deadline {
         i += 1;
-        let body = json!({"user": "ann", "text": format!("chaos message {i}")});
+        let body = json!({"text": format!("chaos message {i}")});
         if let Some(a) = run
             .client
             .with_retries(ledger, reqwest::Method::POST, &path, &body, None)
@@ -466,7 +466,7 @@ async fn resolve_unanswered_creates(run: &Run, accepted: &Accepted) {
     }
 }
 
-/// Two chat connections (ann and bob) in `room`, each with its ticket.
+/// Two chat connections of the client's person in `room` (two devices), each with its ticket.
 async fn join_room(
     local: &Local,
     client: &Client,
@@ -474,13 +474,13 @@ async fn join_room(
 ) -> Vec<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>
 {
     let mut sockets = Vec::new();
-    for user in ["ann", "bob"] {
+    for _device in 0..2 {
         let issued: serde_json::Value = client
             .http
             .post(format!("{}/rooms/{room}/tickets", client.url))
             .header("x-api-key", &client.key)
             .header("authorization", &client.token)
-            .json(&serde_json::json!({ "user": user }))
+            .json(&serde_json::json!({}))
             .send()
             .await
             .expect("a ticket")
@@ -799,7 +799,7 @@ async fn after_the_storm(
         .send(
             reqwest::Method::POST,
             &format!("/rooms/{room}/messages"),
-            &json!({"user": "bob", "text": "after the storm"}),
+            &json!({"text": "after the storm"}),
             None,
         )
         .await

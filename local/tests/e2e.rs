@@ -432,21 +432,23 @@ fn assert_logged_in_every_step(correlation: &str, steps: &[&str]) {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A ticket for `room` as `user` (the API-key route).
-async fn ticket(room: &str, user: &str) -> String {
+/// A ticket for `room`, asked for by `person` (it carries their own display name).
+async fn ticket(room: &str, person: &Person) -> String {
     let room = url::form_urlencoded::byte_serialize(room.as_bytes()).collect::<String>();
-    let (status, issued) = call(
+    let (status, issued) = call_as(
+        person,
         reqwest::Method::POST,
         &format!("/rooms/{}/tickets", room.replace('+', "%20")),
-        Some(json!({ "user": user })),
+        Some(json!({})),
     )
     .await;
     assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued["user"], person.name.as_str());
     issued["ticket"].as_str().unwrap().to_string()
 }
 
-async fn join(room: &str, user: &str) -> Socket {
-    let url = local_stack::tour::chat_url(&local().websocket, &ticket(room, user).await);
+async fn join(room: &str, person: &Person) -> Socket {
+    let url = local_stack::tour::chat_url(&local().websocket, &ticket(room, person).await);
     let (socket, response) = tokio_tungstenite::connect_async(url)
         .await
         .expect("the gateway accepts the socket");
@@ -480,8 +482,9 @@ async fn two_websocket_clients_chat_and_read_the_history() {
     let (delivered, _) = local
         .metric("ChatPutFunction", "FanoutDelivered", &[])
         .await;
-    let mut ann = join(&room, ann_name).await;
-    let mut bob = join(&room, bob_name).await;
+    let (ann_person, bob_person) = (local.person(ann_name).await, local.person(bob_name).await);
+    let mut ann = join(&room, &ann_person).await;
+    let mut bob = join(&room, &bob_person).await;
 
     // Over the socket: route selection by `action`, fan-out to both.
     ann.send(Message::Text(
@@ -499,11 +502,12 @@ async fn two_websocket_clients_chat_and_read_the_history() {
             (Some(ann_name), Some("안녕 bob 👋"))
         );
     }
-    // Over REST: stored and pushed to the room.
-    let (status, posted) = call(
+    // Over REST: stored and pushed to the room, under the poster's own name.
+    let (status, posted) = call_as(
+        &bob_person,
         reqwest::Method::POST,
         &format!("/rooms/{room}/messages"),
-        Some(json!({"user": bob_name, "text": "hello ann"})),
+        Some(json!({"text": "hello ann"})),
     )
     .await;
     assert_eq!(status, 201, "{posted}");
@@ -517,10 +521,11 @@ async fn two_websocket_clients_chat_and_read_the_history() {
     bob.close(None).await.unwrap();
     drop(bob);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, posted) = call(
+    let (status, posted) = call_as(
+        &ann_person,
         reqwest::Method::POST,
         &format!("/rooms/{room}/messages"),
-        Some(json!({"user": ann_name, "text": "still here"})),
+        Some(json!({"text": "still here"})),
     )
     .await;
     assert_eq!(status, 201);
@@ -592,7 +597,7 @@ async fn assert_bad_frames_and_tickets_refused(local: &Local, socket: &mut Socke
     let (status, _) = call(
         reqwest::Method::POST,
         "/rooms/bad%E2%80%AEroom/tickets",
-        Some(json!({"user": "x"})),
+        Some(json!({})),
     )
     .await;
     assert_eq!(status, 400);
@@ -880,7 +885,7 @@ async fn tour_runs_as_printed() {
     // Step 3's clients: connected before the script posts to the room.
     let (mut ann, _) = tokio_tungstenite::connect_async(local_stack::tour::chat_url(
         &local.websocket,
-        &ticket(local_stack::tour::CHAT_ROOM, "ann").await,
+        &ticket(local_stack::tour::CHAT_ROOM, &local.person("Ann").await).await,
     ))
     .await
     .expect("the tour's chat URL connects");
@@ -888,7 +893,7 @@ async fn tour_runs_as_printed() {
         .await
         .unwrap();
     let echoed = receive(&mut ann).await;
-    assert_eq!(echoed["message"]["user"], "ann", "{echoed}");
+    assert_eq!(echoed["message"]["user"], "Ann", "{echoed}");
 
     let dir = std::env::temp_dir().join(format!("tour-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{self, ConfigError, EnvSource};
 use crate::cursor::{self, Page};
 use crate::error::{ApiError, BackendError, classify_sdk_error};
+use crate::person::Person;
 use crate::telemetry::metric;
 use crate::timestamp;
 use crate::validate;
@@ -55,6 +56,23 @@ pub fn user(raw: &str) -> Result<String, ApiError> {
     validate::name("user", raw, USER_MAX, 4 * USER_MAX)
 }
 
+/// The name a signed-in person speaks under: their own display name (the pool's `name`), by
+/// [`user`]'s rules. A request may repeat it (`user`), never choose another (403).
+pub fn own_name(person: &Person, asked: Option<&str>) -> Result<String, ApiError> {
+    let own = user(&person.name).map_err(|e| {
+        ApiError::validation(format!(
+            "your display name cannot be used in chat: {}",
+            e.message
+        ))
+    })?;
+    match asked {
+        Some(asked) if user(asked)? != own => Err(ApiError::forbidden(format!(
+            "you speak as your own display name ({own})"
+        ))),
+        _ => Ok(own),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
     pub connection_id: String,
@@ -81,18 +99,20 @@ struct StoredMessage {
     sort_key: String,
 }
 
-/// Body of `POST /rooms/{room}/messages`.
+/// Body of `POST /rooms/{room}/messages`; `user`, if sent, must be the sender's own name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostMessageRequest {
-    pub user: String,
+    #[serde(default, deserialize_with = "validate::not_null")]
+    pub user: Option<String>,
     pub text: String,
 }
 
 impl PostMessageRequest {
-    pub fn validate(self) -> Result<(String, String), ApiError> {
+    /// The sender's name ([`own_name`]) and the text.
+    pub fn validate(self, sender: &Person) -> Result<(String, String), ApiError> {
         Ok((
-            user(&self.user)?,
+            own_name(sender, self.user.as_deref())?,
             validate::text("text", &self.text, 1, TEXT_MAX)?,
         ))
     }
@@ -566,38 +586,59 @@ mod tests {
         assert!(user(&"u".repeat(33)).is_err());
     }
 
+    fn person(name: &str) -> Person {
+        Person::from_claims(&serde_json::json!({"sub": "u1", "name": name})).unwrap()
+    }
+
     #[test]
     fn post_requests() {
-        let ok = PostMessageRequest {
-            user: "ann".into(),
-            text: "  hi  ".into(),
-        }
-        .validate()
-        .unwrap();
+        let post = |user: Option<&str>, text: &str| PostMessageRequest {
+            user: user.map(str::to_string),
+            text: text.into(),
+        };
+        let ann = person("ann");
+        // Left out is "my own name"; sent as null is not a name (the contract forbids it).
+        let null = r#"{"user": null, "text": "x"}"#;
+        assert!(serde_json::from_str::<PostMessageRequest>(null).is_err());
+        let null = r#"{"user": null}"#;
+        assert!(serde_json::from_str::<crate::tickets::TicketRequest>(null).is_err());
+        let ok = post(Some("ann"), "  hi  ").validate(&ann).unwrap();
         assert_eq!(ok, ("ann".to_string(), "hi".to_string()));
+        assert_eq!(post(None, "hi").validate(&ann).unwrap().0, "ann");
+        assert!(post(Some("ann"), "").validate(&ann).is_err());
         assert!(
-            PostMessageRequest {
-                user: "ann".into(),
-                text: "".into()
-            }
-            .validate()
-            .is_err()
+            post(Some("ann"), &"x".repeat(TEXT_MAX + 1))
+                .validate(&ann)
+                .is_err()
         );
+        assert_eq!(
+            post(Some(" ann"), "x")
+                .validate(&ann)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            400
+        );
+        assert_eq!(
+            post(Some("bob"), "x")
+                .validate(&ann)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403,
+            "nobody speaks under another's name"
+        );
+    }
+
+    #[test]
+    fn a_display_name_chat_cannot_show_is_a_clear_400() {
+        let long = person(&"u".repeat(33));
+        let refused = own_name(&long, None).unwrap_err();
+        assert_eq!(refused.status.as_u16(), 400);
         assert!(
-            PostMessageRequest {
-                user: "ann".into(),
-                text: "x".repeat(TEXT_MAX + 1)
-            }
-            .validate()
-            .is_err()
+            refused.message.starts_with("your display name"),
+            "{refused}"
         );
-        assert!(
-            PostMessageRequest {
-                user: " ann".into(),
-                text: "x".into()
-            }
-            .validate()
-            .is_err()
-        );
+        assert_eq!(own_name(&person("Zoë 🎉"), None).unwrap(), "Zoë 🎉");
     }
 }

@@ -110,7 +110,7 @@ pub struct CreateItemRequest {
     pub email: String,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(default, deserialize_with = "validate::not_null")]
     pub status: Option<ItemStatus>,
 }
 
@@ -152,21 +152,14 @@ impl NewItem {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateItemRequest {
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(default, deserialize_with = "validate::not_null")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(default, deserialize_with = "validate::not_null")]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(default, deserialize_with = "validate::not_null")]
     pub status: Option<ItemStatus>,
-}
-
-/// A field that may be left out but not sent as `null` (docs/openapi.yaml does not allow it):
-/// plain `Option` would read `"status": null` as "not sent" and answer 200 to a request the
-/// contract calls invalid.
-fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from one not sent (`None`).

@@ -54,17 +54,19 @@ impl From<TicketError> for ApiError {
     }
 }
 
-/// Body of `POST /rooms/{room}/tickets`.
+/// Body of `POST /rooms/{room}/tickets`: a ticket is the caller's, under their own display name
+/// (`user`, if sent, must be it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketRequest {
-    pub user: String,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
+    pub user: Option<String>,
 }
 
 impl TicketRequest {
-    /// The display name, by [`crate::chat::user`]'s rules.
-    pub fn validate(self) -> Result<String, ApiError> {
-        crate::chat::user(&self.user)
+    /// The name the ticket carries: [`crate::chat::own_name`].
+    pub fn validate(self, holder: &crate::person::Person) -> Result<String, ApiError> {
+        crate::chat::own_name(holder, self.user.as_deref())
     }
 }
 

@@ -1,6 +1,8 @@
 //! Field validation shared by every API. Each check returns the normalised value or a 400
 //! naming the field, so handlers never build error messages themselves.
 
+use serde::{Deserialize, Deserializer};
+
 use crate::error::ApiError;
 
 /// Trimmed text of `min..=max` characters (not bytes) with no control characters.
@@ -192,6 +194,15 @@ fn is_emoji(c: char) -> bool {
 /// What may sit between an emoji and the joiner: variation selectors and skin-tone modifiers.
 fn is_emoji_modifier(c: char) -> bool {
     matches!(c, '\u{FE0E}' | '\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}')
+}
+
+/// For `#[serde(default, deserialize_with = "validate::not_null")]`: a field that may be left
+/// out but not sent as `null` (docs/openapi.yaml does not allow it). Plain `Option` would read
+/// `"status": null` as "not sent" and answer 200 to a request the contract calls invalid.
+pub fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use integration_tests::fake_connections::FakeConnections;
-use integration_tests::{Rest, assert_error, fixture, parts, stack, websocket};
+use integration_tests::{Person, Rest, assert_error, fixture, parts, stack, websocket};
 use local_stack::cloudformation::provision::Stack;
 use serde_json::{Value, json};
 use shared::config::EnvSource;
@@ -59,11 +59,17 @@ async fn chat(gone: &[&str], broken: &[&str], latency: Duration) -> Chat {
     }
 }
 
+/// A signed-in person whose display name is `name`.
+fn named(name: &str) -> Person {
+    Person::new(name, "chatter@example.com")
+}
+
 impl Chat {
-    /// A ticket for `room` as `user`, from the API-key route.
+    /// A ticket for `room`, asked for by a signed-in person whose display name is `user`.
     async fn ticket(&self, room: &str, user: &str) -> (u16, Value) {
         let request = Rest::post(&format!("/rooms/{room}/tickets"))
             .resource("/rooms/{room}/tickets")
+            .as_person(&named(user))
             .json(json!({ "user": user }));
         parts(&self.connect.handle(request.request()).await)
     }
@@ -87,6 +93,7 @@ impl Chat {
     async fn post(&self, room: &str, user: &str, text: &str) -> Value {
         let request = Rest::post(&format!("/rooms/{room}/messages"))
             .resource("/rooms/{room}/messages")
+            .as_person(&named(user))
             .json(json!({"user": user, "text": text}));
         let (status, body) = parts(&self.put.handle(request.request()).await);
         assert_eq!(status, 201, "{body}");
@@ -159,6 +166,7 @@ async fn connect_validates_room_and_user_and_disconnect_forgets() {
             .handle(
                 Rest::post("/rooms/general/tickets")
                     .resource("/rooms/{room}/tickets")
+                    .as_person(&named("ann"))
                     .json(json!({"user": "ann"}))
                     .request(),
             )
@@ -382,7 +390,9 @@ async fn messages_sent_over_the_socket_take_the_same_path() {
 async fn rest_routes_reject_bad_input() {
     let c = chat(&[], &[], Duration::ZERO).await;
     let post = |room: &str| {
-        Rest::post(&format!("/rooms/{room}/messages")).resource("/rooms/{room}/messages")
+        Rest::post(&format!("/rooms/{room}/messages"))
+            .resource("/rooms/{room}/messages")
+            .as_person(&named("ann"))
     };
     let too_long = "x".repeat(4001);
     let cases: Vec<(Rest, u16, &str)> = vec![
@@ -520,4 +530,78 @@ async fn fixtures_parse_as_the_events_each_function_expects() {
         200
     );
     assert!(c.room_connections("general").await.is_empty());
+}
+
+/// A ticket and a REST post are the signed-in person's, under their own display name: asked
+/// without a name they get it, asked under someone else's they are refused (403); the name
+/// comes from the token, never from the body.
+#[tokio::test]
+async fn people_speak_only_under_their_own_display_name() {
+    let c = chat(&[], &[], Duration::ZERO).await;
+    let ticket_for = |person: &Person, body: Value| {
+        Rest::post("/rooms/lobby/tickets")
+            .resource("/rooms/{room}/tickets")
+            .as_person(person)
+            .json(body)
+            .request()
+    };
+    let zoe = named("Zoë 🎉");
+    let (status, own) = parts(&c.connect.handle(ticket_for(&zoe, json!({}))).await);
+    assert_eq!(
+        (status, own["user"].as_str()),
+        (201, Some("Zoë 🎉")),
+        "{own}"
+    );
+    let (status, same) = parts(
+        &c.connect
+            .handle(ticket_for(&zoe, json!({"user": "Zoë 🎉"})))
+            .await,
+    );
+    assert_eq!(
+        (status, same["user"].as_str()),
+        (201, Some("Zoë 🎉")),
+        "{same}"
+    );
+    assert_error(
+        &c.connect
+            .handle(ticket_for(&zoe, json!({"user": "Ann"})))
+            .await,
+        403,
+        "forbidden",
+    );
+    let anonymous = Rest::post("/rooms/lobby/tickets")
+        .resource("/rooms/{room}/tickets")
+        .anonymous()
+        .json(json!({}));
+    assert_error(
+        &c.connect.handle(anonymous.request()).await,
+        401,
+        "unauthorized",
+    );
+
+    let post = |person: &Person, body: Value| {
+        Rest::post("/rooms/lobby/messages")
+            .resource("/rooms/{room}/messages")
+            .as_person(person)
+            .json(body)
+            .request()
+    };
+    let (status, sent) = parts(&c.put.handle(post(&zoe, json!({"text": "hej"}))).await);
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["message"]["user"], "Zoë 🎉", "{sent}");
+    assert_error(
+        &c.put
+            .handle(post(&zoe, json!({"user": "Ann", "text": "as Ann"})))
+            .await,
+        403,
+        "forbidden",
+    );
+    let (_, history) = c.history("lobby", &[]).await;
+    let users: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["Zoë 🎉"], "nothing was posted as Ann");
 }

@@ -1,6 +1,6 @@
-// Chat: a display name and a room (any script, emoji included), a ticket from the REST API, then
-// the room's WebSocket: live messages, history paged backwards as you scroll up, and who is in
-// the room.
+// Chat: a room (any script, emoji included), a ticket from the REST API under the signed-in
+// person's own display name, then the room's WebSocket: live messages, history paged backwards as
+// you scroll up, and who is in the room.
 import { h, field, status } from '../dom.js';
 import { segment } from '../api.js';
 
@@ -9,10 +9,9 @@ const MEMBERS_EVERY_MS = 5000;
 
 export default function chat(main, { config, api }) {
   const note = status();
-  const name = field('Display name', { testid: 'chat-name', autocomplete: 'nickname', required: true, maxlength: '128' });
   const room = field('Room', { testid: 'chat-room', required: true, maxlength: '256', value: 'lobby' });
   const join = h('button', { type: 'submit', testid: 'chat-join' }, 'Join');
-  const joinForm = h('form', { 'aria-label': 'Join a room' }, name.label, room.label, join);
+  const joinForm = h('form', { 'aria-label': 'Join a room' }, room.label, join);
 
   const log = h('ol', { class: 'log', 'aria-label': 'Messages', 'aria-live': 'polite', tabindex: '0' });
   const text = field('Message', { testid: 'chat-text', autocomplete: 'off', maxlength: '4000', disabled: true });
@@ -87,11 +86,12 @@ export default function chat(main, { config, api }) {
     log.replaceChildren();
     members.replaceChildren();
     seen.clear();
-    const wanted = { room: room.control.value, user: name.control.value };
+    const wanted = room.control.value;
     join.disabled = true;
     note.say('Joining…');
     try {
-      const ticket = await api.post(`/rooms/${segment(wanted.room)}/tickets`, { user: wanted.user });
+      // The ticket carries the signed-in person's display name (the API takes no other).
+      const ticket = await api.post(`/rooms/${segment(wanted)}/tickets`, {});
       const url = `${config.websocketUrl}?ticket=${encodeURIComponent(ticket.ticket)}`;
       const opened = new WebSocket(url);
       socket = opened;

@@ -92,10 +92,11 @@ export default function items(main, { api }) {
       // One key per attempt: a retried click never creates the item twice.
       const created = await api.post('/items', { name: name.control.value, email: email.control.value },
         { 'Idempotency-Key': crypto.randomUUID() });
-      note.say(`Created ${created.name}.`, 'ok');
       form.reset();
       cursors.length = 1;
+      // The newest item heads page 1: the note comes once the list shows it.
       await show(0);
+      note.say(`Created ${created.name}.`, 'ok');
     } catch (error) {
       note.say(error.message, 'error');
     } finally {

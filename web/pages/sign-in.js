@@ -48,7 +48,8 @@ export default function signIn(main, { auth, signedIn, notice }) {
   function signUpStep() {
     const address = emailField();
     const password = passwordField('new-password', 'Password (at least 12 characters)');
-    const name = field('Display name', { testid: 'auth-name', required: true, autocomplete: 'nickname', maxlength: '128' });
+    // The chat's rule for names: 1-32 characters of any script.
+    const name = field('Display name', { testid: 'auth-name', required: true, autocomplete: 'nickname', maxlength: '32' });
     step('Create an account', [name, address, password], h('button', { type: 'submit', testid: 'auth-signup' }, 'Create account'), async () => {
       email = address.control.value.trim();
       await auth.signUp(email, password.control.value, name.control.value.trim());

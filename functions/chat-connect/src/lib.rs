@@ -1,7 +1,8 @@
 //! `chat-connect`: who may open a chat socket, and the socket's record.
 //!
-//! - REST `POST /rooms/{room}/tickets` {user} (API key) -> 201 {ticket, room, user, expiresAt}:
-//!   a short-lived signed ticket for one room and one display name ([`shared::tickets`]);
+//! - REST `POST /rooms/{room}/tickets` {user?} (signed in) -> 201 {ticket, room, user, expiresAt}:
+//!   a short-lived signed ticket for one room under the caller's own display name
+//!   ([`shared::tickets`], [`shared::chat::own_name`]);
 //! - WebSocket `$connect?ticket=<ticket>`: a valid ticket's room and user become the connection's
 //!   record; without one the answer is 401, and API Gateway refuses the handshake.
 
@@ -10,6 +11,7 @@ use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::chat::{self, Connections};
 use shared::config::{self, ConfigError, EnvSource};
+use shared::person::Person;
 use shared::rest::{self, Responder};
 use shared::tickets::{IssuedTicket, TicketKey, TicketRequest};
 
@@ -60,7 +62,8 @@ impl App {
             return Err(ApiError::method_not_allowed("POST, OPTIONS"));
         }
         let room = chat::room(room)?;
-        let user = rest::parse_json::<TicketRequest>(req)?.validate()?;
+        let holder = Person::of(req)?;
+        let user = rest::parse_json::<TicketRequest>(req)?.validate(&holder)?;
         let signer = self.tickets.signer().await?;
         let now = time::OffsetDateTime::now_utc();
         let (ticket, claims) = signer.issue(&room, &user, now.unix_timestamp());

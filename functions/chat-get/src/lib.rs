@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::chat::{self, Connections, Messages};
 use shared::config::{ConfigError, EnvSource};
+use shared::person::Person;
 use shared::rest::{self, Responder};
 
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ impl App {
     }
 
     async fn route(&self, req: &Request, route: &rest::Route) -> Result<Response<Body>, ApiError> {
+        // Rooms are shared: any signed-in person reads them, nobody unverified.
+        Person::of(req)?;
         let (method, segments) = (route.method.clone(), route.segments());
         let (room, what) = match segments.as_slice() {
             ["rooms", room, what @ ("messages" | "members")] => (*room, *what),

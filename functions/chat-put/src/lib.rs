@@ -10,6 +10,7 @@ use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::chat::{self, ChatService, Connections, Messages, PostMessageRequest, SocketMessage};
 use shared::config::{self, ConfigError, EnvSource};
+use shared::person::Person;
 use shared::rest::{self, Responder};
 
 #[derive(Debug, Clone)]
@@ -55,7 +56,8 @@ impl App {
             return Err(ApiError::method_not_allowed("POST, OPTIONS"));
         }
         let room = chat::room(room)?;
-        let (user, text) = rest::parse_json::<PostMessageRequest>(req)?.validate()?;
+        let sender = Person::of(req)?;
+        let (user, text) = rest::parse_json::<PostMessageRequest>(req)?.validate(&sender)?;
         let outcome = self.chat.post(&room, &user, &text).await?;
         Ok(rest::json(StatusCode::CREATED, &outcome))
     }

@@ -313,9 +313,18 @@ impl Local {
     /// ([`local_stack::cognito::people`]); suites that test sign-up itself go through the mailed
     /// code instead.
     pub async fn person(&self, name: &str) -> Person {
+        // The address's local part from the name's ASCII letters (a name in any script works).
+        let mut local_part: String = name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect::<String>()
+            .to_lowercase();
+        if local_part.is_empty() {
+            local_part = "person".into();
+        }
         let email = format!(
-            "{}-{}@example.com",
-            name.split_whitespace().next().unwrap_or("p").to_lowercase(),
+            "{local_part}-{}@example.com",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
