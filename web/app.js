@@ -36,7 +36,7 @@ function showAccount(auth, session) {
   account.replaceChildren(h('span', { testid: 'auth-user' }, session.name), out);
 }
 
-function render(config, client) {
+function render(config, client, auth) {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || 'photos';
   const page = pages[name] || photos;
   if (leave) leave();
@@ -46,7 +46,7 @@ function render(config, client) {
     else link.removeAttribute('aria-current');
   }
   main.replaceChildren();
-  leave = page(main, { config, api: client }) || null;
+  leave = page(main, { config, api: client, person: auth.current() }) || null;
   document.title = `${main.querySelector('h2')?.textContent || name} · serverless-rust-kit`;
   main.focus({ preventScroll: true });
 }
@@ -60,7 +60,7 @@ loadConfig().then(
       const session = auth.current();
       showAccount(auth, session);
       if (session) {
-        render(config, client);
+        render(config, client, auth);
         return;
       }
       if (leave) leave();

@@ -297,16 +297,14 @@ test('items: create, page through, edit and delete', async () => {
   await context.close();
 });
 
-test('appointments: a contact preference and a booking reach the queue enriched', async () => {
+test('appointments: my contact preference and my booking reach the queue enriched, and I see it listed', async () => {
   const { context, page, errors } = await open('#/appointments');
-  const email = `patient-${Date.now()}@example.com`;
-  await byTestId(page, 'contact-email').fill(email);
+  const email = PERSON.email;
   await byTestId(page, 'contact-method').selectOption('sms');
   await byTestId(page, 'contact-save').click();
   await page.getByText(`${email} prefers sms.`).waitFor();
 
   await byTestId(page, 'appointment-patient').fill('Nguyễn Thị Minh Khai');
-  await byTestId(page, 'appointment-email').fill(email);
   await byTestId(page, 'appointment-dentist').fill('Dr. Kim');
   const inAWeek = new Date(Date.now() + 7 * 86_400_000);
   inAWeek.setHours(10, 30, 0, 0);
@@ -316,6 +314,7 @@ test('appointments: a contact preference and a booking reach the queue enriched'
   const booked = byTestId(page, 'appointment-booked');
   await booked.waitFor();
   assert.match(await booked.textContent(), /Booked Nguyễn Thị Minh Khai with Dr\. Kim/);
+  await byTestId(page, 'appointment-row').getByText('Nguyễn Thị Minh Khai with Dr. Kim').waitFor();
   await shot(page, 'appointments');
 
   await eventually('the enriched message on the queue', async () => {

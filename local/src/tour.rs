@@ -63,6 +63,7 @@ sign_up() {{  # NAME -> a new person's ID token
   cognito InitiateAuth "{{\"ClientId\":\"{client}\",\"AuthFlow\":\"USER_PASSWORD_AUTH\",\"AuthParameters\":{{\"USERNAME\":\"$email\",\"PASSWORD\":\"$password\"}}}}" | {id_token}
 }}
 token=$(sign_up Ann); bob_token=$(sign_up Bob); echo "signed in: Ann and Bob"
+ann_email=$(python3 -c 'import base64,json,sys; p=sys.stdin.read().split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["email"])' <<<"$token")
 
 # 1. Items: create one, then list them.
 {post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
@@ -92,10 +93,11 @@ echo "websocat \"{bob}\""
 {post} -X POST {url}/approvals -d '{{"employeeName":"Ann","managerEmail":"boss@example.com"}}'; echo
 sleep 2; curl -sS --fail-with-body '{url}/_local/mail?to=boss@example.com'; echo
 
-# 5. Appointments: a contact's preferred method, a booking, and the enriched message the pipe
-#    puts on the queue.
-{post} -X PUT {url}/contacts/ann@example.com -d '{{"preferredMethod":"sms"}}'; echo
-{post} -X POST {url}/appointments -d '{{"patientName":"Ann","email":"ann@example.com","dentist":"Dr. Kim","startsAt":"{starts_at}"}}'; echo
+# 5. Appointments: Ann's preferred method (for her own verified address), her booking, her list,
+#    and the enriched message the pipe puts on the queue.
+{post} -X PUT "{url}/contacts/$ann_email" -d '{{"preferredMethod":"sms"}}'; echo
+{post} -X POST {url}/appointments -d '{{"patientName":"Ann","dentist":"Dr. Kim","startsAt":"{starts_at}"}}'; echo
+{curl} {url}/appointments; echo
 sleep 3; curl -sS --fail-with-body {url}/_local/queues/AppointmentQueue; echo
 
 # 6. The business metrics the functions wrote (what CloudWatch extracts from their logs).

@@ -428,7 +428,8 @@ async fn drive_appointments(run: Arc<Run>, accepted: Arc<Accepted>) {
     let mut i = 0;
     while Instant::now() < run.deadline {
         i += 1;
-        let body = json!({"patientName": format!("Chaos {i}"), "email": "chaos-patient@example.com", "dentist": "Dr. Kim", "startsAt": starts});
+        let body =
+            json!({"patientName": format!("Chaos {i}"), "dentist": "Dr. Kim", "startsAt": starts});
         if let Some(a) = run
             .client
             .with_retries(ledger, reqwest::Method::POST, "/appointments", &body, None)

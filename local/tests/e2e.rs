@@ -754,32 +754,43 @@ async fn decide_once_by_the_confirmation_page(local: &Local, approve: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn appointments_reach_the_queue_enriched_by_the_pipe() {
     let local = local();
-    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let known = format!("known-{tag}@example.com");
-    let unknown = format!("unknown-{tag}@example.com");
+    // Two patients, each booking for themselves: one told the clinic how to reach them.
+    let (known, unknown) = (local.person("Known").await, local.person("Unknown").await);
     let enrichment = |name: &'static str| local.metric("PipeEnrichmentFunction", name, &[]);
     let (enriched, contact_unknown) = (
         enrichment("AppointmentsEnriched").await.0,
         enrichment("ContactUnknown").await.0,
     );
-    let (status, _) = call(
+    let (status, _) = call_as(
+        &known,
         reqwest::Method::PUT,
-        &format!("/contacts/{known}"),
+        &format!("/contacts/{}", known.email),
         Some(json!({"preferredMethod": "sms"})),
     )
     .await;
     assert_eq!(status, 200);
     let mut ids = Vec::new();
-    for email in [&known, &unknown] {
-        let (status, booked) = call(
+    for patient in [&known, &unknown] {
+        let (status, booked) = call_as(
+            patient,
             reqwest::Method::POST,
             "/appointments",
-            Some(json!({"patientName": "Ann Lee", "email": email, "dentist": "Dr. Kim", "startsAt": "2031-03-14T09:30:00Z"})),
+            Some(json!({"patientName": patient.name, "dentist": "Dr. Kim", "startsAt": "2031-03-14T09:30:00Z"})),
         )
         .await;
         assert_eq!(status, 201, "{booked}");
+        assert_eq!(booked["email"], patient.email.as_str());
         ids.push(booked["id"].as_str().unwrap().to_string());
     }
+    // Each lists their own; neither reads the other's.
+    let (_, mine) = call_as(&unknown, reqwest::Method::GET, "/appointments", None).await;
+    assert!(
+        mine.to_string().contains(&ids[1]) && !mine.to_string().contains(&ids[0]),
+        "{mine}"
+    );
+    let theirs = format!("/appointments/{}", ids[0]);
+    let (status, _) = call_as(&unknown, reqwest::Method::GET, &theirs, None).await;
+    assert_eq!(status, 404);
 
     // Read the target queue as a consumer would.
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);

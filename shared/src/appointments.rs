@@ -2,8 +2,14 @@
 //! applies to each new appointment.
 //!
 //! Tables (template.yaml): `AppointmentsTable` keyed by `id` (stream NEW_IMAGE feeds the pipe),
+//! with [`PATIENT_INDEX`] (`patient` + `startsAt`: a person's appointments by time),
 //! `ContactsTable` keyed by `email`. Items are stored with the same camelCase names the API uses,
 //! so a stream image decodes straight into [`Appointment`].
+//!
+//! The patient is the signed-in person: an appointment is booked for their `sub` and verified
+//! e-mail address, and only they, or the clinic's staff (the `staff` group), list and read it;
+//! anyone else gets a missing appointment's 404. A contact preference is set for the caller's
+//! own verified address only, and read by them or the staff.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,9 +18,17 @@ use aws_sdk_dynamodb::Client as DynamoDb;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde::{Deserialize, Serialize};
 
+use crate::cursor::{self, Page};
 use crate::error::{ApiError, BackendError, classify_sdk_error};
+use crate::person::Person;
 use crate::timestamp;
 use crate::validate;
+
+/// A person's appointments by start time.
+pub const PATIENT_INDEX: &str = "PatientIndex";
+pub const PATIENT_INDEX_KEYS: (&str, &str) = ("patient", "startsAt");
+pub const DEFAULT_PAGE: usize = 20;
+pub const MAX_PAGE: usize = 100;
 
 /// BatchGetItem takes at most 100 keys per call.
 pub const BATCH_GET_LIMIT: usize = 100;
@@ -25,7 +39,9 @@ const UNPROCESSED_RETRIES: u32 = 5;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateAppointmentRequest {
     pub patient_name: String,
-    pub email: String,
+    /// The patient's own verified address, if sent (the booking takes the token's).
+    #[serde(default, deserialize_with = "validate::not_null")]
+    pub email: Option<String>,
     pub dentist: String,
     pub starts_at: String,
     #[serde(default)]
@@ -36,6 +52,9 @@ pub struct CreateAppointmentRequest {
 #[serde(rename_all = "camelCase")]
 pub struct Appointment {
     pub id: String,
+    /// The `sub` of the person it was booked by and for (empty for one from before accounts).
+    #[serde(default)]
+    pub patient: String,
     pub patient_name: String,
     pub email: String,
     pub dentist: String,
@@ -46,17 +65,31 @@ pub struct Appointment {
 }
 
 impl CreateAppointmentRequest {
-    /// Validates against `now`: the appointment must start in the future.
-    pub fn validate(self, now: time::OffsetDateTime) -> Result<Appointment, ApiError> {
+    /// Validates against `now` (the appointment must start in the future), for `patient`: the
+    /// booking is theirs, at their verified address (another address is 403).
+    pub fn validate(
+        self,
+        patient: &Person,
+        now: time::OffsetDateTime,
+    ) -> Result<Appointment, ApiError> {
         let starts = timestamp::parse(&self.starts_at)
             .ok_or_else(|| ApiError::validation("startsAt must be an RFC 3339 timestamp"))?;
         if starts <= now {
             return Err(ApiError::validation("startsAt must be in the future"));
         }
+        let email = patient.verified_email()?.to_string();
+        if let Some(asked) = &self.email
+            && validate::email("email", asked)? != email
+        {
+            return Err(ApiError::forbidden(
+                "appointments are booked for your own verified e-mail address",
+            ));
+        }
         Ok(Appointment {
             id: uuid::Uuid::new_v4().to_string(),
+            patient: patient.sub.clone(),
             patient_name: validate::text("patientName", &self.patient_name, 1, 100)?,
-            email: validate::email("email", &self.email)?,
+            email,
             dentist: validate::text("dentist", &self.dentist, 1, 100)?,
             starts_at: timestamp::format(starts),
             notes: self
@@ -132,8 +165,76 @@ impl AppointmentsRepo {
         }
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<Appointment>, BackendError> {
-        crate::dynamo::get(&self.db, self.appointments()?, "id", id).await
+    /// Appointment `id`, if `reader` may see it (theirs, or they are staff).
+    pub async fn get(
+        &self,
+        reader: &Person,
+        id: &str,
+    ) -> Result<Option<Appointment>, BackendError> {
+        let found: Option<Appointment> =
+            crate::dynamo::get(&self.db, self.appointments()?, "id", id).await?;
+        Ok(found.filter(|a| a.patient == reader.sub || reader.is_staff()))
+    }
+
+    /// A page of `reader`'s appointments by start time, or with `all` (staff only, else 403)
+    /// everyone's.
+    pub async fn list(
+        &self,
+        reader: &Person,
+        all: bool,
+        limit: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<Page<Appointment>, ApiError> {
+        if all && !reader.is_staff() {
+            return Err(ApiError::forbidden(
+                "only the clinic's staff list every appointment",
+            ));
+        }
+        let limit = validate::limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let (patient_attr, starts_attr) = PATIENT_INDEX_KEYS;
+        let (scope, keys): (String, &[&str]) = if all {
+            ("appointments/all".into(), &["id"])
+        } else {
+            (
+                format!("appointments/{}", reader.sub),
+                &["id", patient_attr, starts_attr],
+            )
+        };
+        let start = after.map(|c| cursor::decode(&scope, c, keys)).transpose()?;
+        let table = self.appointments()?;
+        let (items, last) = if all {
+            let out = self.db.scan().table_name(table).limit(limit);
+            let out = out.set_exclusive_start_key(start).send().await;
+            let out = out.map_err(|e| classify_sdk_error("dynamodb", &e))?;
+            (out.items, out.last_evaluated_key)
+        } else {
+            let out = self
+                .db
+                .query()
+                .table_name(table)
+                .index_name(PATIENT_INDEX)
+                .key_condition_expression("#patient = :patient")
+                .expression_attribute_names("#patient", patient_attr)
+                .expression_attribute_values(":patient", AttributeValue::S(reader.sub.clone()))
+                .limit(limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+            (out.items, out.last_evaluated_key)
+        };
+        let items = items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| BackendError::failed("dynamodb", e))
+            })
+            .collect::<Result<Vec<Appointment>, _>>()?;
+        let next_cursor = last
+            .filter(|k| !k.is_empty())
+            .and_then(|k| cursor::encode(&scope, &k));
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn put_contact(
@@ -300,21 +401,53 @@ mod tests {
     fn request(starts_at: &str) -> CreateAppointmentRequest {
         CreateAppointmentRequest {
             patient_name: "Ann".into(),
-            email: "Ann@Example.com".into(),
+            email: Some("Ann@Example.com".into()),
             dentist: "Dr. Kim".into(),
             starts_at: starts_at.into(),
             notes: None,
         }
     }
 
+    fn patient(email: &str, verified: &str) -> Person {
+        let claims = serde_json::json!({"sub": "u1", "email": email, "email_verified": verified});
+        Person::from_claims(&claims).unwrap()
+    }
+
     #[test]
     fn appointments_must_start_in_the_future() {
         let now = datetime!(2026-11-21 15:00 UTC);
-        let ok = request("2026-11-22T09:30:00+09:00").validate(now).unwrap();
+        let ann = patient("ann@example.com", "true");
+        let ok = request("2026-11-22T09:30:00+09:00")
+            .validate(&ann, now)
+            .unwrap();
         assert_eq!(ok.starts_at, "2026-11-22T00:30:00.000Z");
-        assert_eq!(ok.email, "ann@example.com");
-        assert!(request("2026-11-21T14:59:59Z").validate(now).is_err());
-        assert!(request("tomorrow").validate(now).is_err());
+        assert_eq!(
+            (ok.email.as_str(), ok.patient.as_str()),
+            ("ann@example.com", "u1")
+        );
+        assert!(request("2026-11-21T14:59:59Z").validate(&ann, now).is_err());
+        assert!(request("tomorrow").validate(&ann, now).is_err());
+    }
+
+    #[test]
+    fn the_patient_is_the_signed_in_person_at_their_verified_address() {
+        let now = datetime!(2026-11-21 15:00 UTC);
+        let at = |request: CreateAppointmentRequest, who: &Person| {
+            request.validate(who, now).map_err(|e| e.status.as_u16())
+        };
+        let unsent = CreateAppointmentRequest {
+            email: None,
+            ..request("2026-11-22T09:30:00Z")
+        };
+        let ann = patient("ann@example.com", "true");
+        assert_eq!(at(unsent, &ann).unwrap().email, "ann@example.com");
+        let bob = patient("bob@example.com", "true");
+        assert_eq!(at(request("2026-11-22T09:30:00Z"), &bob).unwrap_err(), 403);
+        let unverified = patient("ann@example.com", "false");
+        assert_eq!(
+            at(request("2026-11-22T09:30:00Z"), &unverified).unwrap_err(),
+            403
+        );
     }
 
     #[test]
@@ -322,6 +455,7 @@ mod tests {
         let doc = EnrichedAppointment {
             appointment: Appointment {
                 id: "1".into(),
+                patient: "u1".into(),
                 patient_name: "Ann".into(),
                 email: "a@b.co".into(),
                 dentist: "Kim".into(),

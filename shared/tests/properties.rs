@@ -117,13 +117,13 @@ proptest! {
         (text(), text()).prop_map(|(a, b)| serde_json::json!({"employeeName": a, "managerEmail": b}).to_string().into_bytes()),
         (text(), text()).prop_map(|(a, b)| serde_json::json!({"user": a, "text": b}).to_string().into_bytes()),
     ]) {
-        let sender = shared::person::Person::from_claims(&serde_json::json!({"sub": "u1", "name": "Ann"})).unwrap();
+        let sender = shared::person::Person::from_claims(&serde_json::json!({"sub": "u1", "name": "Ann", "email": "ann@example.com", "email_verified": "true"})).unwrap();
         let outcomes: Vec<Result<(), ApiError>> = vec![
             rest::parse_json_bytes::<items::CreateItemRequest>(&body).and_then(|r| r.validate()).map(drop),
             rest::parse_json_bytes::<items::UpdateItemRequest>(&body).and_then(|r| r.validate()).map(drop),
             rest::parse_json_bytes::<photos::UploadRequest>(&body).and_then(|r| r.validate(50 << 20)).map(drop),
             rest::parse_json_bytes::<appointments::CreateAppointmentRequest>(&body)
-                .and_then(|r| r.validate(time::OffsetDateTime::now_utc())).map(drop),
+                .and_then(|r| r.validate(&sender, time::OffsetDateTime::now_utc())).map(drop),
             rest::parse_json_bytes::<appointments::ContactPreferenceRequest>(&body).map(drop),
             rest::parse_json_bytes::<approval::StartApprovalRequest>(&body).and_then(|r| r.validate()).map(drop),
             rest::parse_json_bytes::<chat::PostMessageRequest>(&body).and_then(|r| r.validate(&sender)).map(drop),

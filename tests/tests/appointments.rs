@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{Rest, assert_error, drain, fixture, parts, stack};
+use integration_tests::{Person, Rest, assert_error, drain, fixture, parts, stack};
 use local_stack::cloudformation::provision::Stack;
 use local_stack::lambda::pipes::{PipeRunner, PipeStats};
 use pipe_enrichment::Enricher;
@@ -52,21 +52,25 @@ fn future(days: i64) -> String {
 }
 
 impl Booking {
+    /// An appointment booked by the signed-in patient `name` at `email`.
     async fn book(&self, name: &str, email: &str) -> Value {
-        let body = json!({"patientName": name, "email": email, "dentist": "Dr. Kim", "startsAt": future(3)});
-        let (status, appointment) = parts(
-            &self
-                .api
-                .handle(Rest::post("/appointments").json(body).request())
-                .await,
-        );
+        self.book_as(&Person::new(name, email)).await
+    }
+
+    async fn book_as(&self, patient: &Person) -> Value {
+        let body =
+            json!({"patientName": patient.name, "dentist": "Dr. Kim", "startsAt": future(3)});
+        let request = Rest::post("/appointments").as_person(patient).json(body);
+        let (status, appointment) = parts(&self.api.handle(request.request()).await);
         assert_eq!(status, 201, "{appointment}");
         appointment
     }
 
+    /// The contact preference of `email`, set by its own (signed-in) person.
     async fn prefer(&self, email: &str, method: &str) {
         let request = Rest::put(&format!("/contacts/{email}"))
             .resource("/contacts/{email}")
+            .as_person(&Person::new("Patient", email))
             .json(json!({"preferredMethod": method}));
         let (status, body) = parts(&self.api.handle(request.request()).await);
         assert_eq!(status, 200, "{body}");
@@ -194,6 +198,7 @@ async fn enrichment_handles_batches_over_100_contacts_in_order() {
         }
         appointments.push(Appointment {
             id: uuid::Uuid::new_v4().to_string(),
+            patient: uuid::Uuid::new_v4().to_string(),
             patient_name: format!("Patient {i}"),
             email,
             dentist: "Dr. Kim".into(),
@@ -337,7 +342,21 @@ async fn every_route_rejects_bad_input() {
             400,
             "malformed_json",
         ),
-        (Rest::get("/appointments"), 405, "method_not_allowed"),
+        (
+            Rest::new("DELETE", "/appointments"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Rest::get("/appointments").query("all", "yes"),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::get("/appointments").query("cursor", "bogus"),
+            400,
+            "validation_error",
+        ),
         (
             Rest::get("/appointments/not-a-uuid").resource("/appointments/{id}"),
             400,
@@ -393,6 +412,12 @@ async fn fixtures_parse_for_both_functions() {
         404,
         "not_found",
     );
+    let (status, listed) = parts(&b.api.handle(load("appointments-api/list.json")).await);
+    assert_eq!(
+        (status, listed["items"][0]["patientName"].as_str()),
+        (200, Some("Ann Lee")),
+        "the booking above, the fixture's person's own"
+    );
     assert_eq!(
         b.api
             .handle(load("appointments-api/put-contact.json"))
@@ -414,5 +439,108 @@ async fn fixtures_parse_for_both_functions() {
     assert_eq!(
         out.iter().map(|d| d.preferred_method).collect::<Vec<_>>(),
         [ContactMethod::Sms, ContactMethod::None]
+    );
+}
+
+/// Ann's appointment and contact preference through Bob's eyes: a missing appointment's 404,
+/// no row of hers in his listing, her preference neither readable nor settable; the staff
+/// list and read everyone's.
+#[tokio::test]
+async fn a_patients_appointments_are_theirs_and_the_staffs() {
+    let b = booking().await;
+    let ann = Person::new("Ann", "ann@example.com");
+    let bob = Person::new("Bob", "bob@example.com");
+    let staff = Person::new("Dr. Kim's desk", "desk@example.com").in_group("staff");
+    let anns = b.book_as(&ann).await;
+    assert_eq!(
+        (anns["patient"].as_str(), anns["email"].as_str()),
+        (Some(ann.sub.as_str()), Some("ann@example.com"))
+    );
+    let bobs = b.book_as(&bob).await;
+    let get = |who: &Person, id: &str| {
+        Rest::get(&format!("/appointments/{id}"))
+            .resource("/appointments/{id}")
+            .as_person(who)
+            .request()
+    };
+    let id = anns["id"].as_str().unwrap();
+    let missing = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        parts(&b.api.handle(get(&bob, id)).await),
+        parts(&b.api.handle(get(&bob, &missing)).await),
+        "Ann's appointment looks missing to Bob"
+    );
+    assert_eq!(
+        parts(&b.api.handle(get(&ann, id)).await),
+        (200, anns.clone())
+    );
+    assert_eq!(
+        parts(&b.api.handle(get(&staff, id)).await),
+        (200, anns.clone())
+    );
+
+    let list = |who: &Person, all: bool| {
+        let request = Rest::get("/appointments").as_person(who);
+        let request = if all {
+            request.query("all", "true")
+        } else {
+            request
+        };
+        request.request()
+    };
+    let ids = |page: Value| -> Vec<String> {
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, page) = parts(&b.api.handle(list(&bob, false)).await);
+    assert_eq!(
+        (status, ids(page)),
+        (200, vec![bobs["id"].as_str().unwrap().to_string()])
+    );
+    assert_error(&b.api.handle(list(&bob, true)).await, 403, "forbidden");
+    let (status, page) = parts(&b.api.handle(list(&staff, true)).await);
+    let mut everyone = ids(page);
+    everyone.sort();
+    let mut expected = vec![id.to_string(), bobs["id"].as_str().unwrap().to_string()];
+    expected.sort();
+    assert_eq!((status, everyone), (200, expected));
+
+    // Booking under another address is refused; so is setting or reading another's preference.
+    let as_ann = json!({"patientName": "Bob", "email": "ann@example.com", "dentist": "Dr. Kim", "startsAt": future(2)});
+    let request = Rest::post("/appointments").as_person(&bob).json(as_ann);
+    assert_error(&b.api.handle(request.request()).await, 403, "forbidden");
+    b.prefer("ann@example.com", "sms").await;
+    let contact = |who: &Person, method: &str| {
+        let request = Rest::new(method, "/contacts/ann@example.com")
+            .resource("/contacts/{email}")
+            .as_person(who);
+        if method == "PUT" {
+            request.json(json!({"preferredMethod": "email"}))
+        } else {
+            request
+        }
+    };
+    assert_error(
+        &b.api.handle(contact(&bob, "PUT").request()).await,
+        403,
+        "forbidden",
+    );
+    let theirs = parts(&b.api.handle(contact(&bob, "GET").request()).await);
+    let nobody = Rest::get("/contacts/nobody@example.com")
+        .resource("/contacts/{email}")
+        .as_person(&bob);
+    assert_eq!(
+        theirs,
+        parts(&b.api.handle(nobody.request()).await),
+        "looks missing"
+    );
+    let (status, read) = parts(&b.api.handle(contact(&staff, "GET").request()).await);
+    assert_eq!(
+        (status, read["preferredMethod"].as_str()),
+        (200, Some("sms")),
+        "unchanged by Bob"
     );
 }
