@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::person::Person;
 use crate::validate;
 
 /// Body of `POST /approvals`.
@@ -26,10 +27,18 @@ pub struct Promotion {
 }
 
 impl StartApprovalRequest {
-    pub fn validate(self) -> Result<Promotion, ApiError> {
+    /// The promotion `requester` asks for. Nobody approves their own request: the manager
+    /// must be someone other than the requester (their verified address, from the token).
+    pub fn validate(self, requester: &Person) -> Result<Promotion, ApiError> {
+        let manager_email = validate::email("managerEmail", &self.manager_email)?;
+        if requester.email == manager_email {
+            return Err(ApiError::validation(
+                "managerEmail is your own address: nobody approves their own request",
+            ));
+        }
         Ok(Promotion {
             employee_name: validate::text("employeeName", &self.employee_name, 1, 100)?,
-            manager_email: validate::email("managerEmail", &self.manager_email)?,
+            manager_email,
         })
     }
 }
@@ -286,12 +295,14 @@ mod tests {
 
     #[test]
     fn requests_and_tokens_are_validated() {
-        let ok = StartApprovalRequest {
-            employee_name: " Ann ".into(),
-            manager_email: "Boss@Example.com".into(),
-        }
-        .validate()
-        .unwrap();
+        let ann =
+            Person::from_claims(&serde_json::json!({"sub": "u1", "email": "ann@example.com"}))
+                .unwrap();
+        let request = |employee: &str, manager: &str| StartApprovalRequest {
+            employee_name: employee.into(),
+            manager_email: manager.into(),
+        };
+        let ok = request(" Ann ", "Boss@Example.com").validate(&ann).unwrap();
         assert_eq!(
             ok,
             Promotion {
@@ -299,21 +310,15 @@ mod tests {
                 manager_email: "boss@example.com".into()
             }
         );
+        assert!(request("", "b@example.com").validate(&ann).is_err());
+        assert!(request("Ann", "nope").validate(&ann).is_err());
+        // Nobody approves their own request, whatever the case of the address.
+        let own = request("Ann", "ANN@example.com")
+            .validate(&ann)
+            .unwrap_err();
         assert!(
-            StartApprovalRequest {
-                employee_name: "".into(),
-                manager_email: "b@example.com".into()
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            StartApprovalRequest {
-                employee_name: "Ann".into(),
-                manager_email: "nope".into()
-            }
-            .validate()
-            .is_err()
+            own.message.contains("nobody approves their own request"),
+            "{own}"
         );
         assert!(task_token(None).is_err());
         assert!(task_token(Some(String::new())).is_err());

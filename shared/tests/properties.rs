@@ -125,7 +125,7 @@ proptest! {
             rest::parse_json_bytes::<appointments::CreateAppointmentRequest>(&body)
                 .and_then(|r| r.validate(&sender, time::OffsetDateTime::now_utc())).map(drop),
             rest::parse_json_bytes::<appointments::ContactPreferenceRequest>(&body).map(drop),
-            rest::parse_json_bytes::<approval::StartApprovalRequest>(&body).and_then(|r| r.validate()).map(drop),
+            rest::parse_json_bytes::<approval::StartApprovalRequest>(&body).and_then(|r| r.validate(&sender)).map(drop),
             rest::parse_json_bytes::<chat::PostMessageRequest>(&body).and_then(|r| r.validate(&sender)).map(drop),
         ];
         for outcome in outcomes {

@@ -104,19 +104,26 @@ impl Approval {
     /// Emails the emulator sent to this test's manager (HTML bodies).
     async fn inbox(&self) -> Vec<Value> {
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-        // The emulator's own API, as the deployer (the gate wants its token).
-        let data: Value = reqwest::Client::new()
-            .get(format!("{endpoint}/moto-api/data.json"))
-            .header(
-                local_stack::gate::control::ADMIN_HEADER,
-                std::env::var("LOCAL_GATE_TOKEN").unwrap_or_default(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        // The emulator's own API, as the deployer (the gate wants its token). moto builds this
+        // dump from live state and can fail while another request changes it: read again.
+        let mut data = Value::Null;
+        for _ in 0..10 {
+            let answer = reqwest::Client::new()
+                .get(format!("{endpoint}/moto-api/data.json"))
+                .header(
+                    local_stack::gate::control::ADMIN_HEADER,
+                    std::env::var("LOCAL_GATE_TOKEN").unwrap_or_default(),
+                )
+                .send()
+                .await
+                .unwrap();
+            if let Ok(dump) = answer.json::<Value>().await {
+                data = dump;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(!data.is_null(), "moto-api/data.json never answered JSON");
         let messages = data["ses"]["Message"]
             .as_array()
             .cloned()
@@ -325,6 +332,20 @@ async fn bad_requests_get_clear_answers_and_never_echo_the_token() {
             Rest::post("/approvals").json(json!({"employeeName": "Ann"})),
             400,
             "validation_error",
+        ),
+        // Nobody approves their own request: the signed-in requester is ann@example.com.
+        (
+            Rest::post("/approvals")
+                .json(json!({"employeeName": "Ann", "managerEmail": "Ann@Example.com"})),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::post("/approvals")
+                .anonymous()
+                .json(json!({"employeeName": "Ann", "managerEmail": "m@example.com"})),
+            401,
+            "unauthorized",
         ),
         (
             Rest::post("/approvals").raw_body("{"),

@@ -15,6 +15,7 @@ use shared::ApiError;
 use shared::approval::{self, Decision, DecisionForm, StartApprovalRequest};
 use shared::config::{self, ConfigError, EnvSource};
 use shared::error::classify_sdk_error;
+use shared::person::Person;
 use shared::rest::{self, Responder};
 use shared::telemetry::metric;
 
@@ -72,7 +73,8 @@ impl App {
     }
 
     async fn start(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let promotion = rest::parse_json::<StartApprovalRequest>(req)?.validate()?;
+        let requester = Person::of(req)?;
+        let promotion = rest::parse_json::<StartApprovalRequest>(req)?.validate(&requester)?;
         let name = format!("promotion-{}", uuid::Uuid::new_v4());
         let input = serde_json::to_string(&promotion).map_err(|_| ApiError::internal())?;
         let out = self

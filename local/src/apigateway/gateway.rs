@@ -808,18 +808,33 @@ async fn manage_connection(
 
 // --- Mailbox -------------------------------------------------------------------------------------
 
+/// moto's dump of its state (`/moto-api/data.json`). moto builds it from live state and can fail
+/// while another request changes it, so a failed read is tried again, five times in all.
+async fn emulator_dump(shared: &Shared) -> Result<Value, reqwest::Error> {
+    let url = format!("{}/moto-api/data.json", shared.gateway.emulator);
+    let mut attempt = 0;
+    loop {
+        let mut request = shared.http.get(&url);
+        if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
+            request = request.header(crate::gate::control::ADMIN_HEADER, token);
+        }
+        match async { request.send().await?.json::<Value>().await }.await {
+            Err(_) if attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            answered => return answered,
+        }
+    }
+}
+
 /// `GET /_local/mail[?to=address]`: every email SES accepted in the emulator, oldest first, with
 /// the links in each body listed for convenience.
 async fn mailbox(
     State(shared): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let url = format!("{}/moto-api/data.json", shared.gateway.emulator);
-    let mut request = shared.http.get(&url);
-    if let Ok(token) = std::env::var("LOCAL_GATE_TOKEN") {
-        request = request.header(crate::gate::control::ADMIN_HEADER, token);
-    }
-    let data = match async { request.send().await?.json::<Value>().await }.await {
+    let data = match emulator_dump(&shared).await {
         Ok(data) => data,
         Err(err) => {
             let silent = format!("the emulator did not answer: {err}");
