@@ -77,7 +77,8 @@ loadConfig().then(
       showAccount(auth, session);
     });
     window.addEventListener('hashchange', () => show());
-    await auth.session();
+    // A session kept from before a reload: renewed if it is about to expire, else used as is.
+    signedIn = Boolean(await auth.session());
     show();
   },
   (error) => {

@@ -44,7 +44,7 @@ function claims(token) {
 }
 
 export function auth(config) {
-  let timer = null;
+  let timer = null; // the scheduled refresh, once there is a session
   const listeners = new Set();
 
   // Most operations name the app client; GlobalSignOut takes the access token alone.
@@ -78,11 +78,16 @@ export function auth(config) {
     }
   }
 
+  // The refresh, five minutes before the ID token expires.
+  function schedule(session) {
+    clearTimeout(timer);
+    timer = session ? setTimeout(refresh, Math.max(0, session.expiresAt - REFRESH_EARLY_MS - Date.now())) : null;
+  }
+
   function save(session) {
     if (session) sessionStorage.setItem(STORE, JSON.stringify(session));
     else sessionStorage.removeItem(STORE);
-    clearTimeout(timer);
-    if (session) timer = setTimeout(refresh, Math.max(0, session.expiresAt - REFRESH_EARLY_MS - Date.now()));
+    schedule(session);
     for (const listener of listeners) listener(session);
   }
 
@@ -124,7 +129,9 @@ export function auth(config) {
       const session = load();
       if (!session) return null;
       if (session.expiresAt - Date.now() < REFRESH_EARLY_MS) return refresh();
-      save(session);
+      // A session from before a reload: its refresh is scheduled once, and nobody is told
+      // anything changed.
+      if (timer === null) schedule(session);
       return session;
     },
     current: load,
