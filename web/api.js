@@ -60,8 +60,6 @@ export function api(config, auth) {
     post: (path, body, headers) => call('POST', path, { body, headers }),
     put: (path, body) => call('PUT', path, { body }),
     del: (path) => call('DELETE', path),
-    // The keyless, redirecting thumbnail route (see pages/photos.js).
-    url: (path) => config.apiUrl.replace(/\/$/, '') + path,
   };
 }
 

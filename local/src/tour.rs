@@ -44,6 +44,11 @@ pub fn script(
     );
     let post = format!("{curl} -H 'content-type: application/json'");
     let post_as_bob = post.replace("$token", "$bob_token");
+    let curl_as_bob = curl.replace("$token", "$bob_token");
+    // Only the status: the refusal is the point.
+    let status_as_bob = format!(
+        "curl -sS -o /dev/null -w '%{{http_code}}' -H 'x-api-key: {key}' -H \"authorization: $bob_token\""
+    );
     let ann = chat_url(websocket, "$ann");
     let bob = chat_url(websocket, "$bob");
     let ticket_of = json(r#"["ticket"]"#);
@@ -65,18 +70,22 @@ sign_up() {{  # NAME -> a new person's ID token
 token=$(sign_up Ann); bob_token=$(sign_up Bob); echo "signed in: Ann and Bob"
 ann_email=$(python3 -c 'import base64,json,sys; p=sys.stdin.read().split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["email"])' <<<"$token")
 
-# 1. Items: create one, then list them.
-{post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}'; echo
+# 1. Items: Ann creates one and lists hers. Bob's list is his own, and Ann's item answers him as
+#    a missing one does (404).
+item=$({post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}' | {id_of}); echo "created $item"
 {curl} {url}/items; echo
+echo "Bob's items: $({curl_as_bob} {url}/items)"
+echo "Bob reading Ann's item: $({status_as_bob} {url}/items/$item)"
 
 # 2. Photos: an upload ticket for photo.jpg, the PUT it describes (with every header it signed),
-#    then its 200 px thumbnail.
+#    then Ann's album entry once it is ready, and the 200 px thumbnail it links to.
 ticket=$({post} -X POST {url}/uploads -d "{{\"filename\":\"photo.jpg\",\"content_type\":\"image/jpeg\",\"size\":$(wc -c < photo.jpg)}}")
 mapfile -t signed < <({signed_headers} <<<"$ticket")
 curl -sS --fail-with-body -X PUT "$({upload_url} <<<"$ticket")" "${{signed[@]}}" --data-binary @photo.jpg
-photo=$({photo_id} <<<"$ticket")
-for _ in $(seq 30); do curl -sSfL {url}/thumbnails/$photo -o thumbnail.jpg 2>/dev/null && break; sleep 1; done
-ls -l thumbnail.jpg
+photo=$({id_of} <<<"$ticket")
+for _ in $(seq 30); do thumb=$({curl} {url}/photos/$photo | {thumbnail_url}) && [ -n "$thumb" ] && break; sleep 1; done
+curl -sS --fail-with-body "$thumb" -o thumbnail.jpg; ls -l thumbnail.jpg
+echo "Bob's photos: $({curl_as_bob} {url}/photos)"
 
 # 3. Chat: a ticket each for Ann and Bob (under their own names; valid for a minute), two
 #    WebSocket clients in one room with them (websocat, or npx wscat -c), then send this frame
@@ -106,7 +115,8 @@ curl -sS --fail-with-body {url}/_local/metrics | python3 -c 'import json,sys; [p
         id_token = json(r#"["AuthenticationResult"]["IdToken"]"#),
         upload_url = json(r#"["upload_url"]"#),
         signed_headers = "python3 -c 'import json,sys; [print(f\"-H\\n{k}: {v}\") for k, v in json.load(sys.stdin)[\"headers\"].items()]'",
-        photo_id = json(r#"["key"].split("/")[1]"#),
+        id_of = json(r#"["id"]"#),
+        thumbnail_url = json(r#".get("thumbnail_url", "")"#),
     )
 }
 
@@ -142,5 +152,8 @@ mod tests {
         assert!(text.contains("/rooms/lobby/tickets"));
         // Bob's ticket is his own: asked with his token.
         assert!(text.contains(r#"-H "authorization: $bob_token""#));
+        // Bob is refused on Ann's item: the tour prints the status.
+        assert!(text.contains("-w '%{http_code}'"), "{text}");
+        assert!(text.contains("/items/$item)"), "{text}");
     }
 }

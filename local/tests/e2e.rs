@@ -257,21 +257,16 @@ async fn photo_upload_becomes_a_200_px_thumbnail() {
     let renders_timed = thumbnailer("RenderMs").await.1;
     let ticket = upload("e2e.jpg", photo).await;
 
-    let id = ticket["key"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let id = ticket["id"].as_str().unwrap().to_string();
     let correlation = ticket["correlation_id"]
         .as_str()
         .expect("correlation id")
         .to_string();
+    let ann = ann().await;
     let location = eventually("thumbnail link redirects", Duration::from_secs(60), || {
-        let url = format!("{}/thumbnails/{id}", local.url);
+        let link = rest_as(ann, reqwest::Method::GET, &format!("/thumbnails/{id}"));
         async move {
-            let response = http().get(url).send().await.ok()?;
+            let response = link.send().await.ok()?;
             (response.status() == 302)
                 .then(|| response.headers()["location"].to_str().unwrap().to_string())
         }
@@ -286,7 +281,7 @@ async fn photo_upload_becomes_a_200_px_thumbnail() {
     let head = aws_sdk_s3::Client::new(&sdk)
         .head_object()
         .bucket(local.resource("ThumbnailsBucket"))
-        .key(format!("thumbnails/{id}.jpg"))
+        .key(format!("thumbnails/{}/{id}.jpg", ann.sub))
         .send()
         .await
         .unwrap();
@@ -326,20 +321,15 @@ async fn an_upload_that_is_not_an_image_is_counted_by_reason() {
         .metric_grows("ThumbnailerFunction", "UploadsFailed", &reason, failed, 1.0)
         .await;
     // The page waiting for it learns that it failed, and why.
-    let id = ticket["key"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let id = ticket["id"].as_str().unwrap().to_string();
+    let ann = ann().await;
     let error = eventually(
         "a 422 for the failed upload",
         Duration::from_secs(30),
         || {
-            let url = format!("{}/thumbnails/{id}", local.url);
+            let link = rest_as(ann, reqwest::Method::GET, &format!("/thumbnails/{id}"));
             async move {
-                let response = http().get(url).send().await.ok()?;
+                let response = link.send().await.ok()?;
                 (response.status() == 422).then_some(response)
             }
         },
@@ -925,6 +915,10 @@ async fn tour_runs_as_printed() {
     let thumbnail = image::open(dir.join("thumbnail.jpg")).expect("step 2 saved the thumbnail");
     assert_eq!(thumbnail.width(), 200);
     assert!(stdout.contains("hello from curl"), "{stdout}");
+    // Two people: Bob sees nothing of Ann's, and her item answers him as a missing one.
+    assert!(stdout.contains(r#"Bob's items: {"items":[]}"#), "{stdout}");
+    assert!(stdout.contains("Bob reading Ann's item: 404"), "{stdout}");
+    assert!(stdout.contains(r#"Bob's photos: {"items":[]}"#), "{stdout}");
     assert!(
         stdout.contains("/approvals/succeed?"),
         "the approval email: {stdout}"

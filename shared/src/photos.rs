@@ -1,17 +1,20 @@
 //! Photo pipeline domain: upload requests and keys, S3 notifications as they arrive through SQS,
-//! and where thumbnails and failure markers live.
+//! where thumbnails and failure markers live, and each person's album ([`album`]).
 //!
-//! Keys: clients never choose them. An upload goes to `uploads/<uuid>/<sanitised filename>`; its
-//! thumbnail to `thumbnails/<uuid>.jpg` and, if the upload is not a usable image, a marker to
-//! `failed/<uuid>.json` (both in the thumbnails bucket). Deterministic keys make reprocessing
-//! idempotent.
+//! Keys: clients never choose them. A person's upload goes to
+//! `uploads/<owner>/<photo id>/<sanitised filename>` (the owner is their `sub`, the photo id a
+//! time-ordered UUIDv7); its thumbnail to `thumbnails/<owner>/<photo id>.jpg` and, if the upload
+//! is not a usable image, a marker to `failed/<owner>/<photo id>.json` (both in the thumbnails
+//! bucket). The owner in every key lets a person's objects be found and erased by prefix, and
+//! deterministic keys make reprocessing idempotent.
+
+pub mod album;
 
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::s3::S3Event;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::validate;
@@ -31,16 +34,20 @@ pub struct UploadRequest {
     pub size: u64,
 }
 
-/// A validated upload: the key we chose and what the signature will bind.
+/// A validated upload: the photo it becomes, the key we chose and what the signature will bind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadPlan {
+    pub photo: PhotoRef,
+    /// The name as the person gave it (shown in their album, in any script).
+    pub filename: String,
     pub key: String,
     pub content_type: String,
     pub size: u64,
 }
 
 impl UploadRequest {
-    pub fn validate(self, max_bytes: u64) -> Result<UploadPlan, ApiError> {
+    /// The plan for `owner`'s upload (their `sub`), under a new time-ordered photo id.
+    pub fn validate(self, owner: &str, max_bytes: u64) -> Result<UploadPlan, ApiError> {
         let filename = validate::text("filename", &self.filename, 1, 255)?;
         let content_type = self.content_type.trim().to_ascii_lowercase();
         if !ALLOWED_CONTENT_TYPES.contains(&content_type.as_str()) {
@@ -54,8 +61,14 @@ impl UploadRequest {
                 "size must be 1 to {max_bytes} bytes"
             )));
         }
+        let photo = PhotoRef {
+            owner: owner.to_string(),
+            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        };
         Ok(UploadPlan {
-            key: upload_key(uuid::Uuid::new_v4(), &filename),
+            key: photo.upload_key(&filename),
+            photo,
+            filename,
             content_type,
             size: self.size,
         })
@@ -96,51 +109,57 @@ fn clean_part(part: &str) -> String {
     out.trim_matches(['.', '_']).to_string()
 }
 
-pub fn upload_key(upload_id: uuid::Uuid, filename: &str) -> String {
-    format!("{UPLOAD_PREFIX}{upload_id}/{}", sanitise_filename(filename))
+/// One person's photo: who owns it (their `sub`) and its id. Every key of the photo derives
+/// from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoRef {
+    pub owner: String,
+    pub id: String,
 }
 
-/// The id a source object's thumbnail is filed under: the upload's uuid for keys we issued,
-/// otherwise a hash of the key (objects put into the bucket some other way).
-pub fn thumbnail_id(source_key: &str) -> String {
-    if let Some(rest) = source_key.strip_prefix(UPLOAD_PREFIX)
-        && let Some((id, _)) = rest.split_once('/')
-        && let Ok(uuid) = uuid::Uuid::parse_str(id)
-    {
-        return uuid.hyphenated().to_string();
+impl PhotoRef {
+    /// The photo an upload key we issued belongs to; `None` for any other object (it was put
+    /// into the bucket some other way, and has no owner).
+    pub fn of_upload_key(key: &str) -> Option<Self> {
+        let mut parts = key.strip_prefix(UPLOAD_PREFIX)?.splitn(3, '/');
+        let (owner, id, name) = (parts.next()?, parts.next()?, parts.next()?);
+        let canonical = |text: &str| {
+            uuid::Uuid::parse_str(text)
+                .ok()
+                .map(|u| u.hyphenated().to_string())
+                .filter(|u| u == text)
+        };
+        (!name.is_empty() && !name.contains('/')).then_some(())?;
+        Some(Self {
+            owner: canonical(owner)?,
+            id: canonical(id)?,
+        })
     }
-    Sha256::digest(source_key.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
-pub fn thumbnail_key(id: &str) -> String {
-    format!("thumbnails/{id}.jpg")
-}
-
-pub fn failure_marker_key(id: &str) -> String {
-    format!("failed/{id}.json")
-}
-
-/// A thumbnail id from a URL path: a uuid or a 32-hex-digit hash, nothing else.
-pub fn parse_thumbnail_id(raw: &str) -> Result<String, ApiError> {
-    if let Ok(uuid) = uuid::Uuid::parse_str(raw)
-        && raw.len() == 36
-    {
-        return Ok(uuid.hyphenated().to_string());
+    pub fn upload_key(&self, filename: &str) -> String {
+        format!(
+            "{UPLOAD_PREFIX}{}/{}/{}",
+            self.owner,
+            self.id,
+            sanitise_filename(filename)
+        )
     }
-    if raw.len() == 32
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Ok(raw.to_string());
+
+    pub fn thumbnail_key(&self) -> String {
+        format!("thumbnails/{}/{}.jpg", self.owner, self.id)
     }
-    Err(ApiError::validation(
-        "thumbnail id must be a UUID or a 32-digit hex id",
-    ))
+
+    pub fn failure_marker_key(&self) -> String {
+        format!("failed/{}/{}.json", self.owner, self.id)
+    }
+}
+
+/// A photo id from a URL path: a UUID in canonical form, nothing else.
+pub fn parse_photo_id(raw: &str) -> Result<String, ApiError> {
+    match uuid::Uuid::parse_str(raw) {
+        Ok(uuid) if raw.len() == 36 => Ok(uuid.hyphenated().to_string()),
+        _ => Err(ApiError::validation("photo id must be a UUID")),
+    }
 }
 
 /// The headers a presigned URL's signature covers (its `X-Amz-SignedHeaders`, `host` aside):
@@ -179,6 +198,8 @@ pub struct UploadTicket {
     /// Send exactly these headers with the PUT: they are part of the signature.
     pub headers: BTreeMap<String, String>,
     pub key: String,
+    /// The photo's id in the album (`GET /photos/{id}`, `GET /thumbnails/{id}`).
+    pub id: String,
     pub expires_at: String,
     /// Follows the photo to its thumbnail and notice ([`crate::correlation`]).
     pub correlation_id: String,
@@ -214,20 +235,18 @@ pub struct FailureMarker {
     pub correlation_id: Option<String>,
 }
 
-impl FailureMarker {
-    /// What the person who uploaded it reads (`GET /thumbnails/{id}` answers it without a key,
-    /// so never the decoder's raw text or the configured limits).
-    pub fn public_message(&self) -> &'static str {
-        match self.code.as_deref() {
-            Some("empty") => "The upload is empty.",
-            Some("unsupported_format") => {
-                "This file is not an image in an accepted format (JPEG, PNG, WebP, GIF)."
-            }
-            Some("too_many_pixels") => "The image has more pixels than the thumbnailer accepts.",
-            Some("object_too_large") => "The file is larger than the thumbnailer accepts.",
-            Some("undecodable") => "The image is damaged or truncated and cannot be read.",
-            _ => "This upload cannot become a thumbnail.",
+/// What the person who uploaded a photo reads when it failed for good, by the failure's code
+/// (never the decoder's raw text or the configured limits).
+pub fn failure_message(code: Option<&str>) -> &'static str {
+    match code {
+        Some("empty") => "The upload is empty.",
+        Some("unsupported_format") => {
+            "This file is not an image in an accepted format (JPEG, PNG, WebP, GIF)."
         }
+        Some("too_many_pixels") => "The image has more pixels than the thumbnailer accepts.",
+        Some("object_too_large") => "The file is larger than the thumbnailer accepts.",
+        Some("undecodable") => "The image is damaged or truncated and cannot be read.",
+        _ => "This upload cannot become a thumbnail.",
     }
 }
 
@@ -313,6 +332,8 @@ pub fn decode_event_key(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    const OWNER: &str = "0d6c2a4e-1f3b-4c5d-8e9f-a0b1c2d3e4f5";
+
     #[test]
     fn only_signed_headers_are_handed_to_the_client() {
         let uri = "http://s3/b/k?x-id=PutObject&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost&X-Amz-Signature=abc";
@@ -356,9 +377,14 @@ mod tests {
             content_type: "IMAGE/PNG".into(),
             size: 10,
         }
-        .validate(100)
+        .validate(OWNER, 100)
         .unwrap();
-        assert!(ok.key.starts_with("uploads/") && ok.key.ends_with("/a.png"));
+        assert_eq!(
+            ok.key,
+            format!("uploads/{OWNER}/{}/a.png", ok.photo.id),
+            "keyed by owner"
+        );
+        assert_eq!(PhotoRef::of_upload_key(&ok.key), Some(ok.photo.clone()));
         assert_eq!(ok.content_type, "image/png");
         for bad in [
             UploadRequest {
@@ -382,21 +408,51 @@ mod tests {
                 size: 1,
             },
         ] {
-            assert!(bad.validate(100).is_err());
+            assert!(bad.validate(OWNER, 100).is_err());
         }
     }
 
     #[test]
-    fn thumbnail_ids_follow_upload_keys() {
-        let id = uuid::Uuid::new_v4();
-        assert_eq!(thumbnail_id(&upload_key(id, "x.jpg")), id.to_string());
-        let other = thumbnail_id("elsewhere/photo.jpg");
-        assert_eq!(other.len(), 32);
-        assert_eq!(parse_thumbnail_id(&other).unwrap(), other);
-        assert_eq!(parse_thumbnail_id(&id.to_string()).unwrap(), id.to_string());
-        for bad in ["", "../x", "ZZ", &"a".repeat(33)] {
-            assert!(parse_thumbnail_id(bad).is_err(), "{bad}");
+    fn every_key_of_a_photo_names_its_owner() {
+        let photo = PhotoRef {
+            owner: OWNER.into(),
+            id: uuid::Uuid::now_v7().to_string(),
+        };
+        let key = photo.upload_key("사진 (1).jpg");
+        assert_eq!(key, format!("uploads/{OWNER}/{}/1.jpg", photo.id));
+        assert_eq!(PhotoRef::of_upload_key(&key), Some(photo.clone()));
+        assert_eq!(
+            photo.thumbnail_key(),
+            format!("thumbnails/{OWNER}/{}.jpg", photo.id)
+        );
+        assert_eq!(
+            photo.failure_marker_key(),
+            format!("failed/{OWNER}/{}.json", photo.id)
+        );
+        // Objects put some other way have no owner.
+        let id = &photo.id;
+        for other in [
+            format!("uploads/{id}/x.jpg"),
+            format!("uploads/{OWNER}/{id}/"),
+            format!("uploads/{OWNER}/{id}/a/b.jpg"),
+            format!("uploads/{}/{id}/x.jpg", OWNER.to_uppercase()),
+            format!("uploads/not-a-sub/{id}/x.jpg"),
+            format!("elsewhere/{OWNER}/{id}/x.jpg"),
+        ] {
+            assert_eq!(PhotoRef::of_upload_key(&other), None, "{other}");
         }
+        assert_eq!(parse_photo_id(id).unwrap(), *id);
+        for bad in ["", "../x", "ZZ", &"a".repeat(32), &id.to_uppercase()[..35]] {
+            assert!(parse_photo_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn photo_ids_sort_oldest_first() {
+        let ids: Vec<String> = (0..50).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "a listing newest first is the ids descending");
     }
 
     #[test]

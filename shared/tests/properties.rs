@@ -121,7 +121,7 @@ proptest! {
         let outcomes: Vec<Result<(), ApiError>> = vec![
             rest::parse_json_bytes::<items::CreateItemRequest>(&body).and_then(|r| r.validate()).map(drop),
             rest::parse_json_bytes::<items::UpdateItemRequest>(&body).and_then(|r| r.validate()).map(drop),
-            rest::parse_json_bytes::<photos::UploadRequest>(&body).and_then(|r| r.validate(50 << 20)).map(drop),
+            rest::parse_json_bytes::<photos::UploadRequest>(&body).and_then(|r| r.validate("0d6c2a4e-1f3b-4c5d-8e9f-a0b1c2d3e4f5", 50 << 20)).map(drop),
             rest::parse_json_bytes::<appointments::CreateAppointmentRequest>(&body)
                 .and_then(|r| r.validate(&sender, time::OffsetDateTime::now_utc())).map(drop),
             rest::parse_json_bytes::<appointments::ContactPreferenceRequest>(&body).map(drop),

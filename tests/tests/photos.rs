@@ -1,16 +1,18 @@
 //! Photo pipeline: the render core on every input kind (no server), and the whole path against
 //! the emulator: presign -> HTTP PUT -> S3 notification on SQS -> thumbnailer -> thumbnail + SNS
-//! notice -> stable link redirect.
+//! notice -> stable link redirect; and each person's album, theirs alone.
 
 use std::time::Duration;
 
 use integration_tests::samples::{self, BLUE, RED, near};
-use integration_tests::{Rest, assert_error, drain, fixture, parts, stack, subscribe_queue};
+use integration_tests::{
+    Person, Rest, ann, assert_error, drain, fixture, parts, stack, subscribe_queue,
+};
 use local_stack::cloudformation::provision::Stack;
 use local_stack::lambda::queues;
 use serde_json::{Value, json};
 use shared::config::EnvSource;
-use shared::photos::ThumbnailNotice;
+use shared::photos::{PhotoRef, ThumbnailNotice};
 use thumbnailer::render::{RenderError, RenderOptions, render};
 
 // ---- render core -------------------------------------------------------------------------------
@@ -154,6 +156,7 @@ struct Pipeline {
     queue_url: String,
     queue_arn: String,
     thumbnails: String,
+    uploads: String,
     notices: String,
 }
 
@@ -179,15 +182,34 @@ async fn pipeline() -> Pipeline {
         queue_url: stack.reference("PhotoUploadQueue").unwrap(),
         queue_arn: stack.attribute("PhotoUploadQueue", "Arn").unwrap(),
         thumbnails: thumbnailer_env["THUMBNAIL_BUCKET"].clone(),
+        uploads: presigner_env["UPLOAD_BUCKET"].clone(),
         notices,
         stack,
     }
 }
 
+/// The photo an upload ticket names, as Ann's (the default person of [`Rest`]).
+fn photo_of(ticket: &Value) -> PhotoRef {
+    let photo = PhotoRef::of_upload_key(ticket["key"].as_str().unwrap()).expect("an owned key");
+    assert_eq!(photo.id, ticket["id"].as_str().unwrap());
+    photo
+}
+
 impl Pipeline {
     /// An upload ticket from the presigner.
     async fn ticket(&self, filename: &str, content_type: &str, size: usize) -> Value {
+        self.ticket_as(&ann(), filename, content_type, size).await
+    }
+
+    async fn ticket_as(
+        &self,
+        person: &Person,
+        filename: &str,
+        content_type: &str,
+        size: usize,
+    ) -> Value {
         let request = Rest::post("/uploads")
+            .as_person(person)
             .json(json!({"filename": filename, "content_type": content_type, "size": size}));
         let (status, ticket) = parts(&self.presigner.handle(request.request()).await);
         assert_eq!(status, 201, "{ticket}");
@@ -196,7 +218,19 @@ impl Pipeline {
 
     /// Asks the presigner for a ticket and uploads `bytes` with exactly what it says.
     async fn upload(&self, filename: &str, content_type: &str, bytes: Vec<u8>) -> Value {
-        let ticket = self.ticket(filename, content_type, bytes.len()).await;
+        self.upload_as(&ann(), filename, content_type, bytes).await
+    }
+
+    async fn upload_as(
+        &self,
+        person: &Person,
+        filename: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Value {
+        let ticket = self
+            .ticket_as(person, filename, content_type, bytes.len())
+            .await;
         let client = reqwest::Client::new();
         let mut put = client
             .put(ticket["upload_url"].as_str().unwrap())
@@ -244,14 +278,28 @@ impl Pipeline {
     }
 
     async fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.object_in(&self.thumbnails, key).await
+    }
+
+    async fn object_in(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let out = aws_sdk_s3::Client::new(&self.stack.sdk)
             .get_object()
-            .bucket(&self.thumbnails)
+            .bucket(bucket)
             .key(key)
             .send()
             .await
             .ok()?;
         Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+    }
+
+    /// What the presigner answers `request` made as `person`.
+    async fn call(&self, person: &Person, request: Rest) -> (u16, Value) {
+        parts(
+            &self
+                .presigner
+                .handle(request.as_person(person).request())
+                .await,
+        )
     }
 
     async fn notices(&self) -> Vec<ThumbnailNotice> {
@@ -274,9 +322,11 @@ async fn upload_through_presigned_url_becomes_a_thumbnail_with_a_notice_and_a_li
         )
         .await;
     let key = ticket["key"].as_str().unwrap();
-    assert!(
-        key.starts_with("uploads/") && key.ends_with("/Holiday_photo_1.jpg"),
-        "{key}"
+    let photo = photo_of(&ticket);
+    assert_eq!(
+        key,
+        format!("uploads/{}/{}/Holiday_photo_1.jpg", ann().sub, photo.id),
+        "keyed by its owner"
     );
 
     let event = p.receive(1).await;
@@ -287,9 +337,9 @@ async fn upload_through_presigned_url_becomes_a_thumbnail_with_a_notice_and_a_li
         response.batch_item_failures
     );
 
-    let id = shared::photos::thumbnail_id(key);
+    let id = &photo.id;
     let jpeg = p
-        .object(&shared::photos::thumbnail_key(&id))
+        .object(&photo.thumbnail_key())
         .await
         .expect("thumbnail written");
     assert_eq!(samples::decode(&jpeg).dimensions(), (200, 150));
@@ -305,14 +355,26 @@ async fn upload_through_presigned_url_becomes_a_thumbnail_with_a_notice_and_a_li
     );
 
     // The stable link redirects to a fresh presigned GET that serves the thumbnail.
-    let link = Rest::get(&format!("/thumbnails/{id}")).resource("/thumbnails/{id}");
-    let redirect = p.presigner.handle(link.request()).await;
+    let link = || Rest::get(&format!("/thumbnails/{id}")).resource("/thumbnails/{id}");
+    let redirect = p.presigner.handle(link().request()).await;
     assert_eq!(redirect.status(), 302);
     assert_eq!(redirect.headers()["cache-control"], "no-store");
     let location = redirect.headers()["location"].to_str().unwrap();
     let served = reqwest::get(location).await.unwrap();
     assert!(served.status().is_success());
     assert_eq!(served.bytes().await.unwrap().to_vec(), jpeg);
+    // For the owner only: anyone else's answer is a missing photo's.
+    let bob = Person::new("Bob", "bob@example.com");
+    assert_error(
+        &p.presigner.handle(link().as_person(&bob).request()).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &p.presigner.handle(link().anonymous().request()).await,
+        401,
+        "unauthorized",
+    );
 }
 
 #[tokio::test]
@@ -457,11 +519,182 @@ async fn presigner_rejects_bad_requests() {
         (Rest::get("/uploads"), 405, "method_not_allowed"),
         (Rest::get("/thumbnails/not-an-id").resource("/thumbnails/{id}"), 400, "validation_error"),
         (Rest::get(&format!("/thumbnails/{}", uuid::Uuid::new_v4())).resource("/thumbnails/{id}"), 404, "not_found"),
+        (Rest::get("/photos").query("limit", "0"), 400, "validation_error"),
+        (Rest::get("/photos").query("limit", "101"), 400, "validation_error"),
+        (Rest::get("/photos").query("cursor", "not-a-cursor"), 400, "validation_error"),
+        (Rest::get("/photos").query("owner", "someone"), 400, "validation_error"),
+        (Rest::put("/photos").json(json!({})), 405, "method_not_allowed"),
+        (Rest::get("/photos/not-an-id").resource("/photos/{id}"), 400, "validation_error"),
+        (Rest::delete("/photos/12345").resource("/photos/{id}"), 400, "validation_error"),
+        (Rest::post("/photos/0d6c2a4e-1f3b-4c5d-8e9f-a0b1c2d3e4f5").resource("/photos/{id}"), 405, "method_not_allowed"),
+        (Rest::get("/photos").anonymous(), 401, "unauthorized"),
+        (Rest::post("/uploads").anonymous().json(json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": 10})), 401, "unauthorized"),
         (Rest::get("/elsewhere"), 404, "route_not_found"),
     ];
     for (request, status, code) in cases {
         assert_error(&p.presigner.handle(request.request()).await, status, code);
     }
+}
+
+/// Two people, Ann and Bob: each album holds its owner's photos only, newest first and paged;
+/// Bob on Ann's photo answers as for a missing one and leaves it as it was.
+#[tokio::test]
+async fn each_persons_album_is_theirs_alone() {
+    let p = pipeline().await;
+    let (ann, bob) = (
+        Person::new("Ann", "ann@example.com"),
+        Person::new("Bob", "bob@example.com"),
+    );
+    let mut anns = Vec::new();
+    for name in ["first.jpg", "second.jpg", "third.jpg"] {
+        anns.push(p.ticket_as(&ann, name, "image/jpeg", 10).await["id"].clone());
+    }
+    let bobs = p.ticket_as(&bob, "bob.jpg", "image/jpeg", 10).await["id"].clone();
+
+    // Newest first, two to a page, and the cursor is Ann's alone.
+    let (status, first) = p.call(&ann, Rest::get("/photos").query("limit", "2")).await;
+    assert_eq!(status, 200, "{first}");
+    let ids = |page: &Value| -> Vec<Value> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&first), [anns[2].clone(), anns[1].clone()]);
+    assert_eq!(first["items"][0]["filename"], "third.jpg");
+    assert_eq!(first["items"][0]["state"], "pending");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let (_, second) = p
+        .call(
+            &ann,
+            Rest::get("/photos")
+                .query("limit", "2")
+                .query("cursor", cursor),
+        )
+        .await;
+    assert_eq!(ids(&second), [anns[0].clone()]);
+    let (status, stolen) = p
+        .call(&bob, Rest::get("/photos").query("cursor", cursor))
+        .await;
+    assert_eq!(status, 400, "Ann's cursor in Bob's listing: {stolen}");
+    let (_, bobs_album) = p.call(&bob, Rest::get("/photos")).await;
+    assert_eq!(ids(&bobs_album), [bobs]);
+
+    // Every route that takes an id: Bob on Ann's photo is Bob on a missing one.
+    let target = anns[0].as_str().unwrap();
+    for request in [
+        Rest::get(&format!("/photos/{target}")).resource("/photos/{id}"),
+        Rest::delete(&format!("/photos/{target}")).resource("/photos/{id}"),
+        Rest::get(&format!("/thumbnails/{target}")).resource("/thumbnails/{id}"),
+    ] {
+        let (status, body) = p.call(&bob, request).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("not_found")),
+            "{body}"
+        );
+    }
+    let (status, mine) = p
+        .call(
+            &ann,
+            Rest::get(&format!("/photos/{target}")).resource("/photos/{id}"),
+        )
+        .await;
+    assert_eq!(
+        (status, &mine["filename"]),
+        (200, &json!("first.jpg")),
+        "Ann's is unchanged"
+    );
+}
+
+/// `DELETE /photos/{id}`: the original, the thumbnail and the album entry all go; a photo
+/// deleted before the thumbnailer reaches it leaves nothing behind either, and no notice.
+#[tokio::test]
+async fn a_deleted_photo_leaves_nothing_behind() {
+    let p = pipeline().await;
+    let kept = p
+        .upload("kept.jpg", "image/jpeg", samples::jpeg(400, 300))
+        .await;
+    let event = p.receive(1).await;
+    assert!(
+        p.thumbnailer
+            .handle(event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let photo = photo_of(&kept);
+    let one = || Rest::get(&format!("/photos/{}", photo.id)).resource("/photos/{id}");
+    let (status, ready) = p.call(&ann(), one()).await;
+    assert_eq!((status, &ready["state"]), (200, &json!("ready")), "{ready}");
+    assert_eq!(
+        (&ready["width"], &ready["height"]),
+        (&json!(200), &json!(150))
+    );
+    let served = reqwest::get(ready["thumbnail_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "the album's thumbnail URL serves it");
+    let _ = p.notices().await;
+
+    let delete = Rest::delete(&format!("/photos/{}", photo.id)).resource("/photos/{id}");
+    assert_eq!(p.call(&ann(), delete.clone()).await.0, 204);
+    assert_eq!(p.call(&ann(), one()).await.0, 404);
+    assert_eq!(
+        p.call(&ann(), delete).await.0,
+        404,
+        "deleting again finds nothing"
+    );
+    assert!(
+        p.object(&photo.thumbnail_key()).await.is_none(),
+        "thumbnail gone"
+    );
+    let original = kept["key"].as_str().unwrap();
+    assert!(
+        p.object_in(&p.uploads, original).await.is_none(),
+        "original gone"
+    );
+
+    // Uploaded, deleted, then thumbnailed: the thumbnailer finds no album entry and discards.
+    let late = p
+        .upload("late.jpg", "image/jpeg", samples::jpeg(400, 300))
+        .await;
+    let photo = photo_of(&late);
+    let delete = Rest::delete(&format!("/photos/{}", photo.id)).resource("/photos/{id}");
+    assert_eq!(p.call(&ann(), delete).await.0, 204);
+    // The delete removed the upload too, so its notice finds no object: put one back, as if the
+    // PUT had landed after the delete.
+    let ticketed = reqwest::Client::new();
+    let mut put = ticketed
+        .put(late["upload_url"].as_str().unwrap())
+        .body(samples::jpeg(400, 300));
+    for (name, value) in late["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    let event = p.receive(2).await;
+    assert!(
+        p.thumbnailer
+            .handle(event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(
+        p.object(&photo.thumbnail_key()).await.is_none(),
+        "no thumbnail made for it stays"
+    );
+    let original = late["key"].as_str().unwrap();
+    assert!(
+        p.object_in(&p.uploads, original).await.is_none(),
+        "its upload is discarded"
+    );
+    assert!(
+        p.notices().await.is_empty(),
+        "nobody is told of a deleted photo"
+    );
 }
 
 #[tokio::test]
@@ -499,9 +732,8 @@ async fn a_mixed_batch_thumbnails_the_good_and_records_the_bad() {
     let widths: Vec<u32> = {
         let mut out = Vec::new();
         for ticket in &good {
-            let id = shared::photos::thumbnail_id(ticket["key"].as_str().unwrap());
             let jpeg = p
-                .object(&shared::photos::thumbnail_key(&id))
+                .object(&photo_of(ticket).thumbnail_key())
                 .await
                 .expect("thumbnail of a good upload");
             out.push(samples::decode(&jpeg).width());
@@ -514,20 +746,26 @@ async fn a_mixed_batch_thumbnails_the_good_and_records_the_bad() {
         "the 100 px GIF keeps its width"
     );
     for ticket in [&corrupt, &text] {
-        let id = shared::photos::thumbnail_id(ticket["key"].as_str().unwrap());
-        assert!(
-            p.object(&shared::photos::thumbnail_key(&id))
-                .await
-                .is_none()
-        );
+        let photo = photo_of(ticket);
+        assert!(p.object(&photo.thumbnail_key()).await.is_none());
         let marker: Value = serde_json::from_slice(
-            &p.object(&shared::photos::failure_marker_key(&id))
+            &p.object(&photo.failure_marker_key())
                 .await
                 .expect("failure marker"),
         )
         .unwrap();
         assert_eq!(marker["source_key"], ticket["key"]);
         assert!(!marker["reason"].as_str().unwrap().is_empty());
+        // The person's album says it failed, and why, in words meant for them.
+        let (status, view) = p
+            .call(
+                &ann(),
+                Rest::get(&format!("/photos/{}", photo.id)).resource("/photos/{id}"),
+            )
+            .await;
+        assert_eq!((status, &view["state"]), (200, &json!("failed")), "{view}");
+        assert!(view["reason"].as_str().unwrap().ends_with('.'), "{view}");
+        assert!(view.get("thumbnail_url").is_none(), "{view}");
     }
     assert_eq!(p.notices().await.len(), 4, "one notice per thumbnail");
 }
@@ -627,11 +865,26 @@ async fn fixtures_match_the_functions() {
         .handle(lambda_http::request::from_str(&fixture("presigner/create-upload.json")).unwrap())
         .await;
     assert_eq!(ticket.status(), 201);
-    let missing = p
+    for name in ["thumbnail-link", "get-photo", "delete-photo"] {
+        let missing = p
+            .presigner
+            .handle(
+                lambda_http::request::from_str(&fixture(&format!("presigner/{name}.json")))
+                    .unwrap(),
+            )
+            .await;
+        assert_error(&missing, 404, "not_found");
+    }
+    let album = p
         .presigner
-        .handle(lambda_http::request::from_str(&fixture("presigner/thumbnail-link.json")).unwrap())
+        .handle(lambda_http::request::from_str(&fixture("presigner/list-photos.json")).unwrap())
         .await;
-    assert_error(&missing, 404, "not_found");
+    // The same person's: the upload ticket above filed one pending photo in their album.
+    let (status, album) = parts(&album);
+    assert_eq!(status, 200, "{album}");
+    assert_eq!(album["items"][0]["id"], parts(&ticket).1["id"], "{album}");
+    assert_eq!(album["items"][0]["state"], "pending", "{album}");
+    assert_eq!(album["items"].as_array().unwrap().len(), 1, "{album}");
     // Point the fixture at this test's bucket; the object it names does not exist, so the
     // message is consumed without a retry (and the S3 test event is skipped).
     let bucket = p.stack.reference("PhotoUploadsBucket").unwrap();

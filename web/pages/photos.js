@@ -1,6 +1,7 @@
-// Photos: pick or drop photos; each goes straight to S3 through its presigned URL (POST /uploads
-// describes the PUT), with a progress bar; its 200 px thumbnail appears when the pipeline has made
-// it, or the reason it never will.
+// Photos: the signed-in person's album, newest first (GET /photos), each photo with its state.
+// Pick or drop photos; each goes straight to S3 through its presigned URL (POST /uploads describes
+// the PUT), with a progress bar; its 200 px thumbnail appears when the pipeline has made it, or
+// the reason it never will. Each photo can be deleted (original and thumbnail both).
 import { h, status, sleep } from '../dom.js';
 
 const ACCEPTED = ['image/jpeg', 'image/png', 'image/webp', 'image/gif'];
@@ -16,6 +17,7 @@ export default function photos(main, { api }) {
     onchange: () => { upload(input.files); input.value = ''; },
   });
   const grid = h('ul', { class: 'grid', 'aria-label': 'Your photos' });
+  const more = h('button', { type: 'button', hidden: true, onclick: () => page(cursor) }, 'Show older photos');
   const drop = h('div', { class: 'drop' },
     h('label', { for: 'photo-input' }, 'Choose photos (JPEG, PNG, WebP, GIF)'), ' ', input,
     h('p', {}, 'or drop them here.'));
@@ -26,10 +28,71 @@ export default function photos(main, { api }) {
     drop.classList.remove('over');
     upload(event.dataTransfer.files);
   });
-  main.append(h('h2', {}, 'Photos'), drop, note.element, grid);
+  main.append(h('h2', {}, 'Photos'), drop, note.element, grid, more);
 
   let active = true;
   let pending = 0;
+  let cursor = null;
+
+  // One page of the album, appended below what is shown.
+  async function page(after) {
+    more.hidden = true;
+    try {
+      const result = await api.get('/photos', after ? { cursor: after } : undefined);
+      if (!active) return;
+      for (const photo of result.items) {
+        const { card, settle } = cardFor(photo.filename, photo.id);
+        grid.append(card);
+        if (photo.state === 'pending') watch(photo.id, settle);
+        else settle(photo);
+      }
+      cursor = result.next_cursor || null;
+      more.hidden = !cursor;
+    } catch (error) {
+      if (active) note.say(error.message, 'error');
+    }
+  }
+  page(null);
+
+  // A card: the name, a progress bar or state line, and a delete button once there is a photo.
+  function cardFor(name, id) {
+    const bar = h('progress', { max: '100', value: '0', 'aria-label': `Upload of ${name}` });
+    const state = h('p', { class: 'status', 'aria-live': 'polite' }, id ? 'Making the thumbnail…' : 'Waiting for an upload ticket…');
+    const card = h('li', { class: 'card', testid: 'photo-card' }, h('strong', {}, name), id ? null : bar, state);
+    const fail = (message) => {
+      bar.remove();
+      state.replaceWith(h('p', { class: 'error', role: 'alert', testid: 'photo-error' }, message));
+    };
+    const deletable = (photoId) => card.append(h('button', {
+      type: 'button', class: 'secondary', testid: 'photo-delete', 'aria-label': `Delete ${name}`,
+      onclick: async (event) => {
+        event.target.disabled = true;
+        try {
+          await api.del(`/photos/${photoId}`);
+          card.remove();
+          note.say(`Deleted ${name}.`);
+        } catch (error) {
+          event.target.disabled = false;
+          note.say(error.message, 'error');
+        }
+      },
+    }, 'Delete'));
+    // Shows a settled photo: its thumbnail, or why it has none.
+    const settle = (photo) => {
+      if (!active) return;
+      if (photo.state === 'ready') {
+        bar.remove();
+        state.replaceWith(h('img', {
+          src: photo.thumbnail_url, alt: `Thumbnail of ${name}`, width: String(photo.width || 200),
+          testid: 'photo-thumbnail',
+        }));
+      } else {
+        fail(photo.reason || photo.message || 'This upload cannot become a thumbnail.');
+      }
+    };
+    if (id) deletable(id);
+    return { card, bar, state, fail, settle, deletable };
+  }
   const plural = (n) => `${n} photo${n === 1 ? '' : 's'}`;
   function upload(files) {
     const list = [...files];
@@ -45,33 +108,17 @@ export default function photos(main, { api }) {
   }
 
   async function one(file) {
-    const bar = h('progress', { max: '100', value: '0', 'aria-label': `Upload of ${file.name}` });
-    const state = h('p', { class: 'status', 'aria-live': 'polite' }, 'Waiting for an upload ticket…');
-    const card = h('li', { class: 'card' }, h('strong', {}, file.name), bar, state);
+    const { card, bar, state, fail, settle, deletable } = cardFor(file.name, null);
     grid.prepend(card);
-    const fail = (message) => {
-      bar.remove();
-      state.replaceWith(h('p', { class: 'error', role: 'alert', testid: 'photo-error' }, message));
-    };
     try {
       const type = file.type || 'application/octet-stream'; // the API names what it accepts
       const ticket = await api.post('/uploads', { filename: file.name, content_type: type, size: file.size });
+      deletable(ticket.id);
       state.textContent = 'Uploading…';
       await put(ticket, file, (fraction) => { bar.value = Math.round(fraction * 100); });
       bar.value = 100;
       state.textContent = 'Uploaded; making the thumbnail…';
-      const id = ticket.key.split('/')[1];
-      const ready = await thumbnail(id);
-      if (!active) return;
-      if (ready.ok) {
-        bar.remove();
-        state.replaceWith(h('img', {
-          src: api.url(`/thumbnails/${id}`), alt: `Thumbnail of ${file.name}`, width: '200',
-          testid: 'photo-thumbnail',
-        }));
-      } else {
-        fail(ready.message);
-      }
+      await watch(ticket.id, settle);
     } catch (error) {
       fail(error.message);
     }
@@ -95,31 +142,25 @@ export default function photos(main, { api }) {
     });
   }
 
-  // GET /thumbnails/{id} redirects to the image once it exists (404 while pending, 422 with the
-  // reason once it failed). `redirect: 'manual'` sees the redirect without following it to the
-  // private bucket; the <img> then follows it.
-  async function thumbnail(id) {
+  // Polls GET /photos/{id} until the pipeline has settled the photo (ready with its thumbnail's
+  // URL, or failed with the reason), then shows it.
+  async function watch(id, settle) {
     const deadline = Date.now() + WAIT_FOR_THUMBNAIL_MS;
     let delay = 500;
     while (active && Date.now() < deadline) {
-      let response = null;
       try {
-        response = await fetch(api.url(`/thumbnails/${id}`), { redirect: 'manual', cache: 'no-store' });
-      } catch {
-        response = null; // offline for a moment: keep waiting
-      }
-      if (response && (response.type === 'opaqueredirect' || response.ok)) return { ok: true };
-      if (response && response.status === 422) {
-        const body = await response.json().catch(() => ({}));
-        return { ok: false, message: body.error?.message || 'This upload cannot become a thumbnail.' };
-      }
-      if (response && response.status !== 404 && response.status < 500 && response.status !== 429) {
-        return { ok: false, message: `The thumbnail cannot be fetched (${response.status}).` };
+        const photo = await api.get(`/photos/${id}`);
+        if (photo.state !== 'pending') return settle(photo);
+      } catch (error) {
+        // Offline for a moment, or busy: keep waiting; anything else is the answer.
+        if (error.status && error.status < 500 && error.status !== 429) {
+          return settle({ state: 'failed', message: error.message });
+        }
       }
       await sleep(delay);
       delay = Math.min(delay * 1.5, 3000);
     }
-    return { ok: false, message: 'No thumbnail after 90 seconds; try again later.' };
+    return settle({ state: 'failed', message: 'No thumbnail after 90 seconds; try again later.' });
   }
 
   return () => { active = false; };

@@ -1,11 +1,18 @@
-//! `presigner`: upload tickets and stable thumbnail links.
+//! `presigner`: the photos API, each person's own album.
 //!
-//! - `POST /uploads` {filename, content_type, size} -> a presigned, upload-only PUT for a key we
-//!   choose; content type and length are signed, so the upload must match what was asked for.
-//! - `GET /thumbnails/{id}` -> 302 to a freshly presigned GET. This is the link the SNS notice
-//!   carries: a presigned URL in a message would die with the signer's temporary credentials.
+//! - `POST /uploads` {filename, content_type, size} -> files a pending photo in the caller's
+//!   album and answers a presigned, upload-only PUT for a key we choose (under the caller's
+//!   `sub`); content type and length are signed, so the upload must match what was asked for.
+//! - `GET /photos` -> the caller's album, newest first, paged, each photo with its state
+//!   (pending; ready with a presigned `thumbnail_url`; failed with the reason).
+//! - `GET /photos/{id}` -> one of them; `DELETE /photos/{id}` -> the original, its thumbnail
+//!   (or failure marker) and the row all gone.
+//! - `GET /thumbnails/{id}` -> 302 to a freshly presigned GET of the caller's thumbnail. This is
+//!   the link the SNS notice carries: a presigned URL in a message would die with the signer's
+//!   temporary credentials.
 //!
-//! Presigned URLs carry signatures: they are returned, never logged.
+//! Someone else's photo answers exactly as a missing one (404). Presigned URLs carry
+//! signatures: they are returned, never logged.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,13 +21,17 @@ use http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::config::{self, ConfigError, EnvSource};
+use shared::cursor::Page;
 use shared::error::{BackendError, classify_sdk_error};
-use shared::photos::{self, UploadRequest, UploadTicket};
+use shared::person::Person;
+use shared::photos::album::{Albums, Photo, PhotoState, PhotoView};
+use shared::photos::{self, PhotoRef, UploadRequest, UploadTicket};
 use shared::rest::{self, Responder};
 
 #[derive(Debug, Clone)]
 pub struct App {
     s3: aws_sdk_s3::Client,
+    albums: Albums,
     uploads_bucket: String,
     thumbnails_bucket: String,
     max_upload_bytes: u64,
@@ -29,7 +40,7 @@ pub struct App {
 }
 
 impl App {
-    /// Reads `UPLOAD_BUCKET`, `THUMBNAIL_BUCKET`, and optionally `MAX_UPLOAD_BYTES` (20 MiB),
+    /// Reads `UPLOAD_BUCKET`, `THUMBNAIL_BUCKET`, `PHOTOS_TABLE`, and optionally `MAX_UPLOAD_BYTES` (20 MiB),
     /// `PRESIGN_EXPIRY_SECONDS` (300) and `CORS_ALLOW_ORIGIN`.
     pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let expiry: u64 = config::parsed_or(
@@ -45,6 +56,10 @@ impl App {
         }
         Ok(Self {
             s3: aws_sdk_s3::Client::new(sdk),
+            albums: Albums::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config::required(env, "PHOTOS_TABLE")?,
+            ),
             uploads_bucket: config::required(env, "UPLOAD_BUCKET")?,
             thumbnails_bucket: config::required(env, "THUMBNAIL_BUCKET")?,
             max_upload_bytes: config::parsed_or(
@@ -64,11 +79,23 @@ impl App {
     }
 
     async fn route(&self, req: &Request, route: &rest::Route) -> Result<Response<Body>, ApiError> {
+        let person = Person::of(req)?;
         let (method, segments) = (route.method.clone(), route.segments());
         match segments.as_slice() {
-            ["uploads"] if method == Method::POST => self.upload_ticket(req).await,
+            ["uploads"] if method == Method::POST => self.upload_ticket(req, &person).await,
             ["uploads"] => Err(ApiError::method_not_allowed("POST, OPTIONS")),
-            ["thumbnails", id] if method == Method::GET => self.thumbnail_redirect(id).await,
+            ["photos"] if method == Method::GET => self.album(req, &person).await,
+            ["photos"] => Err(ApiError::method_not_allowed("GET, OPTIONS")),
+            ["photos", id] if method == Method::GET => {
+                let photo = self.owned(&person, id).await?;
+                let url = self.thumbnail_url(&photo).await?;
+                Ok(rest::json(StatusCode::OK, &photo.view(url)))
+            }
+            ["photos", id] if method == Method::DELETE => self.delete(&person, id).await,
+            ["photos", _] => Err(ApiError::method_not_allowed("GET, DELETE, OPTIONS")),
+            ["thumbnails", id] if method == Method::GET => {
+                self.thumbnail_redirect(&person, id).await
+            }
             ["thumbnails", _] => Err(ApiError::method_not_allowed("GET, OPTIONS")),
             _ => Err(ApiError::route_not_found(method.as_str(), req.uri().path())),
         }
@@ -79,8 +106,13 @@ impl App {
             .map_err(|e| ApiError::from(BackendError::failed("s3", e)))
     }
 
-    async fn upload_ticket(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let plan = rest::parse_json::<UploadRequest>(req)?.validate(self.max_upload_bytes)?;
+    async fn upload_ticket(
+        &self,
+        req: &Request,
+        person: &Person,
+    ) -> Result<Response<Body>, ApiError> {
+        let plan =
+            rest::parse_json::<UploadRequest>(req)?.validate(&person.sub, self.max_upload_bytes)?;
         let size =
             i64::try_from(plan.size).map_err(|_| ApiError::validation("size is too large"))?;
         // Signed into the upload: the thumbnailer reads it back from the object's metadata.
@@ -99,6 +131,8 @@ impl App {
         let mut headers = photos::signed_headers(presigned.uri(), presigned.headers());
         headers.insert("content-type".into(), plan.content_type.clone());
         headers.insert("content-length".into(), plan.size.to_string());
+        // Filed before the ticket is answered: the thumbnailer settles only photos it finds.
+        self.albums.add(&Photo::pending(&plan)).await?;
         let expires_at = shared::timestamp::format((SystemTime::now() + self.expiry).into());
         tracing::info!(key = %plan.key, size = plan.size, correlation_id = %correlation, "upload ticket issued");
         let ticket = UploadTicket {
@@ -106,6 +140,7 @@ impl App {
             method: "PUT",
             headers,
             key: plan.key,
+            id: plan.photo.id,
             expires_at,
             correlation_id: correlation.clone(),
         };
@@ -115,73 +150,101 @@ impl App {
         ))
     }
 
-    async fn thumbnail_redirect(&self, raw_id: &str) -> Result<Response<Body>, ApiError> {
-        let id = photos::parse_thumbnail_id(raw_id)?;
-        let key = photos::thumbnail_key(&id);
-        let head = self
-            .s3
-            .head_object()
-            .bucket(&self.thumbnails_bucket)
-            .key(&key)
-            .send()
-            .await;
-        match head {
-            Ok(_) => {}
-            Err(err)
-                if err.as_service_error().is_some_and(|e| e.is_not_found())
-                    || err
-                        .raw_response()
-                        .is_some_and(|r| r.status().as_u16() == 404) =>
-            {
-                return Err(self.why_no_thumbnail(&id).await?);
-            }
-            Err(err) => return Err(classify_sdk_error("s3", &err).into()),
+    /// The caller's photo `raw_id`, or 404 (also for someone else's).
+    async fn owned(&self, person: &Person, raw_id: &str) -> Result<Photo, ApiError> {
+        let photo = PhotoRef {
+            owner: person.sub.clone(),
+            id: photos::parse_photo_id(raw_id)?,
+        };
+        self.albums
+            .get(&photo)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no photo with that id"))
+    }
+
+    /// A presigned GET of a ready photo's thumbnail.
+    async fn thumbnail_url(&self, photo: &Photo) -> Result<Option<String>, ApiError> {
+        if photo.state != PhotoState::Ready {
+            return Ok(None);
         }
         let presigned = self
             .s3
             .get_object()
             .bucket(&self.thumbnails_bucket)
-            .key(&key)
+            .key(photo.reference().thumbnail_key())
             .presigned(self.presigning()?)
             .await
             .map_err(|e| ApiError::from(classify_sdk_error("s3", &e)))?;
-        Ok(Response::builder()
-            .status(StatusCode::FOUND)
-            .header(header::LOCATION, presigned.uri())
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::Empty)
-            .expect("static response parts are valid"))
+        Ok(Some(presigned.uri().to_string()))
     }
 
-    /// No thumbnail: 422 with the recorded reason once the upload failed for good (the
-    /// thumbnailer's failure marker), else 404 while it is pending or unknown.
-    async fn why_no_thumbnail(&self, id: &str) -> Result<ApiError, ApiError> {
-        let marker = self
-            .s3
-            .get_object()
-            .bucket(&self.thumbnails_bucket)
-            .key(photos::failure_marker_key(id))
-            .send()
-            .await;
-        let output = match marker {
-            Ok(output) => output,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(ApiError::not_found("no thumbnail with that id (yet)"));
-            }
-            Err(err) => return Err(classify_sdk_error("s3", &err).into()),
+    async fn album(&self, req: &Request, person: &Person) -> Result<Response<Body>, ApiError> {
+        rest::reject_unknown_query_params(req, &["limit", "cursor"])?;
+        let limit = rest::query_param(req, "limit")?;
+        let cursor = rest::query_param(req, "cursor")?;
+        let page = self
+            .albums
+            .list(&person.sub, limit.as_deref(), cursor.as_deref())
+            .await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for photo in page.items {
+            let url = self.thumbnail_url(&photo).await?;
+            items.push(photo.view(url));
+        }
+        let page: Page<PhotoView> = Page {
+            items,
+            next_cursor: page.next_cursor,
         };
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| ApiError::from(BackendError::failed("s3", e)))?
-            .into_bytes();
-        let marker: photos::FailureMarker = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::from(BackendError::failed("s3", e)))?;
-        Ok(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "thumbnail_failed",
-            marker.public_message(),
-        ))
+        Ok(rest::json(StatusCode::OK, &page))
+    }
+
+    /// The original, what the thumbnailer made of it, then the row: a failure part-way leaves
+    /// the row, so the person can simply delete again.
+    async fn delete(&self, person: &Person, raw_id: &str) -> Result<Response<Body>, ApiError> {
+        let photo = self.owned(person, raw_id).await?;
+        let reference = photo.reference();
+        for (bucket, key) in [
+            (&self.uploads_bucket, photo.key.clone()),
+            (&self.thumbnails_bucket, reference.thumbnail_key()),
+            (&self.thumbnails_bucket, reference.failure_marker_key()),
+        ] {
+            self.s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| ApiError::from(classify_sdk_error("s3", &e)))?;
+        }
+        self.albums.remove(&reference).await?;
+        tracing::info!(photo = %reference.id, "photo deleted");
+        Ok(rest::no_content())
+    }
+
+    /// The caller's thumbnail: 302 once ready; 422 with the reason once it failed for good;
+    /// 404 while pending, or for a photo that is not theirs.
+    async fn thumbnail_redirect(
+        &self,
+        person: &Person,
+        raw_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let photo = self.owned(person, raw_id).await?;
+        match photo.state {
+            PhotoState::Pending => Err(ApiError::not_found("no thumbnail with that id (yet)")),
+            PhotoState::Failed => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "thumbnail_failed",
+                photos::failure_message(photo.reason.as_deref()),
+            )),
+            PhotoState::Ready => {
+                let url = self.thumbnail_url(&photo).await?.unwrap_or_default();
+                Ok(Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header(header::LOCATION, url)
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .body(Body::Empty)
+                    .expect("static response parts are valid"))
+            }
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! Per message: a transient failure (throttling, network, a dependency down) is reported as a
 //! batch item failure, so SQS redelivers just that message (and after 3 receives moves it to the
 //! DLQ). A permanent failure (not an image, truncated, too large) is recorded as a marker object
-//! next to the thumbnails and the message is consumed: retrying cannot fix it.
+//! next to the thumbnails and the message is consumed: retrying cannot fix it. Either way the
+//! photo's row in its owner's album is settled (ready or failed); a photo deleted meanwhile has
+//! no row, and what was made for it is removed with its upload.
 
 pub mod jpeg_dc;
 pub mod lzw;
@@ -15,7 +17,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use render::{RenderOptions, Thumbnail};
 use shared::config::{self, ConfigError, EnvSource};
 use shared::error::{BackendError, classify_sdk_error};
-use shared::photos::{self, CreatedObject, FailureMarker, S3Notification, ThumbnailNotice};
+use shared::photos::album::{Albums, Outcome};
+use shared::photos::{
+    self, CreatedObject, FailureMarker, PhotoRef, S3Notification, ThumbnailNotice,
+};
 use shared::telemetry::{label, metric};
 use tracing::Instrument;
 
@@ -23,6 +28,7 @@ use tracing::Instrument;
 pub struct Thumbnailer {
     s3: aws_sdk_s3::Client,
     sns: aws_sdk_sns::Client,
+    albums: Albums,
     thumbnails_bucket: String,
     topic_arn: String,
     link_base: String,
@@ -30,9 +36,11 @@ pub struct Thumbnailer {
     options: RenderOptions,
 }
 
-/// An object being thumbnailed, with the correlation id its upload ticket signed into it.
+/// An object being thumbnailed: whose photo it is, and the correlation id its upload ticket
+/// signed into it.
 struct Upload<'a> {
     object: &'a CreatedObject,
+    photo: PhotoRef,
     correlation: Option<String>,
 }
 
@@ -42,7 +50,8 @@ struct Upload<'a> {
 pub struct Transient(#[from] BackendError);
 
 impl Thumbnailer {
-    /// Reads `THUMBNAIL_BUCKET`, `THUMBNAIL_TOPIC_ARN`, `THUMBNAIL_LINK_BASE`, and optionally
+    /// Reads `THUMBNAIL_BUCKET`, `THUMBNAIL_TOPIC_ARN`, `THUMBNAIL_LINK_BASE`, `PHOTOS_TABLE`,
+    /// and optionally
     /// `THUMBNAIL_WIDTH` (200) and `MAX_SOURCE_BYTES` (50 MiB).
     pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let options = RenderOptions {
@@ -52,6 +61,10 @@ impl Thumbnailer {
         Ok(Self {
             s3: aws_sdk_s3::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
+            albums: Albums::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config::required(env, "PHOTOS_TABLE")?,
+            ),
             thumbnails_bucket: config::required(env, "THUMBNAIL_BUCKET")?,
             topic_arn: config::required(env, "THUMBNAIL_TOPIC_ARN")?,
             link_base: config::required(env, "THUMBNAIL_LINK_BASE")?
@@ -97,7 +110,12 @@ impl Thumbnailer {
     }
 
     async fn thumbnail(&self, object: &CreatedObject) -> Result<(), Transient> {
-        let id = photos::thumbnail_id(&object.key);
+        let Some(photo) = PhotoRef::of_upload_key(&object.key) else {
+            // Not put through an upload ticket, so nobody's album has it.
+            tracing::warn!(key = %object.key, "object outside the owner-keyed layout; skipped");
+            metrics::counter!(metric::UPLOADS_FAILED, label::REASON => "unowned").increment(1);
+            return Ok(());
+        };
         let got = self
             .s3
             .get_object()
@@ -120,6 +138,7 @@ impl Thumbnailer {
         }
         let upload = Upload {
             object,
+            photo,
             correlation,
         };
         let length = output.content_length.unwrap_or_default().max(0) as u64;
@@ -127,7 +146,6 @@ impl Thumbnailer {
             return self
                 .record_failure(
                     &upload,
-                    &id,
                     "object_too_large",
                     format!(
                         "object is {length} bytes, over the {} limit",
@@ -153,10 +171,10 @@ impl Thumbnailer {
                     .record(started.elapsed().as_secs_f64() * 1e3);
                 metrics::histogram!(metric::INPUT_MEGAPIXELS)
                     .record(thumbnail.source_pixels as f64 / 1e6);
-                self.store_and_announce(&upload, &id, thumbnail).await
+                self.store_and_announce(&upload, thumbnail).await
             }
             Err(err) => {
-                self.record_failure(&upload, &id, err.reason(), err.to_string())
+                self.record_failure(&upload, err.reason(), err.to_string())
                     .await
             }
         }
@@ -165,11 +183,10 @@ impl Thumbnailer {
     async fn store_and_announce(
         &self,
         upload: &Upload<'_>,
-        id: &str,
         thumbnail: Thumbnail,
     ) -> Result<(), Transient> {
         let (object, correlation) = (upload.object, upload.correlation.as_deref());
-        let key = photos::thumbnail_key(id);
+        let key = upload.photo.thumbnail_key();
         let mut put = self
             .s3
             .put_object()
@@ -182,11 +199,18 @@ impl Thumbnailer {
             put = put.metadata(shared::correlation::METADATA, id);
         }
         put.send().await.map_err(|e| classify_sdk_error("s3", &e))?;
+        let ready = Outcome::Ready {
+            width: thumbnail.width,
+            height: thumbnail.height,
+        };
+        if !self.albums.settle(&upload.photo, &ready).await? {
+            return self.discard(upload, &key).await;
+        }
         let notice = ThumbnailNotice {
             source_bucket: object.bucket.clone(),
             source_key: object.key.clone(),
             thumbnail_key: key,
-            url: format!("{}/{id}", self.link_base),
+            url: format!("{}/{}", self.link_base, upload.photo.id),
             width: thumbnail.width,
             height: thumbnail.height,
             correlation_id: upload.correlation.clone(),
@@ -209,7 +233,6 @@ impl Thumbnailer {
     async fn record_failure(
         &self,
         upload: &Upload<'_>,
-        id: &str,
         reason_code: &'static str,
         reason: String,
     ) -> Result<(), Transient> {
@@ -223,16 +246,42 @@ impl Thumbnailer {
             correlation_id: upload.correlation.clone(),
         };
         let body = serde_json::to_vec(&marker).map_err(|e| BackendError::failed("s3", e))?;
+        let key = upload.photo.failure_marker_key();
         self.s3
             .put_object()
             .bucket(&self.thumbnails_bucket)
-            .key(photos::failure_marker_key(id))
+            .key(&key)
             .content_type("application/json")
             .body(ByteStream::from(body))
             .send()
             .await
             .map_err(|e| classify_sdk_error("s3", &e))?;
+        let failed = Outcome::Failed {
+            code: reason_code.to_string(),
+        };
+        if !self.albums.settle(&upload.photo, &failed).await? {
+            return self.discard(upload, &key).await;
+        }
         metrics::counter!(metric::UPLOADS_FAILED, label::REASON => reason_code).increment(1);
+        Ok(())
+    }
+
+    /// The photo was deleted while it was being made (or its upload arrived after the delete):
+    /// nothing of it may stay, neither what was just made nor the upload itself.
+    async fn discard(&self, upload: &Upload<'_>, made: &str) -> Result<(), Transient> {
+        tracing::info!(photo = %upload.photo.id, "photo was deleted meanwhile; discarding");
+        for (bucket, key) in [
+            (&self.thumbnails_bucket, made),
+            (&upload.object.bucket, upload.object.key.as_str()),
+        ] {
+            self.s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("s3", &e))?;
+        }
         Ok(())
     }
 }
