@@ -48,6 +48,10 @@ pub struct UploadPlan {
 impl UploadRequest {
     /// The plan for `owner`'s upload (their `sub`), under a new time-ordered photo id.
     pub fn validate(self, owner: &str, max_bytes: u64) -> Result<UploadPlan, ApiError> {
+        if !is_owner_segment(owner) {
+            tracing::error!("a verified sub that cannot key an upload");
+            return Err(ApiError::internal());
+        }
         let filename = validate::text("filename", &self.filename, 1, 255)?;
         let content_type = self.content_type.trim().to_ascii_lowercase();
         if !ALLOWED_CONTENT_TYPES.contains(&content_type.as_str()) {
@@ -123,16 +127,13 @@ impl PhotoRef {
     pub fn of_upload_key(key: &str) -> Option<Self> {
         let mut parts = key.strip_prefix(UPLOAD_PREFIX)?.splitn(3, '/');
         let (owner, id, name) = (parts.next()?, parts.next()?, parts.next()?);
-        let canonical = |text: &str| {
-            uuid::Uuid::parse_str(text)
-                .ok()
-                .map(|u| u.hyphenated().to_string())
-                .filter(|u| u == text)
-        };
-        (!name.is_empty() && !name.contains('/')).then_some(())?;
-        Some(Self {
-            owner: canonical(owner)?,
-            id: canonical(id)?,
+        let id = uuid::Uuid::parse_str(id)
+            .ok()
+            .map(|u| u.hyphenated().to_string())
+            .filter(|u| u == id)?;
+        (is_owner_segment(owner) && !name.is_empty() && !name.contains('/')).then(|| Self {
+            owner: owner.to_string(),
+            id,
         })
     }
 
@@ -152,6 +153,16 @@ impl PhotoRef {
     pub fn failure_marker_key(&self) -> String {
         format!("failed/{}/{}.json", self.owner, self.id)
     }
+}
+
+/// Whether a `sub` can stand as a key segment. Cognito documents `sub` only as a unique
+/// identifier within the pool (UUIDs today, of more than one version), not its format, so this
+/// accepts what a key segment safely holds rather than one UUID shape.
+pub fn is_owner_segment(sub: &str) -> bool {
+    (1..=128).contains(&sub.len())
+        && sub
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A photo id from a URL path: a UUID in canonical form, nothing else.
@@ -421,6 +432,13 @@ mod tests {
         let key = photo.upload_key("사진 (1).jpg");
         assert_eq!(key, format!("uploads/{OWNER}/{}/1.jpg", photo.id));
         assert_eq!(PhotoRef::of_upload_key(&key), Some(photo.clone()));
+        // A sub of another shape (Cognito does not promise one) is still an owner.
+        let other_sub = PhotoRef {
+            owner: "eu-west-1_Ab_0123456789abcdef".into(),
+            ..photo.clone()
+        };
+        let key = other_sub.upload_key("x.jpg");
+        assert_eq!(PhotoRef::of_upload_key(&key), Some(other_sub));
         assert_eq!(
             photo.thumbnail_key(),
             format!("thumbnails/{OWNER}/{}.jpg", photo.id)
@@ -435,8 +453,9 @@ mod tests {
             format!("uploads/{id}/x.jpg"),
             format!("uploads/{OWNER}/{id}/"),
             format!("uploads/{OWNER}/{id}/a/b.jpg"),
-            format!("uploads/{}/{id}/x.jpg", OWNER.to_uppercase()),
-            format!("uploads/not-a-sub/{id}/x.jpg"),
+            format!("uploads/{OWNER}/{}/x.jpg", id.to_uppercase()),
+            format!("uploads/a.b/{id}/x.jpg"),
+            format!("uploads/{}/{id}/x.jpg", "a".repeat(129)),
             format!("elsewhere/{OWNER}/{id}/x.jpg"),
         ] {
             assert_eq!(PhotoRef::of_upload_key(&other), None, "{other}");
