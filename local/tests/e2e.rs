@@ -704,6 +704,8 @@ async fn decide_once_by_the_confirmation_page(local: &Local, approve: &str) {
     let page = page.text().await.unwrap();
     assert!(page.contains("<form method=\"post\""), "{page}");
     assert!(page.contains("the promotion of Ann Lee"), "{page}");
+    // Whose request it is: the requester's name and address, from their token.
+    assert!(page.contains("Requested by Ann Lee ("), "{page}");
     let token = page
         .split("name=\"taskToken\" value=\"")
         .nth(1)

@@ -18,12 +18,32 @@ pub struct StartApprovalRequest {
     pub manager_email: String,
 }
 
-/// The state machine's input (the seed's shape).
+/// The state machine's input: the seed's shape, and who asked (from their verified token), so
+/// that the manager's e-mail and the page it opens say whose request it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
     pub employee_name: String,
     pub manager_email: String,
+    /// Empty in a task of an execution started before requesters were recorded.
+    #[serde(default)]
+    pub requester_name: String,
+    #[serde(default)]
+    pub requester_email: String,
+}
+
+impl Promotion {
+    /// "Ann Lee (ann@example.com)", or `None` when the request does not say. The name is cut at
+    /// 100 characters (Cognito allows longer), so the page's `requester` (at most 400) takes it.
+    pub fn requester(&self) -> Option<String> {
+        let name: String = self.requester_name.trim().chars().take(100).collect();
+        match (name.trim(), self.requester_email.trim()) {
+            ("", "") => None,
+            (name, "") => Some(name.to_string()),
+            ("", email) => Some(email.to_string()),
+            (name, email) => Some(format!("{name} ({email})")),
+        }
+    }
 }
 
 impl StartApprovalRequest {
@@ -39,6 +59,8 @@ impl StartApprovalRequest {
         Ok(Promotion {
             employee_name: validate::text("employeeName", &self.employee_name, 1, 100)?,
             manager_email,
+            requester_name: requester.name.chars().filter(|c| !c.is_control()).collect(),
+            requester_email: requester.email.clone(),
         })
     }
 }
@@ -112,16 +134,27 @@ impl Decision {
 }
 
 /// The link a manager clicks: `{base}/approvals/{succeed|fail}?taskToken=<url-encoded>`.
-/// The emailed link: the token decides; the employee's name is only shown on the page it opens
-/// (whoever holds a live link may decide it anyway, so the name needs no protection of its own).
-pub fn decision_link(base: &str, decision: Decision, task_token: &str, employee: &str) -> String {
-    format!(
+/// The emailed link: the token decides; the employee's and the requester's names are only shown
+/// on the page it opens (whoever holds a live link may decide it anyway, so the names need no
+/// protection of their own).
+pub fn decision_link(
+    base: &str,
+    decision: Decision,
+    task_token: &str,
+    promotion: &Promotion,
+) -> String {
+    let mut link = format!(
         "{}/approvals/{}?taskToken={}&employee={}",
         base.trim_end_matches('/'),
         decision.segment(),
         url_encode(task_token),
-        url_encode(employee)
-    )
+        url_encode(&promotion.employee_name)
+    );
+    if let Some(requester) = promotion.requester() {
+        link.push_str("&requester=");
+        link.push_str(&url_encode(&requester));
+    }
+    link
 }
 
 fn url_encode(value: &str) -> String {
@@ -154,8 +187,29 @@ pub struct Email {
 /// The approval request email.
 pub fn approval_email(task: &ApprovalTask, link_base: &str) -> Email {
     let name = &task.promotion.employee_name;
-    let approve = decision_link(link_base, Decision::Approve, &task.task_token, name);
-    let reject = decision_link(link_base, Decision::Reject, &task.task_token, name);
+    let approve = decision_link(
+        link_base,
+        Decision::Approve,
+        &task.task_token,
+        &task.promotion,
+    );
+    let reject = decision_link(
+        link_base,
+        Decision::Reject,
+        &task.task_token,
+        &task.promotion,
+    );
+    // Who asked, from their verified token: the manager knows whose request this is.
+    let asked = task
+        .promotion
+        .requester()
+        .map(|r| {
+            (
+                format!(" {r} asks for it."),
+                format!(" {} asks for it.", html_escape(&r)),
+            )
+        })
+        .unwrap_or_default();
     let reminder = if task.attempt > 1 {
         format!(" (reminder {})", task.attempt - 1)
     } else {
@@ -168,15 +222,17 @@ pub fn approval_email(task: &ApprovalTask, link_base: &str) -> Email {
     let escaped = html_escape(name);
     let html = format!(
         "<!doctype html><html><body style=\"font-family:sans-serif;max-width:36em\">\
-         <p>Hello,</p><p><strong>{escaped}</strong> has been proposed for a promotion. Please approve or reject the request{reminder}.</p>\
+         <p>Hello,</p><p><strong>{escaped}</strong> has been proposed for a promotion.{asked_html} Please approve or reject the request{reminder}.</p>\
          <p><a href=\"{}\" style=\"padding:.6em 1.2em;background:#1a7f37;color:#fff;text-decoration:none;border-radius:4px\">Approve</a> \
          <a href=\"{}\" style=\"padding:.6em 1.2em;background:#cf222e;color:#fff;text-decoration:none;border-radius:4px\">Reject</a></p>\
          <p style=\"color:#666\">Each link opens a confirmation page; nothing is decided until you confirm there.</p></body></html>",
         html_escape(&approve),
         html_escape(&reject),
+        asked_html = asked.1,
     );
+    let asked_text = asked.0;
     let text = format!(
-        "Hello,\n\n{name} has been proposed for a promotion. Please approve or reject the request{reminder}.\n\nApprove: {approve}\n\nReject: {reject}\n\nEach link opens a confirmation page; nothing is decided until you confirm there.\n"
+        "Hello,\n\n{name} has been proposed for a promotion.{asked_text} Please approve or reject the request{reminder}.\n\nApprove: {approve}\n\nReject: {reject}\n\nEach link opens a confirmation page; nothing is decided until you confirm there.\n"
     );
     Email {
         subject,
@@ -197,9 +253,14 @@ pub fn page(title: &str, body_html: &str) -> String {
 }
 
 /// The confirmation page a GET of a live link shows: a button that POSTs the decision (link
-/// scanners that pre-fetch GET links cannot decide anything), naming the employee as the link
-/// does.
-pub fn confirmation_page(decision: Decision, task_token: &str, employee: Option<&str>) -> String {
+/// scanners that pre-fetch GET links cannot decide anything), naming the employee and the
+/// requester as the link does.
+pub fn confirmation_page(
+    decision: Decision,
+    task_token: &str,
+    employee: Option<&str>,
+    requester: Option<&str>,
+) -> String {
     let class = if decision == Decision::Reject {
         " class=\"reject\""
     } else {
@@ -212,9 +273,12 @@ pub fn confirmation_page(decision: Decision, task_token: &str, employee: Option<
     page(
         &format!("{} {whose}?", decision.verb()),
         &format!(
-            "<p>Confirm your decision. This cannot be undone.</p>\
+            "{}<p>Confirm your decision. This cannot be undone.</p>\
              <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"taskToken\" value=\"{}\">\
              <button type=\"submit\"{class}>{}</button></form>",
+            requester
+                .map(|r| format!("<p>Requested by {}.</p>", html_escape(r)))
+                .unwrap_or_default(),
             decision.segment(),
             html_escape(task_token),
             decision.verb()
@@ -248,6 +312,8 @@ mod tests {
             promotion: Promotion {
                 employee_name: name.into(),
                 manager_email: "m@example.com".into(),
+                requester_name: "Bo <i>Kim</i>".into(),
+                requester_email: "bo@example.com".into(),
             },
             attempt: 1,
         }
@@ -274,6 +340,24 @@ mod tests {
         );
         assert!(!email.html.contains("<script>"));
         assert!(email.html.contains("taskToken=AAAA%2B%2F%3Dtoken%26x"));
+        // Whose request it is, in the mail and in the links to the page.
+        assert!(
+            email
+                .text
+                .contains("Bo <i>Kim</i> (bo@example.com) asks for it.")
+        );
+        assert!(
+            email
+                .html
+                .contains("Bo &lt;i&gt;Kim&lt;/i&gt; (bo@example.com) asks for it.")
+        );
+        assert!(
+            email
+                .text
+                .contains("&requester=Bo%20%3Ci%3EKim%3C%2Fi%3E%20%28bo%40example%2Ecom%29"),
+            "{}",
+            email.text
+        );
     }
 
     #[test]
@@ -283,7 +367,16 @@ mod tests {
 
     #[test]
     fn confirmation_page_posts_the_token() {
-        let html = confirmation_page(Decision::Reject, "a\"b", Some("Ann <b>Lee</b>"));
+        let html = confirmation_page(
+            Decision::Reject,
+            "a\"b",
+            Some("Ann <b>Lee</b>"),
+            Some("Bo <i>Kim</i>"),
+        );
+        assert!(
+            html.contains("Requested by Bo &lt;i&gt;Kim&lt;/i&gt;."),
+            "{html}"
+        );
         assert!(
             html.contains("the promotion of Ann &lt;b&gt;Lee&lt;/b&gt;?"),
             "{html}"
@@ -295,9 +388,10 @@ mod tests {
 
     #[test]
     fn requests_and_tokens_are_validated() {
-        let ann =
-            Person::from_claims(&serde_json::json!({"sub": "u1", "email": "ann@example.com"}))
-                .unwrap();
+        let ann = Person::from_claims(
+            &serde_json::json!({"sub": "u1", "email": "ann@example.com", "name": "Ann\u{7}Lee"}),
+        )
+        .unwrap();
         let request = |employee: &str, manager: &str| StartApprovalRequest {
             employee_name: employee.into(),
             manager_email: manager.into(),
@@ -307,7 +401,9 @@ mod tests {
             ok,
             Promotion {
                 employee_name: "Ann".into(),
-                manager_email: "boss@example.com".into()
+                manager_email: "boss@example.com".into(),
+                requester_name: "AnnLee".into(),
+                requester_email: "ann@example.com".into(),
             }
         );
         assert!(request("", "b@example.com").validate(&ann).is_err());

@@ -184,12 +184,24 @@ async fn decide_through_links(
     let requests = a.deliver_requests(1).await;
     assert_eq!(requests[0]["employeeName"], "Ann <b>Lee</b>");
     assert_eq!(requests[0]["attempt"], 1);
+    // The requester rides along, from the token, and the manager is told who asked.
+    assert_eq!(
+        (
+            &requests[0]["requesterName"],
+            &requests[0]["requesterEmail"]
+        ),
+        (&json!("Ann Lee"), &json!("ann@example.com"))
+    );
     let inbox = a.inbox().await;
     assert_eq!(inbox.len(), 1);
     let html = inbox[0]["body"].as_str().unwrap();
     assert!(
         html.contains("Ann &lt;b&gt;Lee&lt;/b&gt;"),
         "the name is escaped"
+    );
+    assert!(
+        html.contains("Ann Lee (ann@example.com) asks for it."),
+        "{html}"
     );
     let (path, token) = link(html, decision);
     assert_eq!(token, requests[0]["taskToken"].as_str().unwrap());

@@ -103,6 +103,11 @@ impl App {
         let employee = employee
             .map(|name| shared::validate::text("employee", &name, 1, 100))
             .transpose()?;
+        // Who asked (the requester's name and address), as the e-mailed link says.
+        let requester: Option<String> = rest::query_param(req, "requester")?;
+        let requester = requester
+            .map(|name| shared::validate::text("requester", &name, 1, 400))
+            .transpose()?;
         self.sfn
             .send_task_heartbeat()
             .task_token(&token)
@@ -111,7 +116,12 @@ impl App {
             .map_err(|e| closed_request(e.into_service_error().meta().code(), false))?;
         Ok(html(
             StatusCode::OK,
-            &approval::confirmation_page(decision, &token, employee.as_deref()),
+            &approval::confirmation_page(
+                decision,
+                &token,
+                employee.as_deref(),
+                requester.as_deref(),
+            ),
         ))
     }
 
