@@ -6,8 +6,7 @@
 //                               a confirmed person of the user pool, who signs in to each page
 //                               (ID_TOKEN: the same person's token for direct API calls)
 //   COGNITO_ENDPOINT            where the page signs in (config.json's cognitoEndpoint)
-//   PEOPLE                      more confirmed people, {name: {email, password}} (the chat's,
-//                               and the two-person walk's)
+//   PEOPLE                      more confirmed people, {name: {email, password}} (the chat's)
 //   FIXTURES                    photo-1.jpg, photo-2.png, not-a-photo.jpg
 //   SCREENSHOTS                 where each page's screenshot goes
 // Every test fails on a console error or an uncaught exception in the page; the only messages
@@ -74,6 +73,28 @@ async function signIn(page, person) {
   await byTestId(page, 'auth-user').getByText(person.name, { exact: true }).waitFor();
 }
 
+// A new person signs up through the page: the form, the code from the local mailbox, sign-in.
+async function signUp(page, person) {
+  await byTestId(page, 'auth-to-signup').click();
+  await byTestId(page, 'auth-name').fill(person.name);
+  await byTestId(page, 'auth-email').fill(person.email);
+  await byTestId(page, 'auth-password').fill(person.password);
+  await byTestId(page, 'auth-signup').click();
+  await byTestId(page, 'auth-code').waitFor();
+  await byTestId(page, 'auth-code').fill(await mailedCode(person.email));
+  await byTestId(page, 'auth-confirm').click();
+  await page.getByText('Your account is confirmed: sign in.').waitFor();
+  await signIn(page, person);
+}
+
+async function mailedCode(email) {
+  return eventually('the confirmation code', async () => {
+    const response = await fetch(`${API_URL}/_local/mail?to=${encodeURIComponent(email)}`);
+    const mail = await response.json();
+    return (mail.messages?.at(-1)?.body || '').match(/\b\d{6}\b/)?.[0];
+  });
+}
+
 async function shot(page, name) {
   const path = join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
@@ -117,11 +138,7 @@ test('sign-up: a new person confirms with the e-mailed code, signs in, and signs
   await byTestId(page, 'auth-password').fill(person.password);
   await byTestId(page, 'auth-signup').click();
   await byTestId(page, 'auth-code').waitFor();
-  const code = await eventually('the confirmation code', async () => {
-    const response = await fetch(`${API_URL}/_local/mail?to=${encodeURIComponent(person.email)}`);
-    const mail = await response.json();
-    return (mail.messages?.at(-1)?.body || '').match(/\b\d{6}\b/)?.[0];
-  });
+  const code = await mailedCode(person.email);
   await byTestId(page, 'auth-code').fill(code === '000000' ? '000001' : '000000');
   await byTestId(page, 'auth-confirm').click();
   await byTestId(page, 'auth-error').getByText('That code is not the one we sent').waitFor();
@@ -340,11 +357,14 @@ test('appointments: my contact preference and my booking reach the queue enriche
   await context.close();
 });
 
-test('two people: each uploads a photo and creates an item in their own browser, and neither sees the other\'s', async () => {
+test('two people: each signs up, uploads a photo and creates an item in their own browser, and neither sees the other\'s', async () => {
   const sessions = [];
   for (const name of ['Pia Park', 'Quinn Ó Briain']) {
-    const session = await open('#/photos', { as: { name, ...PEOPLE[name] } });
+    const person = { name, email: `${name.split(' ')[0].toLowerCase()}-${Date.now()}@example.com`, password: 'correct horse battery staple' };
+    const session = await open('#/photos', { signIn: false });
     const { page } = session;
+    await signUp(page, person);
+    await page.getByRole('heading', { level: 2, name: 'Photos' }).waitFor();
     await byTestId(page, 'photo-input').setInputFiles(join(FIXTURES, 'photo-1.jpg'));
     await page.waitForFunction(() => {
       const images = [...document.querySelectorAll('[data-testid="photo-thumbnail"]')];
