@@ -272,6 +272,9 @@ test('approvals: request one; the e-mailed link opens the confirmation page and 
   await byTestId(page, 'approval-manager').fill(manager);
   await byTestId(page, 'approval-request').click();
   await page.getByText(`Asked ${manager}`).waitFor();
+  // My requests: this one, waiting for the manager.
+  const row = byTestId(page, 'approval-row').first();
+  await row.getByText(`Promotion of Søren Ørsted, asked of ${manager}: waiting for the manager`).waitFor();
   await shot(page, 'approvals');
 
   const link = await eventually('the approval e-mail', async () => {
@@ -285,6 +288,9 @@ test('approvals: request one; the e-mailed link opens the confirmation page and 
   await page.getByRole('button').first().click();
   await page.waitForLoadState();
   assert.match(await page.textContent('body'), /approved/i);
+  // Back in the app, the requester sees the outcome.
+  await page.goto(`${WEB_URL}#/approvals`);
+  await page.locator('[data-testid="approval-row"][data-status="approved"]').getByText('Søren Ørsted').waitFor();
   assert.deepEqual(errors, []);
   await context.close();
 });

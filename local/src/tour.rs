@@ -45,7 +45,6 @@ pub fn script(
     let post = format!("{curl} -H 'content-type: application/json'");
     let post_as_bob = post.replace("$token", "$bob_token");
     let curl_as_bob = curl.replace("$token", "$bob_token");
-    // Only the status: the refusal is the point.
     let status_as_bob = format!(
         "curl -sS -o /dev/null -w '%{{http_code}}' -H 'x-api-key: {key}' -H \"authorization: $bob_token\""
     );
@@ -74,8 +73,7 @@ ann_email=$(python3 -c 'import base64,json,sys; p=sys.stdin.read().split(".")[1]
 #    a missing one does (404).
 item=$({post} -X POST {url}/items -d '{{"name":"Espresso machine","email":"ann@example.com"}}' | {id_of}); echo "created $item"
 {curl} {url}/items; echo
-echo "Bob's items: $({curl_as_bob} {url}/items)"
-echo "Bob reading Ann's item: $({status_as_bob} {url}/items/$item)"
+echo "Bob's items: $({curl_as_bob} {url}/items); Bob reading Ann's item: $({status_as_bob} {url}/items/$item)"
 
 # 2. Photos: an upload ticket for photo.jpg, the PUT it describes (with every header it signed),
 #    then Ann's album entry once it is ready, and the 200 px thumbnail it links to.
@@ -84,8 +82,7 @@ mapfile -t signed < <({signed_headers} <<<"$ticket")
 curl -sS --fail-with-body -X PUT "$({upload_url} <<<"$ticket")" "${{signed[@]}}" --data-binary @photo.jpg
 photo=$({id_of} <<<"$ticket")
 for _ in $(seq 30); do thumb=$({curl} {url}/photos/$photo | {thumbnail_url}) && [ -n "$thumb" ] && break; sleep 1; done
-curl -sS --fail-with-body "$thumb" -o thumbnail.jpg; ls -l thumbnail.jpg
-echo "Bob's photos: $({curl_as_bob} {url}/photos)"
+curl -sS --fail-with-body "$thumb" -o thumbnail.jpg; ls -l thumbnail.jpg; echo "Bob's photos: $({curl_as_bob} {url}/photos)"
 
 # 3. Chat: a ticket each for Ann and Bob (under their own names; valid for a minute), two
 #    WebSocket clients in one room with them (websocat, or npx wscat -c), then send this frame
@@ -98,9 +95,11 @@ echo "websocat \"{bob}\""
 {post} -X POST {url}/rooms/{CHAT_ROOM}/messages -d '{{"text":"hello from curl"}}'; echo
 {curl} {url}/rooms/{CHAT_ROOM}/messages; echo
 
-# 4. Approval: ask a manager; the email (in the local mailbox) links to a page with the buttons.
+# 4. Approval: ask a manager; the email (in the local mailbox) names Ann and links to a page with
+#    the buttons.
 {post} -X POST {url}/approvals -d '{{"employeeName":"Ann","managerEmail":"boss@example.com"}}'; echo
 sleep 2; curl -sS --fail-with-body '{url}/_local/mail?to=boss@example.com'; echo
+{curl} {url}/approvals; echo  # Ann's requests, each with its outcome so far
 
 # 5. Appointments: Ann's preferred method (for her own verified address), her booking, her list,
 #    and the enriched message the pipe puts on the queue.

@@ -926,6 +926,10 @@ async fn tour_runs_as_printed() {
         "the approval email: {stdout}"
     );
     assert!(stdout.contains(r#""preferredMethod":"sms""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""status":"pending""#),
+        "Ann's requests: {stdout}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

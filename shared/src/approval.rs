@@ -4,6 +4,8 @@
 //! The task token is a bearer credential: it appears only inside the emailed links and the
 //! decision form, never in logs or error bodies.
 
+pub mod requests;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use approval_worker::{ActivityPoller, Mailer};
 use aws_sdk_sfn::types::ExecutionStatus;
 use integration_tests::fake_sfn::FakeStepFunctions;
-use integration_tests::{Rest, assert_error, fixture, parts, stack};
+use integration_tests::{Person, Rest, ann, assert_error, fixture, parts, stack};
 use local_stack::cloudformation::provision::Stack;
 use local_stack::lambda::queues;
 use serde_json::{Value, json};
@@ -65,6 +65,24 @@ impl Approval {
         let (status, body) = parts(&self.api.handle(request.request()).await);
         assert_eq!(status, 202, "{body}");
         body["executionArn"].as_str().unwrap().to_string()
+    }
+
+    /// `GET /approvals` as `person`: their requests, newest first.
+    async fn mine(&self, person: &Person) -> Vec<Value> {
+        let request = Rest::get("/approvals").as_person(person);
+        let (status, page) = parts(&self.api.handle(request.request()).await);
+        assert_eq!(status, 200, "{page}");
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// The status `GET /approvals` gives Ann's request `execution`.
+    async fn listed_status(&self, execution: &str) -> Value {
+        let mine = self.mine(&ann()).await;
+        let request = mine
+            .iter()
+            .find(|r| r["executionArn"] == execution)
+            .unwrap_or_else(|| panic!("{execution} not in {mine:?}"));
+        request["status"].clone()
     }
 
     /// Waits for the state machine's request(s) on the queue and hands them to the worker.
@@ -253,6 +271,12 @@ async fn approve_link_succeeds_the_execution() {
     let out = decide_through_links(&a, "succeed", ExecutionStatus::Succeeded).await;
     let output: Value = serde_json::from_str(out.output.as_deref().unwrap()).unwrap();
     assert_eq!(output["decision"]["decision"], "approved");
+    // The requester's list says so, with when; it is recorded, so a second read is the same.
+    let execution = out.execution_arn;
+    assert_eq!(a.listed_status(&execution).await, "approved");
+    let listed = a.mine(&ann()).await;
+    assert!(listed[0]["decidedAt"].is_string(), "{listed:?}");
+    assert_eq!(a.listed_status(&execution).await, "approved");
 }
 
 #[tokio::test]
@@ -260,6 +284,62 @@ async fn reject_link_fails_the_execution() {
     let a = approval("3600").await;
     let out = decide_through_links(&a, "fail", ExecutionStatus::Failed).await;
     assert_eq!(out.error.as_deref(), Some("Rejected"));
+    assert_eq!(a.listed_status(&out.execution_arn).await, "rejected");
+}
+
+/// `GET /approvals`: each requester's own, newest first and paged, pending until decided;
+/// nobody else's.
+#[tokio::test]
+async fn each_requester_lists_their_own_requests() {
+    let a = approval("3600").await;
+    let first = a.start("Kim").await;
+    let second = a.start("Lee").await;
+    let bob = Person::new("Bob", "bob@example.com");
+    let request = Rest::post("/approvals")
+        .as_person(&bob)
+        .json(json!({"employeeName": "Bob's colleague", "managerEmail": a.manager}));
+    assert_eq!(a.api.handle(request.request()).await.status(), 202);
+
+    let mine = a.mine(&ann()).await;
+    let executions: Vec<&Value> = mine.iter().map(|r| &r["executionArn"]).collect();
+    assert_eq!(
+        executions,
+        [&json!(second), &json!(first)],
+        "newest first, Ann's only"
+    );
+    assert_eq!(mine[0]["status"], "pending");
+    assert_eq!(mine[0]["employeeName"], "Lee");
+    assert_eq!(mine[0]["managerEmail"], a.manager.as_str());
+    let bobs = a.mine(&bob).await;
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0]["employeeName"], "Bob's colleague");
+
+    let page = |cursor: Option<&str>| {
+        let mut request = Rest::get("/approvals").query("limit", "1");
+        if let Some(cursor) = cursor {
+            request = request.query("cursor", cursor);
+        }
+        request
+    };
+    let (_, one) = parts(&a.api.handle(page(None).request()).await);
+    let cursor = one["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let (_, two) = parts(&a.api.handle(page(Some(&cursor)).request()).await);
+    assert_eq!(two["items"][0]["executionArn"], first.as_str());
+    let (status, _) = parts(
+        &a.api
+            .handle(page(Some(&cursor)).as_person(&bob).request())
+            .await,
+    );
+    assert_eq!(status, 400, "Ann's cursor is not Bob's");
+    let (status, _) = parts(
+        &a.api
+            .handle(Rest::get("/approvals").anonymous().request())
+            .await,
+    );
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]
@@ -275,6 +355,7 @@ async fn unanswered_requests_are_resent_then_expire() {
     let out = a.status(&execution, ExecutionStatus::Failed).await;
     assert_eq!(out.status, ExecutionStatus::Failed);
     assert_eq!(out.error.as_deref(), Some("ApprovalExpired"));
+    assert_eq!(a.listed_status(&execution).await, "timed_out");
     // Every emailed link is dead now: the first two were superseded by their reminders, the
     // last one's execution ended. The page says so instead of offering a button.
     for request in &requests {
@@ -364,7 +445,26 @@ async fn bad_requests_get_clear_answers_and_never_echo_the_token() {
             400,
             "malformed_json",
         ),
-        (Rest::get("/approvals"), 405, "method_not_allowed"),
+        (
+            Rest::put("/approvals").json(json!({})),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Rest::get("/approvals").query("limit", "0"),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::get("/approvals").query("cursor", "junk"),
+            400,
+            "validation_error",
+        ),
+        (
+            Rest::get("/approvals").query("status", "pending"),
+            400,
+            "validation_error",
+        ),
         (Rest::get("/approvals/succeed"), 400, "validation_error"),
         (
             Rest::get("/approvals/maybe").query("taskToken", "x"),

@@ -1,6 +1,9 @@
 //! `approval-api`: start a promotion approval, and the pages behind the emailed links.
 //!
-//! - `POST /approvals` {employeeName, managerEmail} -> 202 {executionArn, name}.
+//! - `POST /approvals` {employeeName, managerEmail} -> 202 {executionArn, name}: the request is
+//!   recorded for its requester, then its execution started.
+//! - `GET /approvals` -> the caller's requests, newest first, paged, each pending, approved,
+//!   rejected, timed out or failed.
 //! - `GET /approvals/{succeed|fail}?taskToken=` -> a confirmation page; a GET never decides,
 //!   because email link scanners pre-fetch links.
 //! - `POST /approvals/{succeed|fail}` (form or JSON `taskToken`) -> SendTaskSuccess /
@@ -12,6 +15,7 @@
 use http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestPayloadExt, Response};
 use shared::ApiError;
+use shared::approval::requests::{ApprovalRequest, Requests};
 use shared::approval::{self, Decision, DecisionForm, StartApprovalRequest};
 use shared::config::{self, ConfigError, EnvSource};
 use shared::error::classify_sdk_error;
@@ -22,15 +26,22 @@ use shared::telemetry::metric;
 #[derive(Debug, Clone)]
 pub struct App {
     sfn: aws_sdk_sfn::Client,
+    requests: Requests,
     state_machine_arn: String,
     responder: Responder,
 }
 
 impl App {
-    /// Reads `STATE_MACHINE_ARN` and optionally `CORS_ALLOW_ORIGIN`.
+    /// Reads `STATE_MACHINE_ARN`, `REQUESTS_TABLE` and optionally `CORS_ALLOW_ORIGIN`.
     pub fn from_env(sdk: &aws_config::SdkConfig, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let sfn = aws_sdk_sfn::Client::new(sdk);
         Ok(Self {
-            sfn: aws_sdk_sfn::Client::new(sdk),
+            requests: Requests::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                sfn.clone(),
+                config::required(env, "REQUESTS_TABLE")?,
+            ),
+            sfn,
             state_machine_arn: config::required(env, "STATE_MACHINE_ARN")?,
             responder: Responder::from_env(env),
         })
@@ -58,7 +69,8 @@ impl App {
         let (method, segments) = (route.method.clone(), route.segments());
         match segments.as_slice() {
             ["approvals"] if method == Method::POST => self.start(req).await,
-            ["approvals"] => Err(ApiError::method_not_allowed("POST, OPTIONS")),
+            ["approvals"] if method == Method::GET => self.mine(req).await,
+            ["approvals"] => Err(ApiError::method_not_allowed("GET, POST, OPTIONS")),
             ["approvals", segment] => {
                 let decision = Decision::from_segment(segment)
                     .ok_or_else(|| ApiError::route_not_found(method.as_str(), req.uri().path()))?;
@@ -75,22 +87,52 @@ impl App {
     async fn start(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let requester = Person::of(req)?;
         let promotion = rest::parse_json::<StartApprovalRequest>(req)?.validate(&requester)?;
-        let name = format!("promotion-{}", uuid::Uuid::new_v4());
+        let name = ApprovalRequest::new_id();
         let input = serde_json::to_string(&promotion).map_err(|_| ApiError::internal())?;
-        let out = self
+        // Recorded first, so no execution runs that its requester cannot see; the ARN is the
+        // documented form arn:...:execution:<state machine name>:<execution name>.
+        let execution_arn = format!(
+            "{}:{name}",
+            self.state_machine_arn
+                .replacen(":stateMachine:", ":execution:", 1)
+        );
+        let record = ApprovalRequest::pending(&name, &requester.sub, &promotion, execution_arn);
+        self.requests.add(&record).await?;
+        let started = self
             .sfn
             .start_execution()
             .state_machine_arn(&self.state_machine_arn)
             .name(&name)
             .input(input)
             .send()
-            .await
-            .map_err(|e| ApiError::from(classify_sdk_error("states", &e)))?;
+            .await;
+        let out = match started {
+            Ok(out) => out,
+            Err(err) => {
+                // Best effort: a row left behind reads as failed (its execution does not exist).
+                if let Err(removal) = self.requests.remove(&name).await {
+                    tracing::warn!(error = %removal, "request row of an unstarted execution kept");
+                }
+                return Err(classify_sdk_error("states", &err).into());
+            }
+        };
         tracing::info!(execution = %name, "approval started");
         Ok(rest::json(
             StatusCode::ACCEPTED,
             &serde_json::json!({"executionArn": out.execution_arn, "name": name}),
         ))
+    }
+
+    async fn mine(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let requester = Person::of(req)?;
+        rest::reject_unknown_query_params(req, &["limit", "cursor"])?;
+        let limit = rest::query_param(req, "limit")?;
+        let cursor = rest::query_param(req, "cursor")?;
+        let page = self
+            .requests
+            .list(&requester.sub, limit.as_deref(), cursor.as_deref())
+            .await?;
+        Ok(rest::json(StatusCode::OK, &page))
     }
 
     /// The page an emailed link opens. A GET never decides (mail scanners prefetch links), but it
