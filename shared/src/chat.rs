@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ConfigError, EnvSource};
-use crate::cursor::{self, Page};
+use crate::cursor::Page;
 use crate::error::{ApiError, BackendError, classify_sdk_error};
 use crate::person::Person;
 use crate::telemetry::metric;
@@ -431,35 +431,25 @@ impl Messages {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Page<Message>, ApiError> {
-        let scope = format!("chat/{room}");
-        let start = before
-            .map(|c| cursor::decode(&scope, c, &["room", "sort_key"]))
-            .transpose()?;
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#room = :room")
-            .expression_attribute_names("#room", "room")
-            .expression_attribute_values(":room", AttributeValue::S(room.into()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| ApiError::from(classify_sdk_error("dynamodb", &e)))?;
-        let items = out
+        let page = crate::dynamo::NewestFirst {
+            table: &self.table,
+            index: None,
+            partition: ("room", room),
+            key: &["room", "sort_key"],
+            scope: format!("chat/{room}"),
+        }
+        .page(&self.db, limit, before)
+        .await?;
+        let items = page
             .items
-            .unwrap_or_default()
             .into_iter()
             .map(|i| serde_dynamo::from_item::<_, StoredMessage>(i).map(|s| s.message))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::from(BackendError::failed("dynamodb", e)))?;
-        let next_cursor = out
-            .last_evaluated_key
-            .filter(|k| !k.is_empty())
-            .and_then(|k| cursor::encode(&scope, &k));
-        Ok(Page { items, next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
     }
 }
 

@@ -1,12 +1,16 @@
-//! The two DynamoDB calls every system's storage repeats: put one typed item, get one by its
-//! partition key. Items are (de)serialised with `serde_dynamo`; errors classified once.
+//! The DynamoDB calls every system's storage repeats: put one typed item, get one by its
+//! partition key, page through one partition newest first. Items are (de)serialised with
+//! `serde_dynamo`; errors classified once.
+
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{BackendError, classify_sdk_error};
+use crate::cursor::{self, Page};
+use crate::error::{ApiError, BackendError, classify_sdk_error};
 
 /// A conditional write's result: `Ok(Some(output))` when written, `Ok(None)` when its
 /// condition did not hold (`ConditionalCheckFailedException`), any other error classified.
@@ -108,4 +112,58 @@ pub async fn get<T: DeserializeOwned>(
     out.item
         .map(|item| serde_dynamo::from_item(item).map_err(|e| BackendError::failed("dynamodb", e)))
         .transpose()
+}
+
+/// One partition of a table or index, newest (highest sort key) first: a page of its raw items
+/// and the cursor of the next. `after` is a cursor of this listing (`scope`); one whose key
+/// names another partition is a 400 here, not DynamoDB's ValidationException later.
+pub struct NewestFirst<'a> {
+    pub table: &'a str,
+    pub index: Option<&'a str>,
+    /// The partition key's attribute and value.
+    pub partition: (&'a str, &'a str),
+    /// The attributes of a `LastEvaluatedKey` (the table's key, and the index's).
+    pub key: &'a [&'a str],
+    pub scope: String,
+}
+
+impl NewestFirst<'_> {
+    pub async fn page(
+        &self,
+        db: &Client,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<HashMap<String, AttributeValue>>, ApiError> {
+        let (attr, value) = self.partition;
+        let value = AttributeValue::S(value.to_string());
+        let start = after
+            .map(|c| cursor::decode(&self.scope, c, self.key))
+            .transpose()?;
+        if start.as_ref().is_some_and(|k| k.get(attr) != Some(&value)) {
+            return Err(ApiError::validation(
+                "cursor is invalid or belongs to a different listing",
+            ));
+        }
+        let out = db
+            .query()
+            .table_name(self.table)
+            .set_index_name(self.index.map(str::to_string))
+            .key_condition_expression("#partition = :partition")
+            .expression_attribute_names("#partition", attr)
+            .expression_attribute_values(":partition", value)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| ApiError::from(classify_sdk_error("dynamodb", &e)))?;
+        let next_cursor = out
+            .last_evaluated_key
+            .filter(|k| !k.is_empty())
+            .and_then(|k| cursor::encode(&self.scope, &k));
+        Ok(Page {
+            items: out.items.unwrap_or_default(),
+            next_cursor,
+        })
+    }
 }

@@ -579,6 +579,25 @@ async fn each_persons_album_is_theirs_alone() {
         .call(&bob, Rest::get("/photos").query("cursor", cursor))
         .await;
     assert_eq!(status, 400, "Ann's cursor in Bob's listing: {stolen}");
+    // A cursor made for Bob's listing that starts inside Ann's partition: refused as well.
+    let forged = shared::cursor::encode(
+        &format!("photos/{}", bob.sub),
+        &std::collections::HashMap::from([
+            (
+                "owner".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::S(ann.sub.clone()),
+            ),
+            (
+                "id".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::S(anns[1].as_str().unwrap().into()),
+            ),
+        ]),
+    )
+    .unwrap();
+    let (status, body) = p
+        .call(&bob, Rest::get("/photos").query("cursor", &forged))
+        .await;
+    assert_eq!(status, 400, "a forged cursor: {body}");
     let (_, bobs_album) = p.call(&bob, Rest::get("/photos")).await;
     assert_eq!(ids(&bobs_album), [bobs]);
 

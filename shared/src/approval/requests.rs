@@ -14,7 +14,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use serde::{Deserialize, Serialize};
 
 use super::{Promotion, REJECTED};
-use crate::cursor::{self, Page};
+use crate::cursor::Page;
 use crate::error::{ApiError, BackendError, classify_sdk_error};
 use crate::{dynamo, validate};
 
@@ -145,42 +145,23 @@ impl Requests {
         after: Option<&str>,
     ) -> Result<Page<ApprovalRequest>, ApiError> {
         let limit = validate::limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
-        let scope = format!("approvals/{requester}");
-        let start = after
-            .map(|c| cursor::decode(&scope, c, &INDEX_KEY))
-            .transpose()?;
-        if start
-            .as_ref()
-            .is_some_and(|k| k.get("requester") != Some(&AttributeValue::S(requester.into())))
-        {
-            return Err(ApiError::validation(
-                "cursor is invalid or belongs to a different listing",
-            ));
+        let page = dynamo::NewestFirst {
+            table: &self.table,
+            index: Some(REQUESTER_INDEX),
+            partition: ("requester", requester),
+            key: &INDEX_KEY,
+            scope: format!("approvals/{requester}"),
         }
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .index_name(REQUESTER_INDEX)
-            .key_condition_expression("#requester = :requester")
-            .expression_attribute_names("#requester", "requester")
-            .expression_attribute_values(":requester", AttributeValue::S(requester.into()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| ApiError::from(classify_sdk_error("dynamodb", &e)))?;
+        .page(&self.db, limit, after)
+        .await?;
         let mut items = Vec::new();
-        for row in out.items.unwrap_or_default() {
-            let request = decode(row)?;
-            items.push(self.current(request).await?);
+        for row in page.items {
+            items.push(self.current(decode(row)?).await?);
         }
-        let next_cursor = out
-            .last_evaluated_key
-            .filter(|k| !k.is_empty())
-            .and_then(|k| cursor::encode(&scope, &k));
-        Ok(Page { items, next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// A pending request as its execution now stands; a final answer is recorded on the row.

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{PhotoRef, UploadPlan};
-use crate::cursor::{self, Page};
+use crate::cursor::Page;
 use crate::error::{ApiError, BackendError, classify_sdk_error};
 use crate::{dynamo, timestamp, validate};
 
@@ -185,40 +185,24 @@ impl Albums {
         after: Option<&str>,
     ) -> Result<Page<Photo>, ApiError> {
         let limit = validate::limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
-        let scope = format!("photos/{owner}");
-        let start = after.map(|c| cursor::decode(&scope, c, &KEY)).transpose()?;
-        if start
-            .as_ref()
-            .is_some_and(|k| k.get("owner") != Some(&AttributeValue::S(owner.into())))
-        {
-            return Err(ApiError::validation(
-                "cursor is invalid or belongs to a different listing",
-            ));
+        let page = dynamo::NewestFirst {
+            table: &self.table,
+            index: None,
+            partition: ("owner", owner),
+            key: &KEY,
+            scope: format!("photos/{owner}"),
         }
-        let out = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| ApiError::from(classify_sdk_error("dynamodb", &e)))?;
-        let items = out
+        .page(&self.db, limit, after)
+        .await?;
+        let items = page
             .items
-            .unwrap_or_default()
             .into_iter()
             .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = out
-            .last_evaluated_key
-            .filter(|k| !k.is_empty())
-            .and_then(|k| cursor::encode(&scope, &k));
-        Ok(Page { items, next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// Records the thumbnailer's outcome. `Ok(false)`: the photo is gone (deleted while it was
