@@ -165,6 +165,22 @@ pub fn is_owner_segment(sub: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Deletes each `(bucket, key)`; a key already gone is no error (S3 answers 204 either way).
+pub async fn delete_objects(
+    s3: &aws_sdk_s3::Client,
+    objects: &[(&str, &str)],
+) -> Result<(), crate::error::BackendError> {
+    for (bucket, key) in objects {
+        s3.delete_object()
+            .bucket(*bucket)
+            .key(*key)
+            .send()
+            .await
+            .map_err(|e| crate::error::classify_sdk_error("s3", &e))?;
+    }
+    Ok(())
+}
+
 /// A photo id from a URL path: a UUID in canonical form, nothing else.
 pub fn parse_photo_id(raw: &str) -> Result<String, ApiError> {
     match uuid::Uuid::parse_str(raw) {

@@ -188,6 +188,22 @@ async fn pipeline() -> Pipeline {
     }
 }
 
+/// The PUT an upload ticket describes, with every header it signed.
+async fn put(ticket: &Value, bytes: Vec<u8>) {
+    let mut put = reqwest::Client::new()
+        .put(ticket["upload_url"].as_str().unwrap())
+        .body(bytes);
+    for (name, value) in ticket["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    let response = put.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "upload failed: {}",
+        response.status()
+    );
+}
+
 /// The photo an upload ticket names, as Ann's (the default person of [`Rest`]).
 fn photo_of(ticket: &Value) -> PhotoRef {
     let photo = PhotoRef::of_upload_key(ticket["key"].as_str().unwrap()).expect("an owned key");
@@ -231,19 +247,7 @@ impl Pipeline {
         let ticket = self
             .ticket_as(person, filename, content_type, bytes.len())
             .await;
-        let client = reqwest::Client::new();
-        let mut put = client
-            .put(ticket["upload_url"].as_str().unwrap())
-            .body(bytes);
-        for (name, value) in ticket["headers"].as_object().unwrap() {
-            put = put.header(name.as_str(), value.as_str().unwrap());
-        }
-        let response = put.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "upload failed: {}",
-            response.status()
-        );
+        put(&ticket, bytes).await;
         ticket
     }
 
@@ -685,14 +689,7 @@ async fn a_deleted_photo_leaves_nothing_behind() {
     assert_eq!(p.call(&ann(), delete).await.0, 204);
     // The delete removed the upload too, so its notice finds no object: put one back, as if the
     // PUT had landed after the delete.
-    let ticketed = reqwest::Client::new();
-    let mut put = ticketed
-        .put(late["upload_url"].as_str().unwrap())
-        .body(samples::jpeg(400, 300));
-    for (name, value) in late["headers"].as_object().unwrap() {
-        put = put.header(name.as_str(), value.as_str().unwrap());
-    }
-    assert!(put.send().await.unwrap().status().is_success());
+    put(&late, samples::jpeg(400, 300)).await;
     let event = p.receive(2).await;
     assert!(
         p.thumbnailer

@@ -203,19 +203,16 @@ impl App {
     async fn delete(&self, person: &Person, raw_id: &str) -> Result<Response<Body>, ApiError> {
         let photo = self.owned(person, raw_id).await?;
         let reference = photo.reference();
-        for (bucket, key) in [
-            (&self.uploads_bucket, photo.key.clone()),
-            (&self.thumbnails_bucket, reference.thumbnail_key()),
-            (&self.thumbnails_bucket, reference.failure_marker_key()),
-        ] {
-            self.s3
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| ApiError::from(classify_sdk_error("s3", &e)))?;
-        }
+        let (thumbnail, marker) = (reference.thumbnail_key(), reference.failure_marker_key());
+        photos::delete_objects(
+            &self.s3,
+            &[
+                (&self.uploads_bucket, &photo.key),
+                (&self.thumbnails_bucket, &thumbnail),
+                (&self.thumbnails_bucket, &marker),
+            ],
+        )
+        .await?;
         self.albums.remove(&reference).await?;
         tracing::info!(photo = %reference.id, "photo deleted");
         Ok(rest::no_content())

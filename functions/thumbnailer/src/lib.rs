@@ -270,18 +270,12 @@ impl Thumbnailer {
     /// nothing of it may stay, neither what was just made nor the upload itself.
     async fn discard(&self, upload: &Upload<'_>, made: &str) -> Result<(), Transient> {
         tracing::info!(photo = %upload.photo.id, "photo was deleted meanwhile; discarding");
-        for (bucket, key) in [
-            (&self.thumbnails_bucket, made),
-            (&upload.object.bucket, upload.object.key.as_str()),
-        ] {
-            self.s3
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| classify_sdk_error("s3", &e))?;
-        }
+        let (upload_bucket, upload_key) = (&upload.object.bucket, &upload.object.key);
+        photos::delete_objects(
+            &self.s3,
+            &[(&self.thumbnails_bucket, made), (upload_bucket, upload_key)],
+        )
+        .await?;
         Ok(())
     }
 }
