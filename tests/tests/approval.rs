@@ -522,6 +522,15 @@ async fn fixtures_parse_for_both_functions() {
         .handle(lambda_http::request::from_str(&fixture("approval-api/start.json")).unwrap())
         .await;
     assert_eq!(start.status(), 202);
+    // The same person's requests: the one the start fixture just asked for.
+    let (status, mine) = parts(
+        &a.api
+            .handle(lambda_http::request::from_str(&fixture("approval-api/list.json")).unwrap())
+            .await,
+    );
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["items"][0]["employeeName"], "Ann Lee", "{mine}");
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1, "{mine}");
     let page = a
         .api
         .handle(lambda_http::request::from_str(&fixture("approval-api/confirm-page.json")).unwrap())
