@@ -91,6 +91,16 @@ pub fn outcome(status: &ExecutionStatus, error: Option<&str>) -> Option<RequestS
     }
 }
 
+/// How long an execution may stay unknown to `DescribeExecution` after its request was
+/// recorded (the call is eventually consistent) before the request counts as never started.
+const START_GRACE: time::Duration = time::Duration::minutes(5);
+
+/// Whether a request recorded at `created_at` whose execution Step Functions does not know
+/// has had time enough to appear, so it never started.
+fn never_started(created_at: &str, now: time::OffsetDateTime) -> bool {
+    crate::timestamp::parse(created_at).is_none_or(|at| now - at > START_GRACE)
+}
+
 /// DynamoDB and Step Functions access for requests. Built once per process; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Requests {
@@ -185,12 +195,17 @@ impl Requests {
                         .map(crate::timestamp::format),
                 ),
             },
-            // The row was written, the execution never started (and its removal failed).
+            // Either the execution never started (and the row's removal failed), or it started a
+            // moment ago: DescribeExecution is eventually consistent, so only an old row's
+            // missing execution is a failure.
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_execution_does_not_exist()) =>
             {
+                if !never_started(&request.created_at, time::OffsetDateTime::now_utc()) {
+                    return Ok(request);
+                }
                 (RequestStatus::Failed, None)
             }
             Err(err) => return Err(classify_sdk_error("states", &err)),
@@ -250,6 +265,18 @@ mod tests {
             serde_json::to_value(TimedOut).unwrap(),
             serde_json::json!("timed_out")
         );
+    }
+
+    #[test]
+    fn a_missing_execution_is_a_failure_only_once_it_had_time_to_appear() {
+        let now = time::macros::datetime!(2026-12-07 18:00 UTC);
+        assert!(!never_started("2026-12-07T17:59:00Z", now), "just asked");
+        assert!(
+            !never_started("2026-12-07T17:55:00Z", now),
+            "at the grace's edge"
+        );
+        assert!(never_started("2026-12-07T17:54:59Z", now));
+        assert!(never_started("not a time", now));
     }
 
     #[test]

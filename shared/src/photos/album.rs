@@ -1,7 +1,8 @@
 //! Each person's album: one row per photo in `PhotosTable` (partition key `owner`, their `sub`;
 //! sort key `id`, a UUIDv7, so the ids sort by upload time and a query backwards is newest
 //! first). `POST /uploads` writes the row as pending; the thumbnailer settles it as ready or
-//! failed (with the reason's code); `DELETE /photos/{id}` and `DELETE /me` remove it.
+//! failed (with the reason's code); `DELETE /photos/{id}` removes it (and `DELETE /me`, once it
+//! exists, every row of a person).
 //!
 //! The composite key is the ownership check: a person's reads name their own `sub`, so someone
 //! else's photo is simply not found (404, as for a missing one).
