@@ -242,14 +242,11 @@ impl Connections {
 
     /// Idempotent: removing an unknown connection is not an error.
     pub async fn remove_connection(&self, connection_id: &str) -> Result<(), BackendError> {
-        self.db
-            .delete_item()
-            .table_name(&self.table)
-            .key("connection_id", AttributeValue::S(connection_id.into()))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        Ok(())
+        let key = HashMap::from([(
+            "connection_id".to_string(),
+            AttributeValue::S(connection_id.into()),
+        )]);
+        crate::dynamo::delete(&self.db, &self.table, key).await
     }
 
     pub async fn connection(

@@ -95,6 +95,28 @@ pub async fn put_new<T: Serialize>(
     Ok(stored.item.as_ref() == Some(&attributes))
 }
 
+/// One stored item as `T` (a row that does not fit the model is a backend failure).
+pub fn decode<T: DeserializeOwned>(
+    attributes: HashMap<String, AttributeValue>,
+) -> Result<T, BackendError> {
+    serde_dynamo::from_item(attributes).map_err(|e| BackendError::failed("dynamodb", e))
+}
+
+/// Deletes the item with `key`; deleting a missing one is no error (DynamoDB answers alike).
+pub async fn delete(
+    db: &Client,
+    table: &str,
+    key: HashMap<String, AttributeValue>,
+) -> Result<(), BackendError> {
+    db.delete_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .send()
+        .await
+        .map_err(|e| classify_sdk_error("dynamodb", &e))?;
+    Ok(())
+}
+
 /// Gets the item whose string partition key `key` is `value`.
 pub async fn get<T: DeserializeOwned>(
     db: &Client,

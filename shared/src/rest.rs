@@ -211,6 +211,12 @@ pub fn query_param(req: &Request, name: &str) -> Result<Option<String>, ApiError
     }
 }
 
+/// `limit` and `cursor` of a paged listing that takes no other query parameter.
+pub fn page_query(req: &Request) -> Result<(Option<String>, Option<String>), ApiError> {
+    reject_unknown_query_params(req, &["limit", "cursor"])?;
+    Ok((query_param(req, "limit")?, query_param(req, "cursor")?))
+}
+
 /// Rejects query parameters a route does not know, naming the first one.
 pub fn reject_unknown_query_params(req: &Request, known: &[&str]) -> Result<(), ApiError> {
     let params = req.query_string_parameters();

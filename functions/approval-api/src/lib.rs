@@ -125,9 +125,7 @@ impl App {
 
     async fn mine(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let requester = Person::of(req)?;
-        rest::reject_unknown_query_params(req, &["limit", "cursor"])?;
-        let limit = rest::query_param(req, "limit")?;
-        let cursor = rest::query_param(req, "cursor")?;
+        let (limit, cursor) = rest::page_query(req)?;
         let page = self
             .requests
             .list(&requester.sub, limit.as_deref(), cursor.as_deref())

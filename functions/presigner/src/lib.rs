@@ -179,9 +179,7 @@ impl App {
     }
 
     async fn album(&self, req: &Request, person: &Person) -> Result<Response<Body>, ApiError> {
-        rest::reject_unknown_query_params(req, &["limit", "cursor"])?;
-        let limit = rest::query_param(req, "limit")?;
-        let cursor = rest::query_param(req, "cursor")?;
+        let (limit, cursor) = rest::page_query(req)?;
         let page = self
             .albums
             .list(&person.sub, limit.as_deref(), cursor.as_deref())

@@ -109,10 +109,6 @@ pub struct Requests {
     table: String,
 }
 
-fn decode(attrs: HashMap<String, AttributeValue>) -> Result<ApprovalRequest, BackendError> {
-    serde_dynamo::from_item(attrs).map_err(|e| BackendError::failed("dynamodb", e))
-}
-
 fn key(id: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([("id".to_string(), AttributeValue::S(id.to_string()))])
 }
@@ -137,14 +133,7 @@ impl Requests {
 
     /// Forgets a request whose execution never started.
     pub async fn remove(&self, id: &str) -> Result<(), BackendError> {
-        self.db
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        Ok(())
+        dynamo::delete(&self.db, &self.table, key(id)).await
     }
 
     /// A page of `requester`'s requests, newest first, each with its current status.
@@ -166,7 +155,7 @@ impl Requests {
         .await?;
         let mut items = Vec::new();
         for row in page.items {
-            items.push(self.current(decode(row)?).await?);
+            items.push(self.current(dynamo::decode(row)?).await?);
         }
         Ok(Page {
             items,

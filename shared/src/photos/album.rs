@@ -143,10 +143,6 @@ fn key_of(photo: &PhotoRef) -> HashMap<String, AttributeValue> {
     ])
 }
 
-fn decode(attrs: HashMap<String, AttributeValue>) -> Result<Photo, BackendError> {
-    serde_dynamo::from_item(attrs).map_err(|e| BackendError::failed("dynamodb", e))
-}
-
 impl Albums {
     pub fn new(db: DynamoDb, table: impl Into<String>) -> Self {
         Self {
@@ -175,7 +171,7 @@ impl Albums {
             .send()
             .await
             .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        out.item.map(decode).transpose()
+        out.item.map(dynamo::decode).transpose()
     }
 
     /// A page of `owner`'s photos, newest first.
@@ -198,7 +194,7 @@ impl Albums {
         let items = page
             .items
             .into_iter()
-            .map(decode)
+            .map(dynamo::decode)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page {
             items,
@@ -233,14 +229,7 @@ impl Albums {
 
     /// Removes the photo's row (its objects are the caller's to delete first).
     pub async fn remove(&self, photo: &PhotoRef) -> Result<(), BackendError> {
-        self.db
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(photo)))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("dynamodb", &e))?;
-        Ok(())
+        dynamo::delete(&self.db, &self.table, key_of(photo)).await
     }
 }
 
